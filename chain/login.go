@@ -1,0 +1,220 @@
+package chain
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/gatehouse-idp/gatehouse/session"
+	"github.com/gatehouse-idp/gatehouse/web"
+)
+
+// maxFailures is how many wrong answers one attempt may give before it is
+// thrown away and the person has to start again from the application.
+const maxFailures = 10
+
+// ServeHTTP serves the login pages at LoginPath: GET shows the next step
+// (or a choice between several), POST checks a step.
+func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		e.show(w, r, r.URL.Query().Get("attempt"), r.URL.Query().Get("module"), "")
+	case http.MethodPost:
+		e.submit(w, r)
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		web.Error(w, e.opt.StaticPath, http.StatusMethodNotAllowed, "Method not allowed", "This page accepts GET and POST only.")
+	}
+}
+
+func (e *Engine) fail(w http.ResponseWriter, err error) {
+	if errors.Is(err, errAttemptGone) {
+		web.Error(w, e.opt.StaticPath, http.StatusBadRequest, "This sign-in has expired",
+			"The sign-in page was open too long, was already used, or was started in another browser. Go back to the application and sign in again.")
+		return
+	}
+	e.opt.Logger.Error("login step failed", "error", err)
+	web.Error(w, e.opt.StaticPath, http.StatusInternalServerError, "Something went wrong",
+		"Sign-in is not available right now. Please try again in a moment.")
+}
+
+type choice struct{ Name, URL string }
+
+type loginData struct {
+	Client, Action, CSRF, Attempt, Module string
+	Prompt
+	Others []choice
+}
+
+func (e *Engine) stepURL(a *Attempt, module string) string {
+	q := url.Values{"attempt": {a.ID}}
+	if module != "" {
+		q.Set("module", module)
+	}
+	return e.opt.LoginPath + "?" + q.Encode()
+}
+
+func (e *Engine) show(w http.ResponseWriter, r *http.Request, attemptID, module, message string) {
+	browser := e.opt.Sessions.Browser(w, r)
+	a, err := e.loadAttempt(r.Context(), attemptID, browser)
+	if err != nil {
+		e.fail(w, err)
+		return
+	}
+	offered, err := e.next(r.Context(), a.Subject, a.Passed, a.Req.AcrValues)
+	if err != nil {
+		e.fail(w, err)
+		return
+	}
+	if len(offered) == 0 {
+		e.finish(w, r, a)
+		return
+	}
+	var n *node
+	if module != "" {
+		i := slices.IndexFunc(offered, func(x *node) bool { return x.Name == module })
+		if i < 0 {
+			web.Error(w, e.opt.StaticPath, http.StatusBadRequest, "That sign-in method is not available",
+				"The method you asked for is not offered at this step. Go back and choose one of the methods shown.")
+			return
+		}
+		n = offered[i]
+	} else if len(offered) == 1 {
+		n = offered[0]
+	} else {
+		var cs []choice
+		for _, o := range offered {
+			cs = append(cs, choice{Name: o.Name, URL: e.stepURL(a, o.Name)})
+		}
+		web.Render(w, http.StatusOK, "choose.html", web.Page{Title: "Sign in", Static: e.opt.StaticPath, Message: message,
+			Data: struct {
+				Client  string
+				Choices []choice
+			}{a.Req.Client, cs}})
+		return
+	}
+	p, err := n.mod.Prompt(r.Context(), a)
+	if err != nil {
+		e.fail(w, err)
+		return
+	}
+	d := loginData{Client: a.Req.Client, Action: e.opt.LoginPath, CSRF: e.opt.Sessions.CSRFToken(browser, "login:"+a.ID),
+		Attempt: a.ID, Module: n.Name, Prompt: p}
+	if d.Submit == "" {
+		d.Submit = "Continue"
+	}
+	for _, o := range offered {
+		if o != n {
+			d.Others = append(d.Others, choice{Name: o.Name, URL: e.stepURL(a, o.Name)})
+		}
+	}
+	title := p.Title
+	if title == "" {
+		title = n.Name
+	}
+	status := http.StatusOK
+	if message != "" {
+		status = http.StatusUnauthorized
+	}
+	web.Render(w, status, "login.html", web.Page{Title: title, Static: e.opt.StaticPath, Message: message, Data: d})
+}
+
+func (e *Engine) submit(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		web.Error(w, e.opt.StaticPath, http.StatusBadRequest, "Bad request", "The form could not be read.")
+		return
+	}
+	browser := e.opt.Sessions.Browser(w, r)
+	attemptID := r.PostForm.Get("attempt")
+	if !e.opt.Sessions.CheckCSRF(browser, "login:"+attemptID, r.PostForm.Get("csrf")) {
+		web.Error(w, e.opt.StaticPath, http.StatusForbidden, "This form has expired",
+			"The form was not sent from this sign-in page (its security token is missing or wrong). Go back to the application and sign in again.")
+		return
+	}
+	a, err := e.loadAttempt(r.Context(), attemptID, browser)
+	if err != nil {
+		e.fail(w, err)
+		return
+	}
+	offered, err := e.next(r.Context(), a.Subject, a.Passed, a.Req.AcrValues)
+	if err != nil {
+		e.fail(w, err)
+		return
+	}
+	name := r.PostForm.Get("module")
+	i := slices.IndexFunc(offered, func(x *node) bool { return x.Name == name })
+	if i < 0 {
+		// Posting to a module that is not offered now (a later step, a
+		// disabled module, a replayed form) is refused: steps cannot be
+		// skipped.
+		web.Error(w, e.opt.StaticPath, http.StatusBadRequest, "That sign-in step is not available",
+			"This step is not the one the sign-in expects now. Go back and continue from the page shown.")
+		return
+	}
+	n := offered[i]
+	sub, err := n.mod.Verify(r.Context(), a, r.PostForm)
+	if rej, ok := IsRejection(err); ok {
+		a.Failures++
+		if a.Failures >= maxFailures {
+			_ = e.opt.Store.Delete(r.Context(), keyAttempt+a.ID)
+			web.Error(w, e.opt.StaticPath, http.StatusTooManyRequests, "Too many attempts",
+				"This sign-in was stopped after too many failed attempts. Go back to the application to start again.")
+			return
+		}
+		if err := e.saveAttempt(r.Context(), a); err != nil {
+			e.fail(w, err)
+			return
+		}
+		e.show(w, r, a.ID, n.Name, rej.Message)
+		return
+	}
+	if err != nil {
+		e.fail(w, err)
+		return
+	}
+	if a.Subject != "" && sub != a.Subject {
+		// A different person identified: start from scratch with them.
+		a.Passed = nil
+	}
+	a.Subject = sub
+	a.Passed = append(slices.DeleteFunc(a.Passed, func(p session.Passed) bool { return p.Module == n.Name }),
+		session.Passed{Module: n.Name, Kind: n.Kind, Levels: n.Levels, AMR: n.amr, At: e.opt.Sessions.Now().Truncate(time.Second)})
+	if err := e.saveAttempt(r.Context(), a); err != nil {
+		e.fail(w, err)
+		return
+	}
+	http.Redirect(w, r, e.stepURL(a, ""), http.StatusSeeOther)
+}
+
+// finish turns a completed attempt into the SSO session and returns the
+// browser to the caller.
+func (e *Engine) finish(w http.ResponseWriter, r *http.Request, a *Attempt) {
+	ctx := r.Context()
+	if _, err := e.opt.Store.Take(ctx, keyAttempt+a.ID); err != nil {
+		e.fail(w, errAttemptGone)
+		return
+	}
+	s, err := e.opt.Sessions.Load(r)
+	if err != nil && !errors.Is(err, session.ErrNoSession) {
+		e.fail(w, err)
+		return
+	}
+	if s == nil || s.Subject != a.Subject {
+		if s != nil {
+			_ = e.opt.Sessions.Destroy(ctx, nil, s.ID)
+		}
+		// A new id whenever the person changes: no session fixation.
+		s = e.opt.Sessions.New(a.Subject)
+	}
+	for _, p := range a.Passed {
+		s.Pass(p)
+	}
+	if err := e.opt.Sessions.Save(ctx, w, s); err != nil {
+		e.fail(w, err)
+		return
+	}
+	http.Redirect(w, r, a.Req.ReturnTo, http.StatusSeeOther)
+}

@@ -1,0 +1,72 @@
+// Package password is the chain module that checks a username (or email)
+// and password against the user directory.
+package password
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"unicode/utf8"
+
+	"github.com/gatehouse-idp/gatehouse/chain"
+	"github.com/gatehouse-idp/gatehouse/users"
+)
+
+func init() {
+	chain.RegisterKind("password", []string{"pwd"}, New)
+}
+
+// Module is the password module.
+type Module struct {
+	users *users.Directory
+}
+
+// New builds the module; it has no settings.
+func New(d chain.Deps, settings map[string]string) (chain.Module, error) {
+	for k := range settings {
+		return nil, errors.New("password module has no setting " + k)
+	}
+	return &Module{users: d.Users}, nil
+}
+
+// Prompt asks for login name and password.
+func (m *Module) Prompt(ctx context.Context, a *chain.Attempt) (chain.Prompt, error) {
+	login := a.LoginHint()
+	if a.Subject != "" {
+		if u, err := m.users.Get(ctx, a.Subject); err == nil {
+			login = u.Username
+		}
+	}
+	return chain.Prompt{
+		Title: "Sign in",
+		Fields: []chain.Field{
+			{Name: "username", Label: "Username or email", Type: "text", Value: login, Autocomplete: "username", Autofocus: login == ""},
+			{Name: "password", Label: "Password", Type: "password", Autocomplete: "current-password", Autofocus: login != ""},
+		},
+		Submit: "Sign in",
+	}, nil
+}
+
+const maxField = 1024
+
+// Verify checks the credentials. Unknown user, wrong password and disabled
+// account get the same message after the same work.
+func (m *Module) Verify(ctx context.Context, a *chain.Attempt, form url.Values) (string, error) {
+	login, pw := form.Get("username"), form.Get("password")
+	if login == "" || pw == "" {
+		return "", chain.Reject("Enter your username and password.")
+	}
+	if len(login) > maxField || len(pw) > maxField || !utf8.ValidString(login) {
+		return "", chain.Reject("Username or password is too long.")
+	}
+	u, err := m.users.Authenticate(ctx, login, pw)
+	if errors.Is(err, users.ErrInvalidCredentials) {
+		return "", chain.Reject("Wrong username or password.")
+	}
+	if err != nil {
+		return "", err
+	}
+	return u.Subject, nil
+}
+
+var _ chain.Module = (*Module)(nil)

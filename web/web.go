@@ -1,0 +1,66 @@
+package web
+
+import (
+	"bytes"
+	"embed"
+	"html/template"
+	"io/fs"
+	"net/http"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+var pages = template.Must(template.New("").ParseFS(templateFS, "templates/*.html"))
+
+// Page is what every template receives.
+type Page struct {
+	Title string
+	// Static is the URL prefix of the assets (e.g. "/static").
+	Static string
+	// Message is an error or notice shown above the form.
+	Message string
+	// Data is the template's own data.
+	Data any
+}
+
+// Render writes the named template with status code. A template error
+// becomes a plain 500, never a half-written page.
+func Render(w http.ResponseWriter, status int, name string, p Page) {
+	var buf bytes.Buffer
+	if err := pages.ExecuteTemplate(&buf, name, p); err != nil {
+		http.Error(w, "internal error rendering page", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// Error renders the error page for people.
+func Error(w http.ResponseWriter, static string, status int, title, detail string) {
+	Render(w, status, "error.html", Page{Title: title, Static: static, Message: detail})
+}
+
+// Static serves the embedded assets; mount it with http.StripPrefix.
+func Static() http.Handler {
+	sub, err := fs.Sub(staticFS, "static")
+	if err != nil {
+		panic(err)
+	}
+	fsrv := http.FileServerFS(sub)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		fsrv.ServeHTTP(w, r)
+	})
+}
