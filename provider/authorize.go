@@ -1,0 +1,383 @@
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-idp/gatehouse/chain"
+	"github.com/gatehouse-idp/gatehouse/session"
+	"github.com/gatehouse-idp/gatehouse/store"
+	"github.com/gatehouse-idp/gatehouse/users"
+)
+
+// Limits on authorization request input. Real requests are far smaller;
+// anything beyond is an attack or a bug and gets a clear error.
+const (
+	maxQueryBytes = 16 << 10
+	maxParamBytes = 2048
+	authReqTTL    = 30 * time.Minute
+	keyAuthReq    = "authreq:"
+	keyCode       = "code:"
+	// codeRecordTTL keeps a redeemed code's record after it stops being
+	// redeemable, so a replay is recognised and its tokens revoked.
+	codeRecordTTL = 10 * time.Minute
+)
+
+// pkceChallenge is the form of an S256 challenge and of a verifier
+// (RFC 7636 §4.1, §4.2): 43 to 128 unreserved characters.
+var pkceChallenge = regexp.MustCompile(`^[A-Za-z0-9\-._~]{43,128}$`)
+
+// authRequest is a validated authorization request, kept in the store
+// while the browser walks the chain.
+type authRequest struct {
+	ID          string         `json:"id"`
+	Browser     string         `json:"browser"`
+	ClientID    string         `json:"client_id"`
+	RedirectURI string         `json:"redirect_uri"`
+	Scopes      []string       `json:"scopes"`
+	State       string         `json:"state,omitempty"`
+	Nonce       string         `json:"nonce,omitempty"`
+	Challenge   string         `json:"code_challenge,omitempty"`
+	AcrValues   []string       `json:"acr_values,omitempty"`
+	MaxAge      *time.Duration `json:"max_age,omitempty"`
+	Prompt      []string       `json:"prompt,omitempty"`
+	LoginHint   string         `json:"login_hint,omitempty"`
+	UILocales   string         `json:"ui_locales,omitempty"`
+	StartedAt   time.Time      `json:"started_at"`
+}
+
+func (a *authRequest) prompt(v string) bool { return slices.Contains(a.Prompt, v) }
+
+// forceLogin: the user must authenticate again now (prompt=login,
+// prompt=select_account, max_age=0).
+func (a *authRequest) forceLogin() bool {
+	return a.prompt("login") || a.prompt("select_account") || (a.MaxAge != nil && *a.MaxAge == 0)
+}
+
+// codeRecord is what an authorization code stands for.
+type codeRecord struct {
+	ClientID    string    `json:"client_id"`
+	RedirectURI string    `json:"redirect_uri"`
+	Subject     string    `json:"sub"`
+	Scopes      []string  `json:"scopes"`
+	Nonce       string    `json:"nonce,omitempty"`
+	Challenge   string    `json:"code_challenge,omitempty"`
+	SID         string    `json:"sid"`
+	AuthTime    time.Time `json:"auth_time"`
+	ACR         string    `json:"acr,omitempty"`
+	AMR         []string  `json:"amr,omitempty"`
+	Levels      []string  `json:"levels,omitempty"`
+	Expires     time.Time `json:"expires"`
+	Used        bool      `json:"used,omitempty"`
+	// AccessTokens are the store keys of tokens issued for this code, so
+	// a replay can revoke them (RFC 6749 §4.1.2).
+	AccessTokens []string `json:"access_tokens,omitempty"`
+}
+
+// authorize is the authorization endpoint (OIDC Core §3.1.2).
+func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		p.errorPage(w, http.StatusMethodNotAllowed, "Method not allowed", "The authorization endpoint takes GET or POST.")
+		return
+	}
+	if len(r.URL.RawQuery) > maxQueryBytes {
+		p.errorPage(w, http.StatusRequestURITooLong, "Request too large", "The sign-in request is too large.")
+		return
+	}
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, maxQueryBytes)
+	}
+	if err := r.ParseForm(); err != nil {
+		p.errorPage(w, http.StatusBadRequest, "Bad sign-in request", "The sign-in request could not be read.")
+		return
+	}
+	params := r.Form
+	if r.Method == http.MethodPost {
+		params = r.PostForm
+	} else {
+		params = r.URL.Query()
+	}
+
+	// Until client and redirect URI check out, errors go to the person,
+	// never to the URI (OIDC Core §3.1.2.6, RFC 6749 §4.1.2.1).
+	clientID, cerr := single(params, "client_id")
+	redirectURI, rerr := single(params, "redirect_uri")
+	if cerr != nil || rerr != nil || clientID == "" || len(clientID) > maxParamBytes || len(redirectURI) > maxParamBytes {
+		p.errorPage(w, http.StatusBadRequest, "Bad sign-in request", "The application sent a sign-in request without a valid client_id or redirect_uri.")
+		return
+	}
+	client, err := p.cfg.Clients.Get(r.Context(), clientID)
+	if errors.Is(err, ErrUnknownClient) {
+		p.errorPage(w, http.StatusBadRequest, "Unknown application", "The application that sent you here is not registered with this sign-in service.")
+		return
+	} else if err != nil {
+		p.serverErrorPage(w, "looking up client", err)
+		return
+	}
+	if redirectURI == "" || !client.HasRedirectURI(redirectURI) {
+		p.errorPage(w, http.StatusBadRequest, "Unregistered redirect address",
+			"The application asked to send you back to an address it has not registered. For your safety you were not sent there.")
+		return
+	}
+	state := params.Get("state")
+	fail := func(e *oauthError) {
+		st := state
+		if len(st) > maxParamBytes {
+			st = ""
+		}
+		p.redirectError(w, r, redirectURI, st, e)
+	}
+
+	req, oerr := p.parseAuthRequest(params, client)
+	if oerr != nil {
+		fail(oerr)
+		return
+	}
+	req.ClientID, req.RedirectURI = client.ID, redirectURI
+	req.Browser = p.cfg.Sessions.Browser(w, r)
+	req.StartedAt = p.cfg.Sessions.Now()
+	req.ID = randomToken()
+
+	ctx := r.Context()
+	if !req.forceLogin() {
+		s, user, err := p.liveSession(ctx, r)
+		if err != nil {
+			p.serverErrorPage(w, "loading session", err)
+			return
+		}
+		if s != nil {
+			out, err := p.cfg.Chain.Evaluate(ctx, s.Subject, s.Passed, req.AcrValues, req.MaxAge)
+			if err != nil {
+				p.serverErrorPage(w, "evaluating session", err)
+				return
+			}
+			if out.Done {
+				p.issueCode(w, r, req, s, user, out)
+				return
+			}
+		}
+	}
+	if req.prompt("none") {
+		fail(&oauthError{Code: "login_required", Description: "the user must sign in"})
+		return
+	}
+	b, _ := json.Marshal(req)
+	if err := p.cfg.Store.Set(ctx, keyAuthReq+req.ID, b, authReqTTL); err != nil {
+		p.serverErrorPage(w, "saving authorization request", err)
+		return
+	}
+	err = p.cfg.Chain.Start(w, r, chain.Request{
+		ReturnTo:   p.prefix + PathResume + "?req=" + url.QueryEscape(req.ID),
+		AcrValues:  req.AcrValues,
+		MaxAge:     req.MaxAge,
+		ForceLogin: req.forceLogin(),
+		LoginHint:  req.LoginHint,
+		UILocales:  req.UILocales,
+		Client:     client.DisplayName(),
+	})
+	if err != nil {
+		p.serverErrorPage(w, "starting login", err)
+	}
+}
+
+// parseAuthRequest validates everything but client_id and redirect_uri.
+func (p *Provider) parseAuthRequest(params url.Values, client *Client) (*authRequest, *oauthError) {
+	for k, vs := range params {
+		if len(vs) > 1 {
+			return nil, errInvalidRequest("parameter " + k + " is repeated")
+		}
+		if len(vs[0]) > maxParamBytes {
+			return nil, errInvalidRequest("parameter " + k + " is too long")
+		}
+	}
+	if params.Has("request") {
+		return nil, &oauthError{Code: "request_not_supported", Description: "request objects are not supported"}
+	}
+	if params.Has("request_uri") {
+		return nil, &oauthError{Code: "request_uri_not_supported", Description: "request_uri is not supported"}
+	}
+	switch rt := params.Get("response_type"); rt {
+	case "code":
+	case "":
+		return nil, errInvalidRequest("response_type is required")
+	default:
+		return nil, &oauthError{Code: "unsupported_response_type", Description: "only response_type=code is supported"}
+	}
+	if rm := params.Get("response_mode"); rm != "" && rm != "query" {
+		return nil, errInvalidRequest("only response_mode=query is supported")
+	}
+	scopes := strings.Fields(params.Get("scope"))
+	if !slices.Contains(scopes, "openid") {
+		return nil, &oauthError{Code: "invalid_scope", Description: "the openid scope is required"}
+	}
+	// Scopes the client may not have are dropped (RFC 6749 §3.3).
+	allowed := client.AllowedScopes()
+	var granted []string
+	for _, s := range scopes {
+		if (s == "openid" || slices.Contains(allowed, s)) && !slices.Contains(granted, s) {
+			granted = append(granted, s)
+		}
+	}
+	req := &authRequest{
+		Scopes:    granted,
+		State:     params.Get("state"),
+		Nonce:     params.Get("nonce"),
+		LoginHint: params.Get("login_hint"),
+		UILocales: params.Get("ui_locales"),
+		AcrValues: strings.Fields(params.Get("acr_values")),
+	}
+
+	challenge, method := params.Get("code_challenge"), params.Get("code_challenge_method")
+	switch {
+	case challenge == "" && method != "":
+		return nil, errInvalidRequest("code_challenge_method without code_challenge")
+	case challenge == "" && client.Public:
+		return nil, errInvalidRequest("PKCE is required for public clients: send code_challenge with code_challenge_method=S256")
+	case challenge != "" && method == "plain":
+		return nil, errInvalidRequest("code_challenge_method plain is not allowed; use S256")
+	case challenge != "" && method != "S256":
+		return nil, errInvalidRequest("code_challenge_method must be S256")
+	case challenge != "" && !pkceChallenge.MatchString(challenge):
+		return nil, errInvalidRequest("code_challenge is malformed")
+	}
+	req.Challenge = challenge
+
+	for _, v := range strings.Fields(params.Get("prompt")) {
+		switch v {
+		case "none", "login", "consent", "select_account":
+			if !slices.Contains(req.Prompt, v) {
+				req.Prompt = append(req.Prompt, v)
+			}
+		default:
+			return nil, errInvalidRequest("unsupported prompt value " + strconv.Quote(v))
+		}
+	}
+	if req.prompt("none") && len(req.Prompt) > 1 {
+		return nil, errInvalidRequest("prompt=none cannot be combined with other values")
+	}
+	if ma := params.Get("max_age"); ma != "" {
+		n, err := strconv.ParseInt(ma, 10, 32)
+		if err != nil || n < 0 {
+			return nil, errInvalidRequest("max_age must be a non-negative number of seconds")
+		}
+		d := time.Duration(n) * time.Second
+		req.MaxAge = &d
+	}
+	if req.prompt("none") && req.forceLogin() {
+		return nil, &oauthError{Code: "login_required", Description: "max_age=0 requires a fresh sign-in"}
+	}
+	return req, nil
+}
+
+// single returns the one value of a parameter; repeating it is an error.
+func single(v url.Values, key string) (string, error) {
+	switch vs := v[key]; len(vs) {
+	case 0:
+		return "", nil
+	case 1:
+		return vs[0], nil
+	default:
+		return "", errors.New(key + " is repeated")
+	}
+}
+
+// liveSession returns the browser's SSO session and its user, or nils
+// when there is none or the user can no longer sign in.
+func (p *Provider) liveSession(ctx context.Context, r *http.Request) (*session.Session, users.User, error) {
+	s, err := p.cfg.Sessions.Load(r)
+	if errors.Is(err, session.ErrNoSession) {
+		return nil, users.User{}, nil
+	} else if err != nil {
+		return nil, users.User{}, err
+	}
+	u, err := p.cfg.Users.Get(ctx, s.Subject)
+	if errors.Is(err, users.ErrNotFound) || err == nil && u.Disabled {
+		return nil, users.User{}, nil
+	} else if err != nil {
+		return nil, users.User{}, err
+	}
+	return s, u, nil
+}
+
+// resume is where the chain returns the browser after login.
+func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id := r.URL.Query().Get("req")
+	var req authRequest
+	b, err := p.cfg.Store.Get(ctx, keyAuthReq+id)
+	if err == nil {
+		err = json.Unmarshal(b, &req)
+	}
+	if errors.Is(err, store.ErrNotFound) || id == "" || len(id) > 64 || err == nil && req.Browser != p.cfg.Sessions.Browser(w, r) {
+		p.errorPage(w, http.StatusBadRequest, "Sign-in expired", "This sign-in request has expired or belongs to another browser. Go back to the application and start again.")
+		return
+	} else if err != nil {
+		p.serverErrorPage(w, "loading authorization request", err)
+		return
+	}
+	s, user, err := p.liveSession(ctx, r)
+	if err != nil {
+		p.serverErrorPage(w, "loading session", err)
+		return
+	}
+	if s == nil || req.forceLogin() && s.AuthTime().Before(req.StartedAt) {
+		p.redirectError(w, r, req.RedirectURI, req.State, &oauthError{Code: "login_required", Description: "sign-in was not completed"})
+		return
+	}
+	out, err := p.cfg.Chain.Evaluate(ctx, s.Subject, s.Passed, req.AcrValues, req.MaxAge)
+	if err != nil {
+		p.serverErrorPage(w, "evaluating session", err)
+		return
+	}
+	if !out.Done {
+		p.redirectError(w, r, req.RedirectURI, req.State, &oauthError{Code: "access_denied", Description: "authentication was not completed"})
+		return
+	}
+	p.issueCode(w, r, &req, s, user, out)
+}
+
+// issueCode ends a successful authorization: one-time code, recorded in
+// the session for logout, sent to the client with state and iss.
+func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, req *authRequest, s *session.Session, user users.User, out chain.Outcome) {
+	ctx := r.Context()
+	now := p.cfg.Sessions.Now()
+	code := randomToken()
+	rec := codeRecord{
+		ClientID: req.ClientID, RedirectURI: req.RedirectURI, Subject: user.Subject,
+		Scopes: req.Scopes, Nonce: req.Nonce, Challenge: req.Challenge, SID: s.ID,
+		AuthTime: out.AuthTime, ACR: out.ACR, AMR: out.AMR, Levels: out.Levels,
+		Expires: now.Add(p.cfg.CodeTTL),
+	}
+	b, _ := json.Marshal(rec)
+	if err := p.cfg.Store.Set(ctx, hashKey(keyCode, code), b, max(codeRecordTTL, p.cfg.CodeTTL)); err != nil {
+		p.serverErrorPage(w, "saving code", err)
+		return
+	}
+	s.AddClient(req.ClientID)
+	if err := p.cfg.Sessions.Save(ctx, w, s); err != nil {
+		p.serverErrorPage(w, "saving session", err)
+		return
+	}
+	if req.ID != "" {
+		_ = p.cfg.Store.Delete(ctx, keyAuthReq+req.ID)
+	}
+	q := url.Values{"code": {code}, "iss": {p.cfg.Issuer}}
+	if req.State != "" {
+		q.Set("state", req.State)
+	}
+	http.Redirect(w, r, appendQuery(req.RedirectURI, q), http.StatusFound)
+}
+
+func (p *Provider) serverErrorPage(w http.ResponseWriter, what string, err error) {
+	p.cfg.Logger.Error("gatehouse provider: "+what, "error", err)
+	p.errorPage(w, http.StatusInternalServerError, "Something went wrong", "The sign-in service could not complete the request. Please try again in a moment.")
+}

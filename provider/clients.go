@@ -1,0 +1,284 @@
+package provider
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/gatehouse-idp/gatehouse/store"
+)
+
+// Token endpoint authentication methods.
+const (
+	AuthSecretBasic = "client_secret_basic"
+	AuthSecretPost  = "client_secret_post"
+	AuthNone        = "none"
+)
+
+// Client is a registered relying party.
+type Client struct {
+	ID   string `json:"client_id"`
+	Name string `json:"name,omitempty"`
+	// Secret is the client secret as configured (Caddyfile clients). It
+	// is never stored: clients added at run time keep only SecretHash.
+	Secret     string `json:"-"`
+	SecretHash []byte `json:"secret_hash,omitempty"`
+	// Public clients (SPAs, native apps) have no secret and must use PKCE.
+	Public       bool     `json:"public,omitempty"`
+	RedirectURIs []string `json:"redirect_uris"`
+	// Scopes the client may request; empty means openid, profile, email
+	// and groups.
+	Scopes                  []string `json:"scopes,omitempty"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method,omitempty"`
+	PostLogoutRedirectURIs  []string `json:"post_logout_redirect_uris,omitempty"`
+	BackchannelLogoutURI    string   `json:"backchannel_logout_uri,omitempty"`
+	// Static clients come from the configuration and cannot be changed
+	// at run time.
+	Static bool `json:"static,omitempty"`
+}
+
+// DisplayName is the name shown to people.
+func (c *Client) DisplayName() string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return c.ID
+}
+
+// AuthMethod is the token endpoint auth method in force.
+func (c *Client) AuthMethod() string {
+	if c.Public {
+		return AuthNone
+	}
+	if c.TokenEndpointAuthMethod == "" {
+		return AuthSecretBasic
+	}
+	return c.TokenEndpointAuthMethod
+}
+
+// CheckSecret compares secret with the client's in constant time.
+func (c *Client) CheckSecret(secret string) bool {
+	if c.Public {
+		return false
+	}
+	got := sha256.Sum256([]byte(secret))
+	want := c.SecretHash
+	if c.Secret != "" {
+		w := sha256.Sum256([]byte(c.Secret))
+		want = w[:]
+	}
+	return len(want) == sha256.Size && subtle.ConstantTimeCompare(got[:], want) == 1
+}
+
+// HasRedirectURI reports whether uri is registered, by exact string match
+// (OIDC Core §3.1.2.1; no normalisation, no wildcards).
+func (c *Client) HasRedirectURI(uri string) bool { return slices.Contains(c.RedirectURIs, uri) }
+
+// DefaultScopes are the scopes a client may ask for unless configured.
+var DefaultScopes = []string{"openid", "profile", "email", "groups"}
+
+// AllowedScopes returns the client's allowed scopes.
+func (c *Client) AllowedScopes() []string {
+	if len(c.Scopes) == 0 {
+		return DefaultScopes
+	}
+	return c.Scopes
+}
+
+// Validate checks a client definition.
+func (c *Client) Validate() error {
+	if c.ID == "" {
+		return errors.New("client has no id")
+	}
+	if strings.ContainsAny(c.ID, " :\t\r\n") || len(c.ID) > 128 {
+		return fmt.Errorf("client id %q must be at most 128 characters without spaces or colons", c.ID)
+	}
+	if len(c.RedirectURIs) == 0 {
+		return fmt.Errorf("client %s: at least one redirect_uri is required", c.ID)
+	}
+	for _, u := range append(slices.Clone(c.RedirectURIs), c.PostLogoutRedirectURIs...) {
+		if err := validateRedirectURI(u); err != nil {
+			return fmt.Errorf("client %s: %w", c.ID, err)
+		}
+	}
+	if c.BackchannelLogoutURI != "" {
+		if err := validateRedirectURI(c.BackchannelLogoutURI); err != nil {
+			return fmt.Errorf("client %s: backchannel_logout_uri: %w", c.ID, err)
+		}
+	}
+	switch c.TokenEndpointAuthMethod {
+	case "", AuthSecretBasic, AuthSecretPost:
+		if !c.Public && c.Secret == "" && len(c.SecretHash) == 0 {
+			return fmt.Errorf("client %s: a confidential client needs a secret (or mark it public)", c.ID)
+		}
+	case AuthNone:
+		if !c.Public {
+			return fmt.Errorf("client %s: token_endpoint_auth_method none is for public clients only", c.ID)
+		}
+	default:
+		return fmt.Errorf("client %s: unsupported token_endpoint_auth_method %q (use client_secret_basic, client_secret_post or none)", c.ID, c.TokenEndpointAuthMethod)
+	}
+	if c.Public && (c.Secret != "" || len(c.SecretHash) != 0) {
+		return fmt.Errorf("client %s: a public client must not have a secret", c.ID)
+	}
+	for _, s := range c.Scopes {
+		if s == "" || strings.ContainsAny(s, " \"\\") {
+			return fmt.Errorf("client %s: bad scope %q", c.ID, s)
+		}
+	}
+	return nil
+}
+
+func validateRedirectURI(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() {
+		return fmt.Errorf("redirect URI %q must be an absolute URL", raw)
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return fmt.Errorf("redirect URI %q must not contain a fragment", raw)
+	}
+	if (u.Scheme == "http" || u.Scheme == "https") && u.Host == "" {
+		return fmt.Errorf("redirect URI %q has no host", raw)
+	}
+	return nil
+}
+
+// Clients is the client registry: clients from the configuration plus
+// clients added at run time (kept in the store).
+type Clients struct {
+	st     store.Store
+	mu     sync.RWMutex
+	static map[string]*Client
+}
+
+const (
+	keyClient  = "client:"
+	setClients = "clients"
+)
+
+// NewClients returns a registry with the given configured clients.
+func NewClients(st store.Store, static []Client) (*Clients, error) {
+	c := &Clients{st: st, static: map[string]*Client{}}
+	for i := range static {
+		cl := static[i]
+		if err := cl.Validate(); err != nil {
+			return nil, err
+		}
+		if _, dup := c.static[cl.ID]; dup {
+			return nil, fmt.Errorf("client %s is defined twice", cl.ID)
+		}
+		cl.Static = true
+		c.static[cl.ID] = &cl
+	}
+	return c, nil
+}
+
+// ErrUnknownClient: no such client.
+var ErrUnknownClient = errors.New("unknown client")
+
+// Get returns the client with id.
+func (c *Clients) Get(ctx context.Context, id string) (*Client, error) {
+	c.mu.RLock()
+	cl, ok := c.static[id]
+	c.mu.RUnlock()
+	if ok {
+		return cl, nil
+	}
+	if id == "" || len(id) > 128 {
+		return nil, ErrUnknownClient
+	}
+	b, err := c.st.Get(ctx, keyClient+id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrUnknownClient
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading client: %w", err)
+	}
+	var stored Client
+	if err := json.Unmarshal(b, &stored); err != nil {
+		return nil, fmt.Errorf("decoding client %s: %w", id, err)
+	}
+	return &stored, nil
+}
+
+// Add registers a client at run time. secret is hashed before it is
+// stored. A client id used by the configuration or the store is refused.
+func (c *Clients) Add(ctx context.Context, cl Client, secret string) error {
+	if secret != "" {
+		h := sha256.Sum256([]byte(secret))
+		cl.SecretHash = h[:]
+	}
+	cl.Secret, cl.Static = "", false
+	if err := cl.Validate(); err != nil {
+		return err
+	}
+	c.mu.RLock()
+	_, static := c.static[cl.ID]
+	c.mu.RUnlock()
+	if static {
+		return fmt.Errorf("client %s is defined in the configuration", cl.ID)
+	}
+	b, err := json.Marshal(cl)
+	if err != nil {
+		return err
+	}
+	if err := c.st.Create(ctx, keyClient+cl.ID, b, 0); err != nil {
+		if errors.Is(err, store.ErrExists) {
+			return fmt.Errorf("client %s already exists", cl.ID)
+		}
+		return fmt.Errorf("saving client: %w", err)
+	}
+	return c.st.SetAdd(ctx, setClients, cl.ID)
+}
+
+// Put registers or replaces a client at run time without going through the
+// one-time Add (used for clients Gatehouse manages itself, such as gates).
+func (c *Clients) Put(ctx context.Context, cl Client) error {
+	cl.Static = false
+	if err := cl.Validate(); err != nil {
+		return err
+	}
+	b, err := json.Marshal(cl)
+	if err != nil {
+		return err
+	}
+	if err := c.st.Set(ctx, keyClient+cl.ID, b, 0); err != nil {
+		return fmt.Errorf("saving client: %w", err)
+	}
+	return c.st.SetAdd(ctx, setClients, cl.ID)
+}
+
+// List returns every client, configured ones first, each group by id.
+func (c *Clients) List(ctx context.Context) ([]Client, error) {
+	var out []Client
+	c.mu.RLock()
+	for _, cl := range c.static {
+		out = append(out, *cl)
+	}
+	c.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Client) int { return strings.Compare(a.ID, b.ID) })
+	ids, err := c.st.SetMembers(ctx, setClients)
+	if err != nil {
+		return nil, fmt.Errorf("listing clients: %w", err)
+	}
+	for _, id := range ids {
+		cl, err := c.Get(ctx, id)
+		if errors.Is(err, ErrUnknownClient) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !cl.Static {
+			out = append(out, *cl)
+		}
+	}
+	return out, nil
+}

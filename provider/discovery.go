@@ -1,0 +1,63 @@
+package provider
+
+import (
+	"net/http"
+	"slices"
+)
+
+// discovery is the OpenID Provider metadata (OIDC Discovery §3). Every
+// field states what the provider really does.
+func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	p.cfg.Keys.maybeReload(r.Context())
+	var algs []string
+	for _, k := range p.cfg.Keys.JWKS().Keys {
+		if !slices.Contains(algs, k.Algorithm) {
+			algs = append(algs, k.Algorithm)
+		}
+	}
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	writeJSON(w, http.StatusOK, map[string]any{
+		"issuer":                                p.cfg.Issuer,
+		"authorization_endpoint":                p.Endpoint(PathAuthorize),
+		"token_endpoint":                        p.Endpoint(PathToken),
+		"userinfo_endpoint":                     p.Endpoint(PathUserinfo),
+		"jwks_uri":                              p.Endpoint(PathJWKS),
+		"scopes_supported":                      DefaultScopes,
+		"response_types_supported":              []string{"code"},
+		"response_modes_supported":              []string{"query"},
+		"grant_types_supported":                 []string{"authorization_code"},
+		"subject_types_supported":               []string{"public"},
+		"id_token_signing_alg_values_supported": algs,
+		"token_endpoint_auth_methods_supported": []string{AuthSecretBasic, AuthSecretPost, AuthNone},
+		"code_challenge_methods_supported":      []string{"S256"},
+		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "acr_levels", "amr", "sid", "at_hash", "azp",
+			"name", "given_name", "family_name", "preferred_username", "updated_at", "email", "email_verified", "groups"},
+		"acr_values_supported":                           p.cfg.Chain.Levels(),
+		"prompt_values_supported":                        []string{"none", "login", "consent", "select_account"},
+		"claims_parameter_supported":                     false,
+		"request_parameter_supported":                    false,
+		"request_uri_parameter_supported":                false,
+		"authorization_response_iss_parameter_supported": true,
+	})
+}
+
+// jwks publishes the public signing keys (RFC 7517).
+func (p *Provider) jwks(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	p.cfg.Keys.maybeReload(r.Context())
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	h := w.Header()
+	h.Set("Content-Type", "application/jwk-set+json")
+	h.Set("Cache-Control", "public, max-age=300")
+	w.WriteHeader(http.StatusOK)
+	_ = jsonEncode(w, p.cfg.Keys.JWKS())
+}

@@ -1,0 +1,85 @@
+package provider
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+)
+
+// oauthError is an OAuth 2.0 / OIDC error (RFC 6749 §4.1.2.1, §5.2;
+// OIDC Core §3.1.2.6) carried as a value.
+type oauthError struct {
+	Code        string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+	status      int
+	// wwwAuth, when set, is sent as WWW-Authenticate.
+	wwwAuth string
+}
+
+func (e *oauthError) Error() string { return e.Code + ": " + e.Description }
+
+func errInvalidRequest(desc string) *oauthError {
+	return &oauthError{Code: "invalid_request", Description: desc, status: http.StatusBadRequest}
+}
+func errInvalidGrant(desc string) *oauthError {
+	return &oauthError{Code: "invalid_grant", Description: desc, status: http.StatusBadRequest}
+}
+func errInvalidClient(desc string, basic bool) *oauthError {
+	e := &oauthError{Code: "invalid_client", Description: desc, status: http.StatusUnauthorized}
+	if basic {
+		e.wwwAuth = `Basic realm="gatehouse", charset="UTF-8"`
+	}
+	return e
+}
+func errInvalidToken(desc string) *oauthError {
+	return &oauthError{Code: "invalid_token", Description: desc, status: http.StatusUnauthorized,
+		wwwAuth: `Bearer error="invalid_token", error_description="` + desc + `"`}
+}
+func errServer(desc string) *oauthError {
+	return &oauthError{Code: "server_error", Description: desc, status: http.StatusInternalServerError}
+}
+
+// writeJSONError writes e as the JSON body RFC 6749 §5.2 specifies.
+func writeJSONError(w http.ResponseWriter, e *oauthError) {
+	if e.wwwAuth != "" {
+		w.Header().Set("WWW-Authenticate", e.wwwAuth)
+	}
+	writeJSON(w, e.status, e)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// redirectError sends the authorization error back to the client's
+// redirect URI (only once that URI is known to be registered).
+func (p *Provider) redirectError(w http.ResponseWriter, r *http.Request, redirectURI, state string, e *oauthError) {
+	q := url.Values{"error": {e.Code}, "iss": {p.cfg.Issuer}}
+	if e.Description != "" {
+		q.Set("error_description", e.Description)
+	}
+	if state != "" {
+		q.Set("state", state)
+	}
+	http.Redirect(w, r, appendQuery(redirectURI, q), http.StatusFound)
+}
+
+func appendQuery(u string, q url.Values) string {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return u
+	}
+	existing := pu.Query()
+	for k, vs := range q {
+		existing[k] = vs
+	}
+	pu.RawQuery = existing.Encode()
+	return pu.String()
+}
+
+func jsonEncode(w http.ResponseWriter, v any) error { return json.NewEncoder(w).Encode(v) }

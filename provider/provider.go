@@ -1,0 +1,158 @@
+package provider
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-idp/gatehouse/chain"
+	"github.com/gatehouse-idp/gatehouse/session"
+	"github.com/gatehouse-idp/gatehouse/store"
+	"github.com/gatehouse-idp/gatehouse/users"
+	"github.com/gatehouse-idp/gatehouse/web"
+)
+
+// Config is everything a Provider needs. Store, Users, Clients, Keys,
+// Sessions and Chain are shared with the rest of Gatehouse.
+type Config struct {
+	// Issuer is the provider's issuer URL: scheme, host and an optional
+	// path, no query, no trailing slash. Every endpoint hangs below it.
+	Issuer   string
+	Store    store.Store
+	Users    *users.Directory
+	Clients  *Clients
+	Keys     *Keys
+	Sessions *session.Manager
+	Chain    *chain.Engine
+	// AccessTokenTTL is the life of an access token. Default 15m.
+	AccessTokenTTL time.Duration
+	// IDTokenTTL is the life of an ID token. Default 15m.
+	IDTokenTTL time.Duration
+	// CodeTTL is how long an authorization code can be redeemed.
+	// Default 60s (RFC 6749 §4.1.2 recommends at most 10 minutes).
+	CodeTTL time.Duration
+	Logger  *slog.Logger
+}
+
+// Paths of the provider's endpoints, below the issuer's path.
+const (
+	PathDiscovery = "/.well-known/openid-configuration"
+	PathJWKS      = "/jwks"
+	PathAuthorize = "/authorize"
+	PathResume    = "/authorize/resume"
+	PathToken     = "/token"
+	PathUserinfo  = "/userinfo"
+	PathLogin     = "/login"
+	PathStatic    = "/static/"
+)
+
+// Provider is the OpenID Connect provider. It is an http.Handler for every
+// path below the issuer; it answers 404 for the rest.
+type Provider struct {
+	cfg    Config
+	prefix string
+	mux    *http.ServeMux
+	static http.Handler
+}
+
+// PathPrefix returns the URL path of issuer ("" for a host-only issuer).
+func PathPrefix(issuer string) (string, error) {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return "", fmt.Errorf("issuer %q: %v", issuer, err)
+	}
+	if u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
+		return "", fmt.Errorf("issuer %q must be an absolute http(s) URL", issuer)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("issuer %q must not have a query, fragment or user info", issuer)
+	}
+	if strings.HasSuffix(u.Path, "/") {
+		return "", fmt.Errorf("issuer %q must not end with a slash", issuer)
+	}
+	return u.Path, nil
+}
+
+// New returns a Provider for cfg.
+func New(cfg Config) (*Provider, error) {
+	prefix, err := PathPrefix(cfg.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Store == nil || cfg.Users == nil || cfg.Clients == nil || cfg.Keys == nil || cfg.Sessions == nil || cfg.Chain == nil {
+		return nil, errors.New("provider: Store, Users, Clients, Keys, Sessions and Chain are required")
+	}
+	if cfg.AccessTokenTTL <= 0 {
+		cfg.AccessTokenTTL = 15 * time.Minute
+	}
+	if cfg.IDTokenTTL <= 0 {
+		cfg.IDTokenTTL = 15 * time.Minute
+	}
+	if cfg.CodeTTL <= 0 {
+		cfg.CodeTTL = 60 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	p := &Provider{cfg: cfg, prefix: prefix, mux: http.NewServeMux()}
+	p.static = http.StripPrefix(prefix+"/static", web.Static())
+	p.mux.HandleFunc(prefix+PathDiscovery, p.discovery)
+	p.mux.HandleFunc(prefix+PathJWKS, p.jwks)
+	p.mux.HandleFunc(prefix+PathAuthorize, p.authorize)
+	p.mux.HandleFunc(prefix+PathResume, p.resume)
+	p.mux.HandleFunc(prefix+PathToken, p.token)
+	p.mux.HandleFunc(prefix+PathUserinfo, p.userinfo)
+	p.mux.Handle(prefix+PathLogin, cfg.Chain)
+	p.mux.Handle(prefix+PathStatic, p.static)
+	p.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		web.Error(w, p.staticPath(), http.StatusNotFound, "Page not found", "There is nothing at this address.")
+	})
+	return p, nil
+}
+
+// LoginPath and StaticPath are where the chain's pages and the assets
+// live for an issuer; the chain engine must be built with them.
+func LoginPath(issuer string) string  { pfx, _ := PathPrefix(issuer); return pfx + PathLogin }
+func StaticPath(issuer string) string { pfx, _ := PathPrefix(issuer); return pfx + "/static" }
+
+func (p *Provider) staticPath() string { return p.prefix + "/static" }
+
+// Issuer is the provider's issuer URL.
+func (p *Provider) Issuer() string { return p.cfg.Issuer }
+
+// Endpoint returns the absolute URL of one of the Path constants.
+func (p *Provider) Endpoint(path string) string { return p.cfg.Issuer + path }
+
+// ServeHTTP routes the request to an endpoint.
+func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.mux.ServeHTTP(w, r)
+}
+
+// errorPage shows an error to the person at the browser: used when the
+// client cannot be trusted with a redirect.
+func (p *Provider) errorPage(w http.ResponseWriter, status int, title, detail string) {
+	web.Error(w, p.staticPath(), status, title, detail)
+}
+
+// randomToken returns 256 random bits, base64url.
+func randomToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// hashKey is the store key for a bearer secret: its SHA-256, so a store
+// dump does not hand out live codes or tokens.
+func hashKey(prefix, secret string) string {
+	h := sha256.Sum256([]byte(secret))
+	return prefix + base64.RawURLEncoding.EncodeToString(h[:])
+}
