@@ -282,3 +282,6 @@ func (c *Clients) List(ctx context.Context) ([]Client, error) {
 	}
 	return out, nil
 }
+
+// NewClientSecret returns a fresh random client secret (256 bits).
+func NewClientSecret() string { return randomToken() }

@@ -169,7 +169,7 @@ func (p *Provider) codeGrant(w http.ResponseWriter, r *http.Request, client *Cli
 	var rec codeRecord
 	var replay bool
 	var reject *oauthError
-	err := p.cfg.Store.Update(ctx, key, 0, func(old []byte) ([]byte, error) {
+	err := p.cfg.Store.Update(ctx, key, codeRecordTTL, func(old []byte) ([]byte, error) {
 		replay, reject = false, nil
 		if old == nil {
 			return nil, store.ErrNotFound

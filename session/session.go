@@ -229,8 +229,22 @@ func (m *Manager) Browser(w http.ResponseWriter, r *http.Request) string {
 			Name: name, Value: v, Path: "/",
 			HttpOnly: true, Secure: m.opt.Secure, SameSite: http.SameSiteLaxMode,
 		})
+		// Later calls while serving this same request must see the same id.
+		replaceCookie(r, &http.Cookie{Name: name, Value: v})
 	}
 	return id
+}
+
+// replaceCookie makes c the only cookie of its name in r.
+func replaceCookie(r *http.Request, c *http.Cookie) {
+	cookies := r.Cookies()
+	r.Header.Del("Cookie")
+	for _, o := range cookies {
+		if o.Name != c.Name {
+			r.AddCookie(o)
+		}
+	}
+	r.AddCookie(c)
 }
 
 // CSRFToken returns the token a form bound to browser and purpose carries.

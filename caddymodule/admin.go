@@ -1,0 +1,238 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/gatehouse-idp/gatehouse/provider"
+	"github.com/gatehouse-idp/gatehouse/users"
+)
+
+func init() {
+	caddy.RegisterModule(AdminAPI{})
+}
+
+// AdminAPI adds /gatehouse/ to Caddy's admin API (local address only, as
+// Caddy's admin endpoint is). The `caddy gatehouse` commands use it, so
+// they work while Caddy holds the store open.
+type AdminAPI struct{}
+
+// CaddyModule returns the Caddy module information.
+func (AdminAPI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "admin.api.gatehouse", New: func() caddy.Module { return new(AdminAPI) }}
+}
+
+// Routes returns the admin routes.
+func (AdminAPI) Routes() []caddy.AdminRoute {
+	mux := http.NewServeMux()
+	handle := func(pattern string, h func(*App, http.ResponseWriter, *http.Request) error) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			app, err := runningApp()
+			if err == nil {
+				err = h(app, w, r)
+			}
+			if err != nil {
+				var apiErr caddy.APIError
+				if !errors.As(err, &apiErr) {
+					apiErr = caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
+				}
+				msg := apiErr.Message
+				if msg == "" && apiErr.Err != nil {
+					msg = apiErr.Err.Error()
+				}
+				writeAdminJSON(w, apiErr.HTTPStatus, map[string]string{"error": msg})
+			}
+		})
+	}
+	handle("GET /gatehouse/users", listUsers)
+	handle("POST /gatehouse/users", addUser)
+	handle("POST /gatehouse/users/password", setPassword)
+	handle("POST /gatehouse/users/disabled", setDisabled)
+	handle("GET /gatehouse/clients", listClients)
+	handle("POST /gatehouse/clients", addClient)
+	handle("POST /gatehouse/keys/rotate", rotateKeys)
+	mux.HandleFunc("/gatehouse/", func(w http.ResponseWriter, r *http.Request) {
+		writeAdminJSON(w, http.StatusNotFound, map[string]string{"error": "unknown gatehouse admin endpoint " + r.Method + " " + r.URL.Path})
+	})
+	return []caddy.AdminRoute{{
+		Pattern: "/gatehouse/",
+		Handler: caddy.AdminHandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			mux.ServeHTTP(w, r)
+			return nil
+		}),
+	}}
+}
+
+func runningApp() (*App, error) {
+	v, err := caddy.ActiveContext().AppIfConfigured("gatehouse")
+	if err != nil || v == nil {
+		return nil, caddy.APIError{HTTPStatus: http.StatusNotFound,
+			Message: "the running Caddy has no gatehouse app configured"}
+	}
+	return v.(*App), nil
+}
+
+func writeAdminJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func badRequest(format string, args ...any) error {
+	return caddy.APIError{HTTPStatus: http.StatusBadRequest, Message: fmt.Sprintf(format, args...)}
+}
+
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("bad request body: %v", err)
+	}
+	return nil
+}
+
+// userRequest is the body of user commands.
+type userRequest struct {
+	Username      string   `json:"username"`
+	Email         string   `json:"email,omitempty"`
+	EmailVerified bool     `json:"email_verified,omitempty"`
+	Name          string   `json:"name,omitempty"`
+	GivenName     string   `json:"given_name,omitempty"`
+	FamilyName    string   `json:"family_name,omitempty"`
+	Groups        []string `json:"groups,omitempty"`
+	Password      string   `json:"password,omitempty"`
+	Disabled      bool     `json:"disabled,omitempty"`
+}
+
+func listUsers(a *App, w http.ResponseWriter, r *http.Request) error {
+	list, err := a.users.List(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]users.User, 0, len(list))
+	for _, u := range list {
+		out = append(out, u.Public())
+	}
+	writeAdminJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func addUser(a *App, w http.ResponseWriter, r *http.Request) error {
+	var req userRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	if req.Password == "" {
+		return badRequest("a password is required")
+	}
+	u, err := a.users.Create(r.Context(), users.User{
+		Username: req.Username, Email: req.Email, EmailVerified: req.EmailVerified, Name: req.Name,
+		GivenName: req.GivenName, FamilyName: req.FamilyName, Groups: req.Groups,
+	}, req.Password)
+	if errors.Is(err, users.ErrTaken) {
+		return caddy.APIError{HTTPStatus: http.StatusConflict, Message: err.Error()}
+	} else if err != nil {
+		return badRequest("%v", err)
+	}
+	writeAdminJSON(w, http.StatusCreated, u.Public())
+	return nil
+}
+
+func findUser(a *App, r *http.Request, username string) (users.User, error) {
+	u, err := a.users.Lookup(r.Context(), username)
+	if errors.Is(err, users.ErrNotFound) {
+		return u, caddy.APIError{HTTPStatus: http.StatusNotFound, Message: fmt.Sprintf("no user %q", username)}
+	}
+	return u, err
+}
+
+func setPassword(a *App, w http.ResponseWriter, r *http.Request) error {
+	var req userRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	if req.Password == "" {
+		return badRequest("a password is required")
+	}
+	u, err := findUser(a, r, req.Username)
+	if err != nil {
+		return err
+	}
+	if u, err = a.users.SetPassword(r.Context(), u.Subject, req.Password); err != nil {
+		return badRequest("%v", err)
+	}
+	writeAdminJSON(w, http.StatusOK, u.Public())
+	return nil
+}
+
+func setDisabled(a *App, w http.ResponseWriter, r *http.Request) error {
+	var req userRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	u, err := findUser(a, r, req.Username)
+	if err != nil {
+		return err
+	}
+	u, err = a.users.Update(r.Context(), u.Subject, func(u *users.User) error {
+		u.Disabled = req.Disabled
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	writeAdminJSON(w, http.StatusOK, u.Public())
+	return nil
+}
+
+// clientResponse shows a client; the secret only once, when generated.
+type clientResponse struct {
+	provider.Client
+	ClientSecret string `json:"client_secret,omitempty"`
+}
+
+func listClients(a *App, w http.ResponseWriter, r *http.Request) error {
+	list, err := a.clients.List(r.Context())
+	if err != nil {
+		return err
+	}
+	writeAdminJSON(w, http.StatusOK, list)
+	return nil
+}
+
+func addClient(a *App, w http.ResponseWriter, r *http.Request) error {
+	var c provider.Client
+	if err := decodeBody(r, &c); err != nil {
+		return err
+	}
+	var secret string
+	if !c.Public {
+		secret = provider.NewClientSecret()
+	}
+	c.SecretHash = nil
+	if err := a.clients.Add(r.Context(), c, secret); err != nil {
+		return badRequest("%v", err)
+	}
+	got, err := a.clients.Get(r.Context(), c.ID)
+	if err != nil {
+		return err
+	}
+	writeAdminJSON(w, http.StatusCreated, clientResponse{Client: *got, ClientSecret: secret})
+	return nil
+}
+
+func rotateKeys(a *App, w http.ResponseWriter, r *http.Request) error {
+	kid, err := a.keys.Rotate(r.Context())
+	if err != nil {
+		return err
+	}
+	writeAdminJSON(w, http.StatusOK, map[string]string{"active_kid": kid})
+	return nil
+}
+
+var _ caddy.AdminRouter = AdminAPI{}

@@ -1,0 +1,306 @@
+// Package caddymodule is the Caddy glue of Gatehouse: the gatehouse app
+// (global options), the gatehouse_idp handler, Caddyfile parsing, the
+// admin API and the `caddy gatehouse` subcommands. It only wires the
+// plain net/http packages (provider, chain, session, store, users).
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/gatehouse-idp/gatehouse/chain"
+	_ "github.com/gatehouse-idp/gatehouse/chain/password" // password module kind
+	"github.com/gatehouse-idp/gatehouse/provider"
+	"github.com/gatehouse-idp/gatehouse/session"
+	"github.com/gatehouse-idp/gatehouse/store"
+	"github.com/gatehouse-idp/gatehouse/store/embedded"
+	"github.com/gatehouse-idp/gatehouse/users"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// App is the gatehouse app: it owns the state every Gatehouse handler
+// shares — store, keys, users, clients, the chain and the provider.
+type App struct {
+	// Issuer is the provider's issuer URL, e.g. https://auth.example.com.
+	Issuer string `json:"issuer"`
+	// Store selects where state lives. Default: an embedded bbolt file
+	// in Caddy's data directory.
+	Store *StoreConfig `json:"store,omitempty"`
+	// SigningAlg is RS256 (default) or ES256.
+	SigningAlg string `json:"signing_alg,omitempty"`
+	// Dev turns off the Secure cookie flag for local development over
+	// plain HTTP. It is refused unless the issuer is on localhost.
+	Dev bool `json:"dev,omitempty"`
+	// Clients registered in the configuration.
+	Clients []ClientConfig `json:"clients,omitempty"`
+	// Chain is the authentication chain; default: password, level 1.
+	Chain []ModuleConfig `json:"chain,omitempty"`
+	// SessionIdle and SessionLifetime bound SSO sessions (24h, 30d).
+	SessionIdle     caddy.Duration `json:"session_idle,omitempty"`
+	SessionLifetime caddy.Duration `json:"session_lifetime,omitempty"`
+	// AccessTokenTTL and IDTokenTTL (15m each).
+	AccessTokenTTL caddy.Duration `json:"access_token_ttl,omitempty"`
+	IDTokenTTL     caddy.Duration `json:"id_token_ttl,omitempty"`
+	// DemoUser, when set, is created at start with a known password. Only
+	// for trying Gatehouse out: a warning is logged while it is active.
+	DemoUser *DemoUser `json:"demo_user,omitempty"`
+
+	state    *sharedState
+	poolKey  string
+	provider *provider.Provider
+	sessions *session.Manager
+	users    *users.Directory
+	clients  *provider.Clients
+	keys     *provider.Keys
+	chain    *chain.Engine
+	logger   *slog.Logger
+}
+
+// StoreConfig selects the store backend.
+type StoreConfig struct {
+	// Backend is "embedded" (the only one so far).
+	Backend string `json:"backend,omitempty"`
+	// Path of the embedded store file.
+	Path string `json:"path,omitempty"`
+}
+
+// ClientConfig is a client declared in the configuration.
+type ClientConfig struct {
+	ID                      string   `json:"id"`
+	Name                    string   `json:"name,omitempty"`
+	Secret                  string   `json:"secret,omitempty"`
+	Public                  bool     `json:"public,omitempty"`
+	RedirectURIs            []string `json:"redirect_uris,omitempty"`
+	Scopes                  []string `json:"scopes,omitempty"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method,omitempty"`
+	PostLogoutRedirectURIs  []string `json:"post_logout_redirect_uris,omitempty"`
+	BackchannelLogoutURI    string   `json:"backchannel_logout_uri,omitempty"`
+}
+
+// ModuleConfig is one chain module.
+type ModuleConfig struct {
+	Name               string            `json:"name"`
+	Kind               string            `json:"kind,omitempty"`
+	Levels             []string          `json:"levels,omitempty"`
+	After              []string          `json:"after,omitempty"`
+	Remember           string            `json:"remember,omitempty"`
+	RememberFor        caddy.Duration    `json:"remember_for,omitempty"`
+	Disabled           bool              `json:"disabled,omitempty"`
+	ShowOnlyWhenNeeded bool              `json:"show_only_when_needed,omitempty"`
+	Settings           map[string]string `json:"settings,omitempty"`
+}
+
+// DemoUser is a throw-away account for the quick start.
+type DemoUser struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "gatehouse", New: func() caddy.Module { return new(App) }}
+}
+
+// sharedState is what must outlive a config reload: the open store.
+type sharedState struct {
+	st store.Store
+}
+
+func (s *sharedState) Destruct() error { return s.st.Close() }
+
+// pool holds open stores across reloads, keyed by their location, so a
+// reload never closes the store under live sessions.
+var pool = caddy.NewUsagePool()
+
+// Provision opens (or reuses) the store and builds the provider.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Slogger()
+	if a.Issuer == "" {
+		return errors.New("gatehouse: issuer is required (the public URL of the site that serves gatehouse_idp)")
+	}
+	if _, err := provider.PathPrefix(a.Issuer); err != nil {
+		return fmt.Errorf("gatehouse: %w", err)
+	}
+	iu, _ := url.Parse(a.Issuer)
+	switch {
+	case a.Dev && !isLocalHost(iu.Hostname()):
+		return fmt.Errorf("gatehouse: dev mode (insecure cookies) is only allowed for an issuer on localhost, not %s", iu.Hostname())
+	case !a.Dev && iu.Scheme == "http":
+		return fmt.Errorf("gatehouse: issuer %s uses plain http, where browsers drop Secure cookies; use https, or set dev for local development on localhost", a.Issuer)
+	}
+
+	sc := StoreConfig{Backend: "embedded"}
+	if a.Store != nil {
+		sc = *a.Store
+	}
+	if sc.Backend == "" {
+		sc.Backend = "embedded"
+	}
+	if sc.Backend != "embedded" {
+		return fmt.Errorf("gatehouse: unknown store backend %q (supported: embedded)", sc.Backend)
+	}
+	if sc.Path == "" {
+		sc.Path = filepath.Join(caddy.AppDataDir(), "gatehouse", "gatehouse.db")
+	}
+	a.poolKey = "embedded:" + sc.Path
+	v, _, err := pool.LoadOrNew(a.poolKey, func() (caddy.Destructor, error) {
+		st, err := embedded.Open(sc.Path, embedded.Options{})
+		if err != nil {
+			return nil, err
+		}
+		return &sharedState{st: st}, nil
+	})
+	if err != nil {
+		a.poolKey = ""
+		return fmt.Errorf("gatehouse: opening store: %w", err)
+	}
+	a.state = v.(*sharedState)
+	st := a.state.st
+
+	bg := context.Background()
+	a.sessions, err = session.NewManager(bg, st, session.Options{
+		Secure:   !a.Dev,
+		Idle:     time.Duration(a.SessionIdle),
+		Lifetime: time.Duration(a.SessionLifetime),
+	})
+	if err != nil {
+		return fmt.Errorf("gatehouse: sessions: %w", err)
+	}
+	a.users = users.New(st, nil)
+
+	var clients []provider.Client
+	for _, c := range a.Clients {
+		clients = append(clients, provider.Client{
+			ID: c.ID, Name: c.Name, Secret: c.Secret, Public: c.Public, RedirectURIs: c.RedirectURIs,
+			Scopes: c.Scopes, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
+			PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, BackchannelLogoutURI: c.BackchannelLogoutURI,
+		})
+	}
+	if a.clients, err = provider.NewClients(st, clients); err != nil {
+		return fmt.Errorf("gatehouse: %w", err)
+	}
+
+	tokenTTL := max(time.Duration(a.AccessTokenTTL), time.Duration(a.IDTokenTTL), 15*time.Minute)
+	if a.keys, err = provider.NewKeys(bg, st, a.SigningAlg, tokenTTL+5*time.Minute, nil); err != nil {
+		return fmt.Errorf("gatehouse: signing keys: %w", err)
+	}
+
+	cc := chain.DefaultConfig()
+	if len(a.Chain) > 0 {
+		cc = chain.Config{}
+		for _, m := range a.Chain {
+			kind := m.Kind
+			if kind == "" {
+				kind = m.Name
+			}
+			cc.Modules = append(cc.Modules, chain.ModuleConfig{
+				Name: m.Name, Kind: kind, Levels: m.Levels, After: m.After, Remember: m.Remember,
+				RememberFor: time.Duration(m.RememberFor), Disabled: m.Disabled,
+				ShowOnlyWhenNeeded: m.ShowOnlyWhenNeeded, Settings: m.Settings,
+			})
+		}
+	}
+	a.chain, err = chain.New(cc, chain.Options{
+		Store: st, Sessions: a.sessions, Users: a.users,
+		LoginPath: provider.LoginPath(a.Issuer), StaticPath: provider.StaticPath(a.Issuer),
+		Logger: a.logger,
+	})
+	if err != nil {
+		return fmt.Errorf("gatehouse: chain: %w", err)
+	}
+
+	a.provider, err = provider.New(provider.Config{
+		Issuer: a.Issuer, Store: st, Users: a.users, Clients: a.clients, Keys: a.keys,
+		Sessions: a.sessions, Chain: a.chain,
+		AccessTokenTTL: time.Duration(a.AccessTokenTTL), IDTokenTTL: time.Duration(a.IDTokenTTL),
+		Logger: a.logger,
+	})
+	if err != nil {
+		return fmt.Errorf("gatehouse: %w", err)
+	}
+	if a.DemoUser != nil {
+		if err := a.ensureDemoUser(bg); err != nil {
+			return fmt.Errorf("gatehouse: demo user: %w", err)
+		}
+	}
+	return nil
+}
+
+// ensureDemoUser creates the demo account, or resets its password to the
+// configured one.
+func (a *App) ensureDemoUser(ctx context.Context) error {
+	d := a.DemoUser
+	if d.Username == "" || d.Password == "" {
+		return errors.New("demo_user needs a username and a password")
+	}
+	u, err := a.users.Lookup(ctx, d.Username)
+	if errors.Is(err, users.ErrNotFound) {
+		_, err = a.users.Create(ctx, users.User{
+			Username: d.Username, Name: "Demo User", Email: d.Username + "@example.com", EmailVerified: true,
+			Groups: []string{"demo"},
+		}, d.Password)
+		return err
+	} else if err != nil {
+		return err
+	}
+	if _, err := a.users.Authenticate(ctx, d.Username, d.Password); err != nil {
+		_, err = a.users.SetPassword(ctx, u.Subject, d.Password)
+		return err
+	}
+	return nil
+}
+
+// Start logs what is running, loudly when a demo credential is active.
+func (a *App) Start() error {
+	if a.DemoUser != nil {
+		a.logger.Warn("GATEHOUSE DEMO USER IS ACTIVE: anyone who reads the configuration can sign in as this user; remove demo_user before real use",
+			"username", a.DemoUser.Username)
+	}
+	if a.Dev {
+		a.logger.Warn("gatehouse dev mode: cookies are not marked Secure; use only for local development")
+	}
+	a.logger.Info("gatehouse identity provider ready", "issuer", a.Issuer, "levels", a.chain.Levels())
+	return nil
+}
+
+// Stop does nothing: shared state is released in Cleanup.
+func (a *App) Stop() error { return nil }
+
+// Cleanup releases this config's hold on the shared store.
+func (a *App) Cleanup() error {
+	if a.poolKey != "" {
+		_, err := pool.Delete(a.poolKey)
+		return err
+	}
+	return nil
+}
+
+// Provider returns the OIDC provider.
+func (a *App) Provider() *provider.Provider { return a.provider }
+
+func isLocalHost(host string) bool {
+	host = strings.ToLower(host)
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

@@ -1,0 +1,284 @@
+package caddymodule
+
+import (
+	"slices"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("gatehouse", parseGlobal)
+}
+
+// parseGlobal parses the gatehouse global option:
+//
+//	gatehouse {
+//		issuer <url>
+//		store embedded [<path>]
+//		signing_alg RS256|ES256
+//		dev
+//		session_idle <duration>
+//		session_lifetime <duration>
+//		access_token_ttl <duration>
+//		id_token_ttl <duration>
+//		demo_user <username> <password>
+//		client <id> {
+//			name <display name>
+//			secret <secret> | public
+//			redirect_uri <uri>...
+//			scopes <scope>...
+//			token_endpoint_auth_method client_secret_basic|client_secret_post|none
+//			post_logout_redirect_uri <uri>...
+//			backchannel_logout_uri <uri>
+//		}
+//		chain {
+//			<name> {
+//				kind <kind>          # default: the name
+//				levels <level>...
+//				after <module>...
+//				remember none|session|persistent [<duration>]
+//				disabled
+//				show_only_when_needed
+//				<setting> <value>    # the kind's own settings
+//			}
+//		}
+//	}
+func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
+	if existing != nil {
+		return nil, d.Err("gatehouse is configured twice in the global options")
+	}
+	var app App
+	if err := app.UnmarshalCaddyfile(d); err != nil {
+		return nil, err
+	}
+	return httpcaddyfile.App{Name: "gatehouse", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// UnmarshalCaddyfile sets up the app from Caddyfile tokens.
+func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "gatehouse"
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch opt := d.Val(); opt {
+		case "issuer":
+			if err := oneArg(d, &a.Issuer); err != nil {
+				return err
+			}
+		case "store":
+			var sc StoreConfig
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			sc.Backend = d.Val()
+			if sc.Backend != "embedded" {
+				return d.Errf("unknown store %q (supported: embedded)", sc.Backend)
+			}
+			if d.NextArg() {
+				sc.Path = d.Val()
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			a.Store = &sc
+		case "signing_alg":
+			if err := oneArg(d, &a.SigningAlg); err != nil {
+				return err
+			}
+			if a.SigningAlg != "RS256" && a.SigningAlg != "ES256" {
+				return d.Errf("signing_alg must be RS256 or ES256, not %q", a.SigningAlg)
+			}
+		case "dev":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			a.Dev = true
+		case "session_idle", "session_lifetime", "access_token_ttl", "id_token_ttl":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil || dur <= 0 {
+				return d.Errf("%s: %q is not a positive duration", opt, s)
+			}
+			ptr := map[string]*caddy.Duration{"session_idle": &a.SessionIdle, "session_lifetime": &a.SessionLifetime,
+				"access_token_ttl": &a.AccessTokenTTL, "id_token_ttl": &a.IDTokenTTL}[opt]
+			*ptr = caddy.Duration(dur)
+		case "demo_user":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Err("demo_user takes a username and a password")
+			}
+			a.DemoUser = &DemoUser{Username: args[0], Password: args[1]}
+		case "client":
+			c, err := parseClient(d)
+			if err != nil {
+				return err
+			}
+			if slices.ContainsFunc(a.Clients, func(o ClientConfig) bool { return o.ID == c.ID }) {
+				return d.Errf("client %s is defined twice", c.ID)
+			}
+			a.Clients = append(a.Clients, c)
+		case "chain":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if len(a.Chain) > 0 {
+				return d.Err("chain is configured twice")
+			}
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				m, err := parseModule(d)
+				if err != nil {
+					return err
+				}
+				a.Chain = append(a.Chain, m)
+			}
+			if len(a.Chain) == 0 {
+				return d.Err("chain needs at least one module")
+			}
+		default:
+			return d.Errf("unknown gatehouse option %q", opt)
+		}
+	}
+	if a.Issuer == "" {
+		return d.Err("gatehouse needs an issuer (the public URL of the site with gatehouse_idp)")
+	}
+	return nil
+}
+
+func parseClient(d *caddyfile.Dispenser) (ClientConfig, error) {
+	var c ClientConfig
+	if !d.NextArg() {
+		return c, d.Err("client needs an id")
+	}
+	c.ID = d.Val()
+	if d.NextArg() {
+		return c, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch opt := d.Val(); opt {
+		case "name":
+			if err := oneArg(d, &c.Name); err != nil {
+				return c, err
+			}
+		case "secret":
+			if err := oneArg(d, &c.Secret); err != nil {
+				return c, err
+			}
+		case "public":
+			if d.NextArg() {
+				return c, d.ArgErr()
+			}
+			c.Public = true
+		case "redirect_uri", "redirect_uris":
+			if err := someArgs(d, &c.RedirectURIs); err != nil {
+				return c, err
+			}
+		case "post_logout_redirect_uri", "post_logout_redirect_uris":
+			if err := someArgs(d, &c.PostLogoutRedirectURIs); err != nil {
+				return c, err
+			}
+		case "scopes":
+			if err := someArgs(d, &c.Scopes); err != nil {
+				return c, err
+			}
+		case "token_endpoint_auth_method":
+			if err := oneArg(d, &c.TokenEndpointAuthMethod); err != nil {
+				return c, err
+			}
+		case "backchannel_logout_uri":
+			if err := oneArg(d, &c.BackchannelLogoutURI); err != nil {
+				return c, err
+			}
+		default:
+			return c, d.Errf("client %s: unknown option %q", c.ID, opt)
+		}
+	}
+	switch {
+	case c.Public && c.Secret != "":
+		return c, d.Errf("client %s: a public client cannot have a secret", c.ID)
+	case !c.Public && c.Secret == "":
+		return c, d.Errf("client %s: needs a secret (or `public` for apps that cannot keep one)", c.ID)
+	case len(c.RedirectURIs) == 0:
+		return c, d.Errf("client %s: needs at least one redirect_uri", c.ID)
+	}
+	return c, nil
+}
+
+func parseModule(d *caddyfile.Dispenser) (ModuleConfig, error) {
+	m := ModuleConfig{Name: d.Val()}
+	if d.NextArg() {
+		return m, d.Errf("module %s: unexpected argument %q (options go in a block)", m.Name, d.Val())
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch opt := d.Val(); opt {
+		case "kind":
+			if err := oneArg(d, &m.Kind); err != nil {
+				return m, err
+			}
+		case "levels", "level":
+			if err := someArgs(d, &m.Levels); err != nil {
+				return m, err
+			}
+		case "after":
+			if err := someArgs(d, &m.After); err != nil {
+				return m, err
+			}
+		case "remember":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return m, d.Errf("module %s: remember none|session|persistent [duration]", m.Name)
+			}
+			m.Remember = args[0]
+			if m.Remember != "none" && m.Remember != "session" && m.Remember != "persistent" {
+				return m, d.Errf("module %s: remember must be none, session or persistent, not %q", m.Name, m.Remember)
+			}
+			if len(args) == 2 {
+				dur, err := caddy.ParseDuration(args[1])
+				if err != nil || dur <= 0 {
+					return m, d.Errf("module %s: remember duration %q is not a positive duration", m.Name, args[1])
+				}
+				m.RememberFor = caddy.Duration(dur)
+			}
+		case "disabled":
+			m.Disabled = true
+		case "show_only_when_needed":
+			m.ShowOnlyWhenNeeded = true
+		default:
+			args := d.RemainingArgs()
+			if len(args) != 1 {
+				return m, d.Errf("module %s: setting %s takes one value", m.Name, opt)
+			}
+			if m.Settings == nil {
+				m.Settings = map[string]string{}
+			}
+			m.Settings[opt] = args[0]
+		}
+	}
+	return m, nil
+}
+
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	opt := d.Val()
+	args := d.RemainingArgs()
+	if len(args) != 1 {
+		return d.Errf("%s takes exactly one value", opt)
+	}
+	*dst = args[0]
+	return nil
+}
+
+func someArgs(d *caddyfile.Dispenser, dst *[]string) error {
+	opt := d.Val()
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.Errf("%s needs at least one value", opt)
+	}
+	*dst = append(*dst, args...)
+	return nil
+}

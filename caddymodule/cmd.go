@@ -1,0 +1,301 @@
+package caddymodule
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "gatehouse",
+		Usage: "user|client|keys ...",
+		Short: "Manages Gatehouse users, clients and signing keys in a running Caddy",
+		Long: `
+Manages Gatehouse through the admin API of the running Caddy (the store is
+a file that the running Caddy holds open, so changes go through it).
+
+  caddy gatehouse user add <username> [--email E] [--name N] [--group G]...
+  caddy gatehouse user passwd <username>
+  caddy gatehouse user disable <username> [--enable]
+  caddy gatehouse user list
+  caddy gatehouse client add <id> --redirect-uri URI... [--public] [--name N]
+  caddy gatehouse client list
+  caddy gatehouse keys rotate
+
+Passwords are asked on the terminal, or read from the first line of
+standard input with --password-stdin. The admin address is found like
+'caddy reload' finds it: --address, else the one in --config, else the
+default localhost:2019.`,
+		CobraFunc: buildCommand,
+	})
+}
+
+func buildCommand(cmd *cobra.Command) {
+	pf := cmd.PersistentFlags()
+	pf.String("config", "", "Configuration file of the running Caddy (to find its admin address)")
+	pf.String("adapter", "", "Name of the config adapter for --config")
+	pf.String("address", "", "Address of the running Caddy's admin API")
+
+	user := &cobra.Command{Use: "user", Short: "Manage users"}
+	userAdd := &cobra.Command{
+		Use: "add <username>", Short: "Add a user", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			email, _ := c.Flags().GetString("email")
+			name, _ := c.Flags().GetString("name")
+			groups, _ := c.Flags().GetStringSlice("group")
+			verified, _ := c.Flags().GetBool("email-verified")
+			pw, err := readPassword(c)
+			if err != nil {
+				return err
+			}
+			var out map[string]any
+			err = adminCall(c, http.MethodPost, "/gatehouse/users", userRequest{
+				Username: args[0], Email: email, EmailVerified: verified, Name: name, Groups: groups, Password: pw,
+			}, &out)
+			if err == nil {
+				fmt.Fprintf(c.OutOrStdout(), "added user %s (subject %v)\n", args[0], out["sub"])
+			}
+			return err
+		},
+	}
+	userAdd.Flags().String("email", "", "Email address")
+	userAdd.Flags().Bool("email-verified", false, "Mark the email address as verified")
+	userAdd.Flags().String("name", "", "Full name")
+	userAdd.Flags().StringSlice("group", nil, "Group (repeat or comma-separate)")
+	userAdd.Flags().Bool("password-stdin", false, "Read the password from standard input")
+
+	userPasswd := &cobra.Command{
+		Use: "passwd <username>", Short: "Set a user's password", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			pw, err := readPassword(c)
+			if err != nil {
+				return err
+			}
+			err = adminCall(c, http.MethodPost, "/gatehouse/users/password", userRequest{Username: args[0], Password: pw}, nil)
+			if err == nil {
+				fmt.Fprintf(c.OutOrStdout(), "password of %s changed\n", args[0])
+			}
+			return err
+		},
+	}
+	userPasswd.Flags().Bool("password-stdin", false, "Read the password from standard input")
+
+	userDisable := &cobra.Command{
+		Use: "disable <username>", Short: "Disable (or with --enable, re-enable) a user", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			enable, _ := c.Flags().GetBool("enable")
+			err := adminCall(c, http.MethodPost, "/gatehouse/users/disabled", userRequest{Username: args[0], Disabled: !enable}, nil)
+			if err == nil {
+				state := "disabled"
+				if enable {
+					state = "enabled"
+				}
+				fmt.Fprintf(c.OutOrStdout(), "user %s %s\n", args[0], state)
+			}
+			return err
+		},
+	}
+	userDisable.Flags().Bool("enable", false, "Enable the user again")
+
+	userList := &cobra.Command{
+		Use: "list", Short: "List users", Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			var list []struct {
+				Sub, Username, Email, Name string
+				Groups                     []string
+				Disabled                   bool
+			}
+			if err := adminCall(c, http.MethodGet, "/gatehouse/users", nil, &list); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "USERNAME\tEMAIL\tNAME\tGROUPS\tSTATE\tSUBJECT")
+			for _, u := range list {
+				state := "active"
+				if u.Disabled {
+					state = "disabled"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, u.Email, u.Name, strings.Join(u.Groups, ","), state, u.Sub)
+			}
+			return tw.Flush()
+		},
+	}
+	user.AddCommand(userAdd, userPasswd, userDisable, userList)
+
+	client := &cobra.Command{Use: "client", Short: "Manage OIDC clients"}
+	clientAdd := &cobra.Command{
+		Use: "add <id>", Short: "Register a client (prints its secret once)", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			f := c.Flags()
+			name, _ := f.GetString("name")
+			public, _ := f.GetBool("public")
+			uris, _ := f.GetStringSlice("redirect-uri")
+			scopes, _ := f.GetStringSlice("scope")
+			logout, _ := f.GetStringSlice("post-logout-redirect-uri")
+			bcl, _ := f.GetString("backchannel-logout-uri")
+			var out struct {
+				ClientSecret string `json:"client_secret"`
+			}
+			err := adminCall(c, http.MethodPost, "/gatehouse/clients", map[string]any{
+				"client_id": args[0], "name": name, "public": public, "redirect_uris": uris, "scopes": scopes,
+				"post_logout_redirect_uris": logout, "backchannel_logout_uri": bcl,
+			}, &out)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.OutOrStdout(), "added client %s\n", args[0])
+			if out.ClientSecret != "" {
+				fmt.Fprintf(c.OutOrStdout(), "client_secret: %s\n(shown only now; store it in the application's configuration)\n", out.ClientSecret)
+			}
+			return nil
+		},
+	}
+	clientAdd.Flags().String("name", "", "Name shown to users")
+	clientAdd.Flags().Bool("public", false, "Public client (no secret; PKCE required)")
+	clientAdd.Flags().StringSlice("redirect-uri", nil, "Redirect URI (repeat)")
+	clientAdd.Flags().StringSlice("scope", nil, "Allowed scope (repeat; default openid profile email groups)")
+	clientAdd.Flags().StringSlice("post-logout-redirect-uri", nil, "Post-logout redirect URI (repeat)")
+	clientAdd.Flags().String("backchannel-logout-uri", "", "Back-channel logout URI")
+
+	clientList := &cobra.Command{
+		Use: "list", Short: "List clients", Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			var list []struct {
+				ClientID     string   `json:"client_id"`
+				Name         string   `json:"name"`
+				Public       bool     `json:"public"`
+				RedirectURIs []string `json:"redirect_uris"`
+				Static       bool     `json:"static"`
+			}
+			if err := adminCall(c, http.MethodGet, "/gatehouse/clients", nil, &list); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "CLIENT_ID\tNAME\tTYPE\tSOURCE\tREDIRECT_URIS")
+			for _, cl := range list {
+				typ, src := "confidential", "cli"
+				if cl.Public {
+					typ = "public"
+				}
+				if cl.Static {
+					src = "config"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", cl.ClientID, cl.Name, typ, src, strings.Join(cl.RedirectURIs, " "))
+			}
+			return tw.Flush()
+		},
+	}
+	client.AddCommand(clientAdd, clientList)
+
+	keys := &cobra.Command{Use: "keys", Short: "Manage signing keys"}
+	keys.AddCommand(&cobra.Command{
+		Use: "rotate", Short: "Make a new signing key active (the old one stays in JWKS until its tokens expire)", Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			var out struct {
+				Kid string `json:"active_kid"`
+			}
+			if err := adminCall(c, http.MethodPost, "/gatehouse/keys/rotate", struct{}{}, &out); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.OutOrStdout(), "new active signing key: %s\n", out.Kid)
+			return nil
+		},
+	})
+	cmd.AddCommand(user, client, keys)
+}
+
+// readPassword asks twice on a terminal, or reads one line from stdin.
+func readPassword(c *cobra.Command) (string, error) {
+	if fromStdin, _ := c.Flags().GetBool("password-stdin"); fromStdin {
+		line, err := bufio.NewReader(c.InOrStdin()).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", err
+		}
+		pw := strings.TrimRight(line, "\r\n")
+		if pw == "" {
+			return "", errors.New("no password on standard input")
+		}
+		return pw, nil
+	}
+	fd := int(os.Stdin.Fd())
+	if !term.IsTerminal(fd) {
+		return "", errors.New("standard input is not a terminal: use --password-stdin")
+	}
+	fmt.Fprint(c.ErrOrStderr(), "Password: ")
+	a, err := term.ReadPassword(fd)
+	fmt.Fprintln(c.ErrOrStderr())
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprint(c.ErrOrStderr(), "Again: ")
+	b, err := term.ReadPassword(fd)
+	fmt.Fprintln(c.ErrOrStderr())
+	if err != nil {
+		return "", err
+	}
+	if string(a) != string(b) {
+		return "", errors.New("the passwords do not match")
+	}
+	if len(a) == 0 {
+		return "", errors.New("empty password")
+	}
+	return string(a), nil
+}
+
+// adminCall sends a request to the running Caddy's admin API.
+func adminCall(c *cobra.Command, method, path string, body, out any) error {
+	f := c.Flags()
+	address, _ := f.GetString("address")
+	config, _ := f.GetString("config")
+	adapter, _ := f.GetString("adapter")
+	addr, err := caddycmd.DetermineAdminAPIAddress(address, nil, config, adapter)
+	if err != nil {
+		return fmt.Errorf("finding the admin API address: %w", err)
+	}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	resp, err := caddycmd.AdminAPIRequest(addr, method, path, nil, rd)
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "performing request") {
+			return fmt.Errorf("caddy is not running, or its admin API is not at %s (start it with 'caddy run', or pass --address or --config): %w", addr, err)
+		}
+		return apiMessage(err)
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// apiMessage turns Caddy's "HTTP 400: {"error":"…"}" into the message.
+func apiMessage(err error) error {
+	s := err.Error()
+	if i := strings.Index(s, "{"); i >= 0 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal([]byte(s[i:]), &e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+	}
+	return err
+}
