@@ -144,7 +144,8 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	req.ClientID, req.RedirectURI = client.ID, redirectURI
 	req.Browser = p.cfg.Sessions.Browser(w, r)
-	req.StartedAt = p.cfg.Sessions.Now()
+	// Chain records are kept to the second; so is the start.
+	req.StartedAt = p.cfg.Sessions.Now().Truncate(time.Second)
 	req.ID = randomToken()
 
 	ctx := r.Context()

@@ -1,0 +1,238 @@
+package provider_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-idp/gatehouse/chain"
+	_ "github.com/gatehouse-idp/gatehouse/chain/password"
+	"github.com/gatehouse-idp/gatehouse/provider"
+	"github.com/gatehouse-idp/gatehouse/session"
+	"github.com/gatehouse-idp/gatehouse/store/embedded"
+	"github.com/gatehouse-idp/gatehouse/users"
+)
+
+// clock is a settable clock shared by store, sessions and provider.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+const (
+	alicePassword = "correct horse battery"
+	confSecret    = "s3cret/with+special&chars:"
+	redirectURI   = "https://app.example/callback"
+)
+
+// env is a provider served by httptest with three clients:
+// conf (client_secret_basic by default), post (client_secret_post only)
+// and spa (public).
+type env struct {
+	t      *testing.T
+	srv    *httptest.Server
+	issuer string
+	clock  *clock
+	users  *users.Directory
+	keys   *provider.Keys
+	alice  users.User
+}
+
+func newEnv(t *testing.T, alg string) *env {
+	t.Helper()
+	ctx := context.Background()
+	c := &clock{t: time.Now().Truncate(time.Second)}
+	st, err := embedded.Open(filepath.Join(t.TempDir(), "g.db"), embedded.Options{Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var h http.Handler
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	t.Cleanup(srv.Close)
+	issuer := srv.URL + "/idp"
+
+	sessions, err := session.NewManager(ctx, st, session.Options{Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := users.New(st, c.Now)
+	alice, err := dir.Create(ctx, users.User{Username: "alice", Email: "alice@example.com", EmailVerified: true,
+		Name: "Alice Example", Groups: []string{"staff"}}, alicePassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients, err := provider.NewClients(st, []provider.Client{
+		{ID: "conf", Name: "Conf App", Secret: confSecret, RedirectURIs: []string{redirectURI}},
+		{ID: "post", Secret: "post-secret", RedirectURIs: []string{redirectURI}, TokenEndpointAuthMethod: provider.AuthSecretPost},
+		{ID: "spa", Public: true, RedirectURIs: []string{redirectURI, "https://app.example/cb?x=1"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := provider.NewKeys(ctx, st, alg, 20*time.Minute, c.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine, err := chain.New(chain.DefaultConfig(), chain.Options{Store: st, Sessions: sessions, Users: dir,
+		LoginPath: provider.LoginPath(issuer), StaticPath: provider.StaticPath(issuer)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := provider.New(provider.Config{Issuer: issuer, Store: st, Users: dir, Clients: clients, Keys: keys,
+		Sessions: sessions, Chain: engine})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h = p
+	return &env{t: t, srv: srv, issuer: issuer, clock: c, users: dir, keys: keys, alice: alice}
+}
+
+// browser is a cookie-keeping client that stops at the client's
+// redirect URI.
+type browser struct {
+	t *testing.T
+	c *http.Client
+}
+
+func (e *env) browser() *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: e.t, c: &http.Client{Jar: jar, CheckRedirect: func(r *http.Request, via []*http.Request) error {
+		if r.URL.Host == "app.example" {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}}
+}
+
+func (b *browser) do(req *http.Request) (*http.Response, string) {
+	b.t.Helper()
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(body)
+}
+
+func (b *browser) get(u string) (*http.Response, string) {
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	return b.do(req)
+}
+
+func (b *browser) post(u string, form url.Values) (*http.Response, string) {
+	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+var hidden = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+
+// loginForm returns the hidden fields of a login page.
+func loginForm(page string) url.Values {
+	f := url.Values{}
+	for _, m := range hidden.FindAllStringSubmatch(page, -1) {
+		f.Set(m[1], html.UnescapeString(m[2]))
+	}
+	return f
+}
+
+// authParams are a valid request for client; tests change what they test.
+func authParams(client string) url.Values {
+	return url.Values{
+		"client_id": {client}, "response_type": {"code"}, "scope": {"openid profile email"},
+		"redirect_uri": {redirectURI}, "state": {"st-1"}, "nonce": {"n-1"},
+		"code_challenge": {challenge(verifier)}, "code_challenge_method": {"S256"},
+	}
+}
+
+const verifier = "verifier-0123456789-0123456789-0123456789-abc"
+
+func challenge(v string) string {
+	s := sha256.Sum256([]byte(v))
+	return base64.RawURLEncoding.EncodeToString(s[:])
+}
+
+func (e *env) authURL(q url.Values) string { return e.issuer + "/authorize?" + q.Encode() }
+
+// login runs an authorization in b, signing in when asked, and returns
+// the query the client receives.
+func (e *env) login(b *browser, q url.Values) url.Values {
+	e.t.Helper()
+	resp, page := b.get(e.authURL(q))
+	if resp.StatusCode == http.StatusOK && strings.Contains(page, `name="password"`) {
+		f := loginForm(page)
+		f.Set("username", "alice")
+		f.Set("password", alicePassword)
+		resp, page = b.post(e.issuer+"/login", f)
+	}
+	return callbackQuery(e.t, resp, page)
+}
+
+func callbackQuery(t *testing.T, resp *http.Response, page string) url.Values {
+	t.Helper()
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("status %d at %s, want redirect to client:\n%s", resp.StatusCode, resp.Request.URL, page)
+	}
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || loc.Host != "app.example" {
+		t.Fatalf("redirect to %q", resp.Header.Get("Location"))
+	}
+	return loc.Query()
+}
+
+// tokenRequest posts form to the token endpoint with optional basic auth.
+func (e *env) token(form url.Values, basicUser, basicPass string) (*http.Response, map[string]any) {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if basicUser != "" {
+		req.SetBasicAuth(url.QueryEscape(basicUser), url.QueryEscape(basicPass))
+	}
+	return doJSON(e.t, req)
+}
+
+func doJSON(t *testing.T, req *http.Request) (*http.Response, map[string]any) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	body, _ := io.ReadAll(resp.Body)
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &m); err != nil {
+			t.Fatalf("status %d, body not JSON: %s", resp.StatusCode, body)
+		}
+	}
+	return resp, m
+}
+
+func codeForm(code string) url.Values {
+	return url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirectURI}, "code_verifier": {verifier}}
+}
+
+// userinfo calls userinfo with a Bearer header.
+func (e *env) userinfo(token string) (*http.Response, map[string]any) {
+	req, _ := http.NewRequest(http.MethodGet, e.issuer+"/userinfo", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	return doJSON(e.t, req)
+}
