@@ -127,6 +127,15 @@ var pool = caddy.NewUsagePool()
 // Provision opens (or reuses) the store and builds the provider.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Slogger()
+	// Secrets may come from the environment: secret {env.WIKI_SECRET}.
+	repl := caddy.NewReplacer()
+	a.Issuer = repl.ReplaceKnown(a.Issuer, "")
+	for i := range a.Clients {
+		a.Clients[i].Secret = repl.ReplaceKnown(a.Clients[i].Secret, "")
+	}
+	if a.DemoUser != nil {
+		a.DemoUser.Password = repl.ReplaceKnown(a.DemoUser.Password, "")
+	}
 	if a.Issuer == "" {
 		return errors.New("gatehouse: issuer is required (the public URL of the site that serves gatehouse_idp)")
 	}

@@ -1,0 +1,114 @@
+package caddymodule
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+var update = flag.Bool("update", false, "rewrite the expected JSON of testdata/*.caddyfiletest")
+
+func adapt(t *testing.T, input string) ([]byte, error) {
+	t.Helper()
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), map[string]any{"filename": "Caddyfile"})
+	return out, err
+}
+
+// TestCaddyfileGolden adapts each testdata/*.caddyfiletest (a Caddyfile,
+// a line of dashes, the JSON it must become) and compares.
+func TestCaddyfileGolden(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.caddyfiletest")
+	if len(files) == 0 {
+		t.Fatal("no golden files")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			input, want, ok := strings.Cut(string(raw), "\n----------\n")
+			if !ok {
+				t.Fatal("no ---------- separator")
+			}
+			out, err := adapt(t, input)
+			if err != nil {
+				t.Fatalf("adapt: %v", err)
+			}
+			var pretty bytes.Buffer
+			json.Indent(&pretty, out, "", "\t")
+			got := pretty.String() + "\n"
+			if *update {
+				os.WriteFile(f, []byte(input+"\n----------\n"+got), 0o644)
+				return
+			}
+			if got != want {
+				t.Fatalf("adapted JSON differs (run go test ./caddymodule -update to accept):\n%s", got)
+			}
+			// And back: the JSON decodes into the app without loss.
+			var cfg struct {
+				Apps struct {
+					Gatehouse json.RawMessage `json:"gatehouse"`
+				} `json:"apps"`
+			}
+			json.Unmarshal(out, &cfg)
+			if len(cfg.Apps.Gatehouse) > 0 {
+				var app App
+				dec := json.NewDecoder(bytes.NewReader(cfg.Apps.Gatehouse))
+				dec.DisallowUnknownFields()
+				if err := dec.Decode(&app); err != nil {
+					t.Fatalf("app JSON does not map back: %v", err)
+				}
+				again, _ := json.Marshal(app)
+				var a1, a2 any
+				json.Unmarshal(cfg.Apps.Gatehouse, &a1)
+				json.Unmarshal(again, &a2)
+				b1, _ := json.Marshal(a1)
+				b2, _ := json.Marshal(a2)
+				if !bytes.Equal(b1, b2) {
+					t.Fatalf("JSON round trip differs:\n%s\n%s", b1, b2)
+				}
+			}
+		})
+	}
+}
+
+func TestCaddyfileErrors(t *testing.T) {
+	wrap := func(body string) string { return "{\n\tgatehouse {\n" + body + "\n\t}\n}\n" }
+	cases := []struct{ name, input, want string }{
+		{"no issuer", wrap("dev"), "needs an issuer"},
+		{"unknown option", wrap("issuer https://a.example\nbogus 1"), `unknown gatehouse option "bogus"`},
+		{"issuer two values", wrap("issuer https://a https://b"), "issuer takes exactly one value"},
+		{"bad alg", wrap("issuer https://a.example\nsigning_alg HS256"), "RS256 or ES256"},
+		{"bad duration", wrap("issuer https://a.example\nsession_idle soon"), "not a positive duration"},
+		{"client without secret", wrap("issuer https://a.example\nclient x {\nredirect_uri https://x/cb\n}"), "needs a secret"},
+		{"public client with secret", wrap("issuer https://a.example\nclient x {\npublic\nsecret s\nredirect_uri https://x/cb\n}"), "cannot have a secret"},
+		{"client without redirect", wrap("issuer https://a.example\nclient x {\nsecret s\n}"), "at least one redirect_uri"},
+		{"client twice", wrap("issuer https://a.example\nclient x {\nsecret s\nredirect_uri https://x/cb\n}\nclient x {\nsecret s\nredirect_uri https://x/cb\n}"), "defined twice"},
+		{"client unknown option", wrap("issuer https://a.example\nclient x {\nsecret s\nredirect_uri https://x/cb\ncolour red\n}"), `unknown option "colour"`},
+		{"bad remember", wrap("issuer https://a.example\nchain {\npassword {\nlevels 1\nremember forever\n}\n}"), "none, session or persistent"},
+		{"empty chain", wrap("issuer https://a.example\nchain {\n}"), "at least one module"},
+		{"demo user one arg", wrap("issuer https://a.example\ndemo_user alice"), "username and a password"},
+		{"unknown store", wrap("issuer https://a.example\nstore mysql"), `unknown store "mysql"`},
+		{"idp with options", "{\n\tgatehouse {\n\t\tissuer https://a.example\n\t}\n}\na.example {\n\tgatehouse_idp {\n\t\tfoo\n\t}\n}\n", "takes no options"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := adapt(t, tc.input)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+			if !strings.Contains(err.Error(), "Caddyfile:") {
+				t.Fatalf("error %v does not name the line", err)
+			}
+		})
+	}
+}
