@@ -99,6 +99,18 @@ func (d *Directory) Create(ctx context.Context, u User, password string) (User, 
 		u.PasswordHash = h
 		u.PasswordChangedAt = d.now()
 	}
+	// A username may look like an email: it must not shadow another
+	// account's email at login, nor the other way round.
+	for _, k := range []string{keyEmail + fold(u.Username), keyName + fold(u.Email)} {
+		if k == keyName {
+			continue
+		}
+		if _, err := d.st.Get(ctx, k); err == nil {
+			return User{}, ErrTaken
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return User{}, fmt.Errorf("checking for duplicates: %w", err)
+		}
+	}
 	u.Subject = newSubject()
 	u.CreatedAt = d.now()
 	u.UpdatedAt = u.CreatedAt

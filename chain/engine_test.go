@@ -1,0 +1,292 @@
+package chain_test
+
+import (
+	"context"
+	"errors"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-idp/gatehouse/chain"
+	_ "github.com/gatehouse-idp/gatehouse/chain/password"
+	"github.com/gatehouse-idp/gatehouse/session"
+	"github.com/gatehouse-idp/gatehouse/store/embedded"
+	"github.com/gatehouse-idp/gatehouse/users"
+)
+
+// fixedCode is a test module kind: a second step that accepts the code in
+// its "code" setting.
+type fixedCode struct{ code string }
+
+func (m fixedCode) Prompt(context.Context, *chain.Attempt) (chain.Prompt, error) {
+	return chain.Prompt{Title: "Code", Fields: []chain.Field{{Name: "code", Label: "Code", Type: "text"}}}, nil
+}
+
+func (m fixedCode) Verify(_ context.Context, a *chain.Attempt, f url.Values) (string, error) {
+	if f.Get("code") != m.code {
+		return "", chain.Reject("Wrong code.")
+	}
+	return a.Subject, nil
+}
+
+func init() {
+	chain.RegisterKind("testcode", []string{"otp"}, func(_ chain.Deps, s map[string]string) (chain.Module, error) {
+		return fixedCode{code: s["code"]}, nil
+	})
+}
+
+type deps struct {
+	st       *embedded.Store
+	sessions *session.Manager
+	users    *users.Directory
+	alice    users.User
+	now      time.Time
+}
+
+func newDeps(t *testing.T) *deps {
+	t.Helper()
+	d := &deps{now: time.Unix(1_800_000_000, 0)}
+	st, err := embedded.Open(filepath.Join(t.TempDir(), "c.db"), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	d.st = st
+	d.sessions, _ = session.NewManager(context.Background(), st, session.Options{Now: func() time.Time { return d.now }})
+	d.users = users.New(st, nil)
+	d.alice, _ = d.users.Create(context.Background(), users.User{Username: "alice"}, "pw")
+	return d
+}
+
+func (d *deps) engine(t *testing.T, cfg chain.Config) *chain.Engine {
+	t.Helper()
+	e, err := chain.New(cfg, chain.Options{Store: d.st, Sessions: d.sessions, Users: d.users, LoginPath: "/login", StaticPath: "/static"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func mod(name, kind string, levels []string, after ...string) chain.ModuleConfig {
+	return chain.ModuleConfig{Name: name, Kind: kind, Levels: levels, After: after, Settings: settingsFor(kind)}
+}
+
+func settingsFor(kind string) map[string]string {
+	if kind == "testcode" {
+		return map[string]string{"code": "123456"}
+	}
+	return nil
+}
+
+func TestConfigValidation(t *testing.T) {
+	d := newDeps(t)
+	pw := mod("Password", "password", []string{"1"})
+	cases := []struct {
+		name string
+		mods []chain.ModuleConfig
+		want string
+	}{
+		{"empty", nil, "no modules"},
+		{"duplicate", []chain.ModuleConfig{pw, pw}, `duplicate module name "Password"`},
+		{"unknown kind", []chain.ModuleConfig{mod("X", "sms", []string{"1"})}, `module "X": unknown kind "sms"`},
+		{"no levels", []chain.ModuleConfig{mod("P", "password", nil)}, `module "P" grants no levels`},
+		{"two starts", []chain.ModuleConfig{pw, mod("P2", "password", []string{"1"})}, "two start modules"},
+		{"unknown after", []chain.ModuleConfig{pw, mod("Code", "testcode", []string{"2"}, "Nope")}, `after unknown module "Nope"`},
+		{"cycle", []chain.ModuleConfig{pw, mod("A", "testcode", []string{"2"}, "Password", "B"), mod("B", "testcode", []string{"3"}, "A")}, "cycle"},
+		{"no start", []chain.ModuleConfig{mod("A", "testcode", []string{"2"}, "B"), mod("B", "testcode", []string{"3"}, "A")}, "no start module"},
+		{"bad remember", []chain.ModuleConfig{{Name: "P", Kind: "password", Levels: []string{"1"}, Remember: "always"}}, "remember must be"},
+		{"bad settings", []chain.ModuleConfig{{Name: "P", Kind: "password", Levels: []string{"1"}, Settings: map[string]string{"x": "y"}}}, "no setting x"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := chain.New(chain.Config{Modules: tc.mods}, chain.Options{Store: d.st, Sessions: d.sessions, Users: d.users})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestEvaluate(t *testing.T) {
+	d := newDeps(t)
+	e := d.engine(t, chain.Config{Modules: []chain.ModuleConfig{
+		mod("Password", "password", []string{"1"}),
+		{Name: "Code", Kind: "testcode", Levels: []string{"2"}, After: []string{"Password"}, ShowOnlyWhenNeeded: true, Settings: settingsFor("testcode")},
+	}})
+	if got := e.Levels(); !slices.Equal(got, []string{"1", "2"}) {
+		t.Fatalf("levels %v", got)
+	}
+	pwd := session.Passed{Module: "Password", Kind: "password", Levels: []string{"1"}, AMR: []string{"pwd"}, At: d.now.Add(-time.Hour)}
+	code := session.Passed{Module: "Code", Kind: "testcode", Levels: []string{"2"}, AMR: []string{"otp"}, At: d.now.Add(-time.Minute)}
+	ten := 10 * time.Minute
+	cases := []struct {
+		name      string
+		passed    []session.Passed
+		acr       []string
+		maxAge    *time.Duration
+		done, sat bool
+		acrOut    string
+		amr       []string
+	}{
+		{"nothing passed", nil, nil, nil, false, false, "", nil},
+		{"password, no request", []session.Passed{pwd}, nil, nil, true, true, "1", []string{"pwd"}},
+		{"password, asks 1", []session.Passed{pwd}, []string{"1"}, nil, true, true, "1", []string{"pwd"}},
+		{"password, asks 2: step-up", []session.Passed{pwd}, []string{"2"}, nil, false, false, "1", []string{"pwd"}},
+		{"both, asks 2", []session.Passed{pwd, code}, []string{"2"}, nil, true, true, "2", []string{"pwd", "otp", "mfa"}},
+		{"both, asks 2 or 1: first satisfied", []session.Passed{pwd, code}, []string{"1", "2"}, nil, true, true, "1", []string{"pwd", "otp", "mfa"}},
+		{"both, no request: highest", []session.Passed{pwd, code}, nil, nil, true, true, "2", []string{"pwd", "otp", "mfa"}},
+		{"unknown level asked", []session.Passed{pwd}, []string{"9"}, nil, true, false, "1", []string{"pwd"}},
+		// The level-2 module is fresh, but the start module must be passed again.
+		{"max_age drops the old password", []session.Passed{pwd, code}, []string{"2"}, &ten, false, true, "2", []string{"otp"}},
+		{"removed module ignored", []session.Passed{{Module: "Gone", Levels: []string{"2"}, At: d.now}}, nil, nil, false, false, "", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := e.Evaluate(context.Background(), d.alice.Subject, tc.passed, tc.acr, tc.maxAge)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.Done != tc.done || o.Satisfied != tc.sat || o.ACR != tc.acrOut || !slices.Equal(o.AMR, tc.amr) {
+				t.Fatalf("outcome %+v, want done=%v satisfied=%v acr=%q amr=%v", o, tc.done, tc.sat, tc.acrOut, tc.amr)
+			}
+		})
+	}
+}
+
+var hiddenRE = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+
+// loginServer mounts the engine at /login and a /start that begins an
+// attempt for acr_values from the query; /done is the return address.
+func loginServer(t *testing.T, e *chain.Engine) (*httptest.Server, *http.Client) {
+	mux := http.NewServeMux()
+	mux.Handle("/login", e)
+	mux.HandleFunc("/start", func(w http.ResponseWriter, r *http.Request) {
+		if err := e.Start(w, r, chain.Request{ReturnTo: "/done", AcrValues: strings.Fields(r.URL.Query().Get("acr")), Client: "Test"}); err != nil {
+			t.Error(err)
+		}
+	})
+	mux.HandleFunc("/done", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "DONE") })
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	jar, _ := cookiejar.New(nil)
+	return srv, &http.Client{Jar: jar}
+}
+
+func get(t *testing.T, c *http.Client, u string) (int, string) {
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, string(b)
+}
+
+func post(t *testing.T, c *http.Client, u string, f url.Values) (int, string) {
+	resp, err := c.PostForm(u, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, string(b)
+}
+
+func form(page string, kv ...string) url.Values {
+	f := url.Values{}
+	for _, m := range hiddenRE.FindAllStringSubmatch(page, -1) {
+		f.Set(m[1], html.UnescapeString(m[2]))
+	}
+	for i := 0; i < len(kv); i += 2 {
+		f.Set(kv[i], kv[i+1])
+	}
+	return f
+}
+
+func TestLoginFlowWithStepUp(t *testing.T) {
+	d := newDeps(t)
+	e := d.engine(t, chain.Config{Modules: []chain.ModuleConfig{
+		mod("Password", "password", []string{"1"}),
+		{Name: "Code", Kind: "testcode", Levels: []string{"2"}, After: []string{"Password"}, ShowOnlyWhenNeeded: true, Settings: settingsFor("testcode")},
+	}})
+	srv, c := loginServer(t, e)
+
+	// Level 1: password only, then back to the caller.
+	_, page := get(t, c, srv.URL+"/start")
+	if !strings.Contains(page, `name="password"`) || strings.Contains(page, `name="code"`) {
+		t.Fatalf("first page:\n%s", page)
+	}
+	// Skipping ahead: posting the code step before the password is refused.
+	if st, body := post(t, c, srv.URL+"/login", form(page, "module", "Code", "code", "123456")); st != 400 || !strings.Contains(body, "not available") {
+		t.Fatalf("skip ahead: %d", st)
+	}
+	st, body := post(t, c, srv.URL+"/login", form(page, "username", "alice", "password", "pw"))
+	if st != 200 || body != "DONE" {
+		t.Fatalf("after password: %d %s", st, body)
+	}
+
+	// Step-up to level 2 with the session: only the code is asked.
+	_, page = get(t, c, srv.URL+"/start?acr=2")
+	if strings.Contains(page, `name="password"`) || !strings.Contains(page, `name="code"`) {
+		t.Fatalf("step-up page:\n%s", page)
+	}
+	if st, body := post(t, c, srv.URL+"/login", form(page, "code", "000000")); st != 401 || !strings.Contains(body, "Wrong code.") {
+		t.Fatalf("wrong code: %d", st)
+	}
+	if st, body := post(t, c, srv.URL+"/login", form(page, "code", "123456")); st != 200 || body != "DONE" {
+		t.Fatalf("right code: %d %s", st, body)
+	}
+}
+
+func TestLoginFailuresAndTampering(t *testing.T) {
+	d := newDeps(t)
+	e := d.engine(t, chain.DefaultConfig())
+	srv, c := loginServer(t, e)
+	_, page := get(t, c, srv.URL+"/start")
+	f := form(page, "username", "alice", "password", "wrong")
+
+	_, wrongPw := post(t, c, srv.URL+"/login", f)
+	_, unknown := post(t, c, srv.URL+"/login", form(page, "username", "mallory", "password", "wrong"))
+	msg := regexp.MustCompile(`role="alert">([^<]*)<`)
+	if m1, m2 := msg.FindStringSubmatch(wrongPw), msg.FindStringSubmatch(unknown); m1 == nil || m2 == nil || m1[1] != m2[1] {
+		t.Fatalf("messages differ: %v vs %v", m1, m2)
+	}
+	for name, bad := range map[string]url.Values{
+		"no csrf":        form(page, "csrf", "", "username", "alice", "password", "pw"),
+		"other attempt":  form(page, "attempt", "someone-elses", "username", "alice", "password", "pw"),
+		"unknown module": form(page, "module", "Admin", "username", "alice", "password", "pw"),
+	} {
+		if st, _ := post(t, c, srv.URL+"/login", bad); st < 400 || st > 499 {
+			t.Errorf("%s: status %d, want 4xx", name, st)
+		}
+	}
+	// Another browser cannot finish this browser's attempt.
+	jar, _ := cookiejar.New(nil)
+	other := &http.Client{Jar: jar}
+	if st, _ := post(t, other, srv.URL+"/login", form(page, "username", "alice", "password", "pw")); st != 403 {
+		t.Fatalf("attempt from another browser: %d", st)
+	}
+	// Ten failures in all (two above) end the attempt, even with the
+	// right password after.
+	for i := 3; i <= 10; i++ {
+		st, _ := post(t, c, srv.URL+"/login", f)
+		if want := map[bool]int{true: http.StatusTooManyRequests, false: http.StatusUnauthorized}[i == 10]; st != want {
+			t.Fatalf("failure %d: status %d, want %d", i, st, want)
+		}
+	}
+	if st, body := post(t, c, srv.URL+"/login", form(page, "username", "alice", "password", "pw")); st == 200 && body == "DONE" {
+		t.Fatal("locked attempt still logs in")
+	}
+	if _, err := d.sessions.Get(context.Background(), "x"); !errors.Is(err, session.ErrNoSession) {
+		t.Fatal(err)
+	}
+}
