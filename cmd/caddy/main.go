@@ -8,7 +8,7 @@ import (
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
-	_ "github.com/gatehouse-idp/gatehouse/caddymodule"
+	_ "github.com/gatehouse-idp/gatehouse"
 )
 
 func main() {
