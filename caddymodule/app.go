@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -66,7 +67,13 @@ type App struct {
 	keys     *provider.Keys
 	chain    *chain.Engine
 	logger   *slog.Logger
+	ctx      caddy.Context
+	// gates provisioned in this config, bound to their hosts at Start.
+	gates []*Gate
 }
+
+// gateRegMu serialises changes to the local gates' client registration.
+var gateRegMu sync.Mutex
 
 // StoreConfig selects the store backend.
 type StoreConfig struct {
@@ -127,6 +134,7 @@ var pool = caddy.NewUsagePool()
 // Provision opens (or reuses) the store and builds the provider.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Slogger()
+	a.ctx = ctx
 	// Secrets may come from the environment: secret {env.WIKI_SECRET}.
 	repl := caddy.NewReplacer()
 	a.Issuer = repl.ReplaceKnown(a.Issuer, "")
@@ -271,8 +279,12 @@ func (a *App) ensureDemoUser(ctx context.Context) error {
 	return nil
 }
 
-// Start logs what is running, loudly when a demo credential is active.
+// Start binds gates to their hosts and logs what is running, loudly when
+// a demo credential is active.
 func (a *App) Start() error {
+	if err := a.bindGateHosts(); err != nil {
+		return err
+	}
 	if a.DemoUser != nil {
 		a.logger.Warn("GATEHOUSE DEMO USER IS ACTIVE: anyone who reads the configuration can sign in as this user; remove demo_user before real use",
 			"username", a.DemoUser.Username)

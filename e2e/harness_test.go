@@ -209,7 +209,12 @@ func newBrowser(t testing.TB, stopHosts ...string) *browser {
 
 func (b *browser) get(u string) (*http.Response, string) {
 	b.t.Helper()
-	resp, err := b.client.Get(u)
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/html")
+	resp, err := b.client.Do(req)
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -254,3 +259,9 @@ func (b *browser) submitLogin(pageURL, page, username, password string) (*http.R
 }
 
 func base64URLDecode(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
+
+func readAll(resp *http.Response) string {
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return string(b)
+}

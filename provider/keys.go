@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/gatehouse-idp/gatehouse/store"
 )
@@ -222,4 +223,13 @@ func (k *Keys) JWKS() jose.JSONWebKeySet {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	return k.public
+}
+
+// SignClaims signs claims as a compact JWT of type typ with the active key.
+func (k *Keys) SignClaims(typ string, claims any) (string, error) {
+	s, err := k.Signer(typ)
+	if err != nil {
+		return "", err
+	}
+	return jwt.Signed(s).Claims(claims).Serialize()
 }

@@ -1,0 +1,369 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/gatehouse-idp/gatehouse/gate"
+	"github.com/gatehouse-idp/gatehouse/provider"
+	"github.com/gatehouse-idp/gatehouse/users"
+)
+
+func init() {
+	caddy.RegisterModule(Gate{})
+	httpcaddyfile.RegisterHandlerDirective("gatehouse_gate", parseGate)
+	// Authentication runs before anything that touches the request.
+	httpcaddyfile.RegisterDirectiveOrder("gatehouse_gate", httpcaddyfile.After, "forward_auth")
+}
+
+// Gate protects the routes it is placed on with single sign-on.
+type Gate struct {
+	// ACR: any of these levels is required. Empty: any signed-in user.
+	ACR []string `json:"acr,omitempty"`
+	// MaxAge: the user must have authenticated within this time.
+	MaxAge      caddy.Duration `json:"max_age,omitempty"`
+	AllowUsers  []string       `json:"allow_users,omitempty"`
+	AllowGroups []string       `json:"allow_groups,omitempty"`
+	DenyUsers   []string       `json:"deny_users,omitempty"`
+	DenyGroups  []string       `json:"deny_groups,omitempty"`
+	// Bypass paths need no login ("/health", "/public/*").
+	Bypass []string `json:"bypass,omitempty"`
+	// Headers renames or switches off identity headers; nil: defaults.
+	Headers *gate.Headers `json:"headers,omitempty"`
+	// Hosts the gate serves. Default: the host names of its site.
+	Hosts []string `json:"hosts,omitempty"`
+	// ForwardAuth answers /.gatehouse/verify for other proxies.
+	ForwardAuth bool `json:"forward_auth,omitempty"`
+	// Issuer, ClientID, ClientSecret: an external OpenID provider.
+	// Default: the gatehouse app's own provider (registered automatically).
+	Issuer       string `json:"issuer,omitempty"`
+	ClientID     string `json:"client_id,omitempty"`
+	ClientSecret string `json:"client_secret,omitempty"`
+	// SessionLifetime (12h) and CacheTTL (30s; how long a removed group
+	// or disabled user may still pass).
+	SessionLifetime caddy.Duration `json:"session_lifetime,omitempty"`
+	CacheTTL        caddy.Duration `json:"cache_ttl,omitempty"`
+
+	gate      *gate.Gate
+	siteHosts [][]string // host lists of the sites it is on (nil: any host)
+}
+
+// CaddyModule returns the Caddy module information.
+func (Gate) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.gatehouse_gate", New: func() caddy.Module { return new(Gate) }}
+}
+
+// localGateClient is the client id under which gates sign in to the
+// gatehouse app's own provider. It is public (PKCE) and its redirect URIs
+// are added as gates first see each host.
+const localGateClient = "gatehouse-gates"
+
+// Provision builds the gate.
+func (h *Gate) Provision(ctx caddy.Context) error {
+	app, err := gatehouseApp(ctx, "gatehouse_gate")
+	if err != nil {
+		return err
+	}
+	headers := gate.DefaultHeaders()
+	if h.Headers != nil {
+		headers = *h.Headers
+	}
+	repl := caddy.NewReplacer()
+	cfg := gate.Config{
+		Store: app.state.st, Cookies: app.sessions, Hosts: h.Hosts, Headers: headers,
+		Policy: gate.Policy{ACR: h.ACR, MaxAge: time.Duration(h.MaxAge), AllowUsers: h.AllowUsers, AllowGroups: h.AllowGroups,
+			DenyUsers: h.DenyUsers, DenyGroups: h.DenyGroups, Bypass: h.Bypass},
+		SessionLifetime: time.Duration(h.SessionLifetime), CacheTTL: time.Duration(h.CacheTTL),
+		ForwardAuth: h.ForwardAuth, Logger: ctx.Slogger(),
+	}
+	if h.Issuer != "" {
+		cfg.Issuer = repl.ReplaceKnown(h.Issuer, "")
+		cfg.ClientID = repl.ReplaceKnown(h.ClientID, "")
+		cfg.ClientSecret = repl.ReplaceKnown(h.ClientSecret, "")
+		if cfg.ClientID == "" {
+			return errors.New("gatehouse_gate: client_id is required with an external issuer")
+		}
+	} else {
+		if app.provider == nil {
+			return errors.New("gatehouse_gate: no issuer: set one in the gatehouse app (or give the gate an external issuer)")
+		}
+		for _, l := range h.ACR {
+			if !app.chain.KnownLevel(l) {
+				return fmt.Errorf("gatehouse_gate: acr %q is not a level of the chain (levels: %s)", l, strings.Join(app.chain.Levels(), ", "))
+			}
+		}
+		cfg.Issuer, cfg.ClientID = app.Issuer, localGateClient
+		cfg.HTTPClient = &http.Client{Transport: inProcess(app.Issuer, app.provider), Timeout: 15 * time.Second}
+		cfg.Register = app.registerGateRedirect
+		cfg.Refresh = app.refreshGateUser
+		cfg.Sign = app.signAssertion
+	}
+	if h.gate, err = gate.New(context.Background(), cfg); err != nil {
+		return fmt.Errorf("gatehouse_gate: %w", err)
+	}
+	app.gates = append(app.gates, h)
+	return nil
+}
+
+// ServeHTTP lets the request through when the gate passes it.
+func (h *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	s, handled := h.gate.Check(w, r)
+	if handled {
+		return nil
+	}
+	if s != nil {
+		repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+		repl.Set("http.auth.user.id", s.Username)
+		repl.Set("http.auth.user.sub", s.Subject)
+		repl.Set("http.auth.user.email", s.Email)
+		repl.Set("http.auth.user.name", s.Name)
+		repl.Set("http.auth.user.groups", strings.Join(s.Groups, ","))
+		repl.Set("http.auth.user.acr", s.ACR)
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// registerGateRedirect adds uri to the local gates' client.
+func (a *App) registerGateRedirect(ctx context.Context, uri string) error {
+	gateRegMu.Lock()
+	defer gateRegMu.Unlock()
+	cl, err := a.clients.Get(ctx, localGateClient)
+	if errors.Is(err, provider.ErrUnknownClient) {
+		cl = &provider.Client{ID: localGateClient, Name: "Gatehouse gates", Public: true}
+	} else if err != nil {
+		return err
+	}
+	if slices.Contains(cl.RedirectURIs, uri) {
+		return nil
+	}
+	c := *cl
+	c.RedirectURIs = append(slices.Clone(c.RedirectURIs), uri)
+	return a.clients.Put(ctx, c)
+}
+
+// refreshGateUser re-reads the user behind a gate session.
+func (a *App) refreshGateUser(ctx context.Context, s *gate.Session) error {
+	u, err := a.users.Get(ctx, s.Subject)
+	if errors.Is(err, users.ErrNotFound) {
+		return gate.ErrUserGone
+	} else if err != nil {
+		return err
+	}
+	s.Username, s.Email, s.Name, s.Groups, s.Disabled = u.Username, u.Email, u.Name, u.Groups, u.Disabled
+	return nil
+}
+
+// signAssertion signs a gate's identity assertion with the IdP's keys.
+func (a *App) signAssertion(claims map[string]any) (string, error) {
+	return a.keys.SignClaims("gatehouse-assertion+jwt", claims)
+}
+
+// UnmarshalCaddyfile:
+//
+//	gatehouse_gate [<matcher>] {
+//		acr <level>...
+//		max_age <duration>
+//		allow user|group <name>...
+//		deny user|group <name>...
+//		bypass <path>...
+//		header user|email|name|groups|acr|assertion <name>|off
+//		headers off
+//		hosts <host>...
+//		forward_auth
+//		issuer <url>
+//		client_id <id>
+//		client_secret <secret>
+//		session_lifetime <duration>
+//		cache_ttl <duration>
+//	}
+func (h *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch opt := d.Val(); opt {
+		case "acr":
+			if err := someArgs(d, &h.ACR); err != nil {
+				return err
+			}
+		case "max_age", "session_lifetime", "cache_ttl":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil || dur <= 0 {
+				return d.Errf("%s: %q is not a positive duration", opt, s)
+			}
+			*map[string]*caddy.Duration{"max_age": &h.MaxAge, "session_lifetime": &h.SessionLifetime, "cache_ttl": &h.CacheTTL}[opt] = caddy.Duration(dur)
+		case "allow", "deny":
+			args := d.RemainingArgs()
+			if len(args) < 2 || args[0] != "user" && args[0] != "group" {
+				return d.Errf("%s user|group <name>...", opt)
+			}
+			dst := map[string]*[]string{"allow user": &h.AllowUsers, "allow group": &h.AllowGroups,
+				"deny user": &h.DenyUsers, "deny group": &h.DenyGroups}[opt+" "+args[0]]
+			*dst = append(*dst, args[1:]...)
+		case "bypass":
+			if err := someArgs(d, &h.Bypass); err != nil {
+				return err
+			}
+			for _, b := range h.Bypass {
+				if !strings.HasPrefix(b, "/") {
+					return d.Errf("bypass path %q must start with /", b)
+				}
+			}
+		case "header":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Err("header user|email|name|groups|acr|assertion <name>|off")
+			}
+			if h.Headers == nil {
+				def := gate.DefaultHeaders()
+				h.Headers = &def
+			}
+			ptr := map[string]*string{"user": &h.Headers.User, "email": &h.Headers.Email, "name": &h.Headers.Name,
+				"groups": &h.Headers.Groups, "acr": &h.Headers.ACR, "assertion": &h.Headers.Assertion}[args[0]]
+			if ptr == nil {
+				return d.Errf("unknown identity header %q (user, email, name, groups, acr, assertion)", args[0])
+			}
+			if args[1] == "off" {
+				*ptr = ""
+			} else {
+				*ptr = args[1]
+			}
+		case "headers":
+			args := d.RemainingArgs()
+			if len(args) != 1 || args[0] != "off" {
+				return d.Err("headers off")
+			}
+			h.Headers = &gate.Headers{}
+		case "hosts":
+			if err := someArgs(d, &h.Hosts); err != nil {
+				return err
+			}
+		case "forward_auth":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.ForwardAuth = true
+		case "issuer":
+			if err := oneArg(d, &h.Issuer); err != nil {
+				return err
+			}
+		case "client_id":
+			if err := oneArg(d, &h.ClientID); err != nil {
+				return err
+			}
+		case "client_secret":
+			if err := oneArg(d, &h.ClientSecret); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("unknown gatehouse_gate option %q", opt)
+		}
+	}
+	if (h.ClientID != "" || h.ClientSecret != "") && h.Issuer == "" {
+		return d.Err("client_id and client_secret go with an external issuer")
+	}
+	if h.Issuer != "" && h.ClientID == "" {
+		return d.Err("an external issuer needs client_id (and client_secret unless the client is public)")
+	}
+	return nil
+}
+
+func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var g Gate
+	err := g.UnmarshalCaddyfile(h.Dispenser)
+	return &g, err
+}
+
+// bindGateHosts gives every gate without `hosts` the host names of the
+// sites it is on, and refuses a gate on a site that answers any host: a
+// gate must never build redirect URIs from a Host header nobody checked.
+func (a *App) bindGateHosts() error {
+	if len(a.gates) == 0 {
+		return nil
+	}
+	v, err := a.ctx.AppIfConfigured("http")
+	if err != nil {
+		return nil
+	}
+	httpApp, ok := v.(*caddyhttp.App)
+	if !ok {
+		return nil
+	}
+	var walk func(routes caddyhttp.RouteList, hosts []string)
+	walk = func(routes caddyhttp.RouteList, hosts []string) {
+		for _, rt := range routes {
+			eff := hosts
+			if hs := routeHosts(rt.MatcherSets); hs != nil {
+				eff = hs
+			}
+			for _, hd := range rt.Handlers {
+				switch x := hd.(type) {
+				case *Gate:
+					x.siteHosts = append(x.siteHosts, eff)
+				case *caddyhttp.Subroute:
+					walk(x.Routes, eff)
+				}
+			}
+		}
+	}
+	for _, srv := range httpApp.Servers {
+		walk(srv.Routes, nil)
+	}
+	for _, g := range a.gates {
+		if len(g.Hosts) > 0 {
+			continue
+		}
+		var all []string
+		for _, hs := range g.siteHosts {
+			if len(hs) == 0 {
+				return errors.New("gatehouse_gate is on a site that answers any host name: name the site's hosts, or list them with `hosts`")
+			}
+			all = append(all, hs...)
+		}
+		g.gate.SetHosts(all)
+	}
+	return nil
+}
+
+// routeHosts returns the host names a route's matchers limit it to, or
+// nil when some matcher set does not limit the host.
+func routeHosts(sets caddyhttp.MatcherSets) []string {
+	if len(sets) == 0 {
+		return nil
+	}
+	var out []string
+	for _, set := range sets {
+		found := false
+		for _, m := range set {
+			if mh, ok := m.(*caddyhttp.MatchHost); ok {
+				out = append(out, *mh...)
+				found = true
+			}
+		}
+		if !found {
+			return nil
+		}
+	}
+	return out
+}
+
+var (
+	_ caddy.Provisioner           = (*Gate)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Gate)(nil)
+	_ caddyfile.Unmarshaler       = (*Gate)(nil)
+)

@@ -1,0 +1,109 @@
+package gate
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// verify answers a forward-auth subrequest (nginx auth_request, Traefik
+// ForwardAuth, Caddy forward_auth). The proxy passes the user's request
+// in X-Forwarded-{Method,Proto,Host,Uri} with the user's cookies; the
+// query of the verify URL may tighten the policy, in the same words as
+// the Caddyfile: acr, max_age, allow_user, allow_group, deny_user,
+// deny_group.
+//
+// 2xx answers have an empty body and carry the identity headers, for the
+// proxy to copy upstream. Otherwise the answer is the redirect (or 401)
+// the user should get.
+func (g *Gate) verify(w http.ResponseWriter, r *http.Request) {
+	policy, err := g.policyFromQuery(r.URL.Query())
+	if err != nil {
+		g.page(w, http.StatusBadRequest, "Bad gate configuration", err.Error())
+		return
+	}
+	orig, err := forwardedRequest(r)
+	if err != nil {
+		g.page(w, http.StatusBadRequest, "Bad forward-auth request", err.Error())
+		return
+	}
+	if !g.hostAllowed(orig.Host) {
+		g.page(w, http.StatusForbidden, "Unknown site", "This sign-in gate is not configured for this host name.")
+		return
+	}
+	if policy.Bypassed(orig.URL.Path) {
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	// Identity headers go into the response, which the proxy copies.
+	resp := http.Header{}
+	sub := &http.Request{Header: resp}
+	sub = sub.WithContext(r.Context())
+	if _, handled := g.enforce(w, sub, orig, policy); handled {
+		return
+	}
+	for k, v := range resp {
+		w.Header()[k] = v
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusOK)
+}
+
+// forwardedRequest rebuilds the user's request from the proxy's headers.
+func forwardedRequest(r *http.Request) (*http.Request, error) {
+	host := r.Header.Get("X-Forwarded-Host")
+	if host == "" {
+		host = r.Host
+	}
+	uri := r.Header.Get("X-Forwarded-Uri")
+	if uri == "" {
+		uri = "/"
+	}
+	u, err := url.ParseRequestURI(uri)
+	if err != nil || strings.ContainsAny(host, "/\\ ") {
+		return nil, errBadForward
+	}
+	method := r.Header.Get("X-Forwarded-Method")
+	if method == "" {
+		method = http.MethodGet
+	}
+	orig := r.Clone(r.Context())
+	orig.Method, orig.Host, orig.URL, orig.RequestURI = method, host, u, uri
+	orig.TLS = nil
+	if r.Header.Get("X-Forwarded-Proto") == "https" {
+		orig.TLS = r.TLS
+		if orig.TLS == nil {
+			orig.TLS = fakeTLS
+		}
+	}
+	return orig, nil
+}
+
+type gateError string
+
+func (e gateError) Error() string { return string(e) }
+
+const errBadForward = gateError("X-Forwarded-Host or X-Forwarded-Uri is malformed")
+
+// policyFromQuery overlays the verify URL's query on the gate's policy.
+func (g *Gate) policyFromQuery(q url.Values) (Policy, error) {
+	p := g.cfg.Policy
+	if v := q["acr"]; len(v) > 0 {
+		p.ACR = strings.Fields(strings.Join(v, " "))
+	}
+	if v := q.Get("max_age"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return p, gateError("max_age must be a duration such as 15m")
+		}
+		p.MaxAge = d
+	}
+	split := func(k string) []string { return strings.FieldsFunc(strings.Join(q[k], ","), func(r rune) bool { return r == ',' || r == ' ' }) }
+	p.AllowUsers = append(p.AllowUsers, split("allow_user")...)
+	p.AllowGroups = append(p.AllowGroups, split("allow_group")...)
+	p.DenyUsers = append(p.DenyUsers, split("deny_user")...)
+	p.DenyGroups = append(p.DenyGroups, split("deny_group")...)
+	return p, p.Validate()
+}

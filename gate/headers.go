@@ -1,0 +1,78 @@
+package gate
+
+import (
+	"net/http"
+	"strings"
+)
+
+// Headers names the identity headers sent upstream. An empty name
+// switches that header off.
+type Headers struct {
+	User   string `json:"user,omitempty"`
+	Email  string `json:"email,omitempty"`
+	Name   string `json:"name,omitempty"`
+	Groups string `json:"groups,omitempty"`
+	ACR    string `json:"acr,omitempty"`
+	// Assertion, when set, carries a signed JWT about the user (audience:
+	// the protected site's origin), verifiable with the IdP's JWKS.
+	Assertion string `json:"assertion,omitempty"`
+}
+
+// DefaultHeaders are the usual Remote-* names; no assertion.
+func DefaultHeaders() Headers {
+	return Headers{User: "Remote-User", Email: "Remote-Email", Name: "Remote-Name", Groups: "Remote-Groups", ACR: "Remote-Acr"}
+}
+
+// reserved are the normalised names stripped from every request: the
+// configured ones, and the defaults even when renamed or switched off,
+// so that no spoofed identity ever reaches an upstream.
+func (h Headers) reserved() map[string]bool {
+	m := map[string]bool{}
+	d := DefaultHeaders()
+	for _, n := range []string{h.User, h.Email, h.Name, h.Groups, h.ACR, h.Assertion,
+		d.User, d.Email, d.Name, d.Groups, d.ACR, "X-Gatehouse-Assertion"} {
+		if n != "" {
+			m[normalize(n)] = true
+		}
+	}
+	return m
+}
+
+// normalize folds case and treats '_' like '-': "REMOTE_user" and
+// "Remote-User" are the same header to many upstreams (CGI, PHP, WSGI).
+func normalize(name string) string {
+	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+}
+
+// strip removes every reserved header the client sent.
+func strip(hdr http.Header, reserved map[string]bool) {
+	for k := range hdr {
+		if reserved[normalize(k)] {
+			delete(hdr, k)
+		}
+	}
+}
+
+// set writes the identity of s into hdr.
+func (h Headers) set(hdr http.Header, s *Session) {
+	put := func(name, v string) {
+		if name != "" && v != "" {
+			hdr.Set(name, sanitize(v))
+		}
+	}
+	put(h.User, s.Username)
+	put(h.Email, s.Email)
+	put(h.Name, s.Name)
+	put(h.Groups, strings.Join(s.Groups, ","))
+	put(h.ACR, s.ACR)
+}
+
+// sanitize drops control characters so a value cannot split headers.
+func sanitize(v string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, v)
+}
