@@ -100,7 +100,9 @@ func (g *Gate) policyFromQuery(q url.Values) (Policy, error) {
 		}
 		p.MaxAge = d
 	}
-	split := func(k string) []string { return strings.FieldsFunc(strings.Join(q[k], ","), func(r rune) bool { return r == ',' || r == ' ' }) }
+	split := func(k string) []string {
+		return strings.FieldsFunc(strings.Join(q[k], ","), func(r rune) bool { return r == ',' || r == ' ' })
+	}
 	p.AllowUsers = append(p.AllowUsers, split("allow_user")...)
 	p.AllowGroups = append(p.AllowGroups, split("allow_group")...)
 	p.DenyUsers = append(p.DenyUsers, split("deny_user")...)

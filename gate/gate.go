@@ -488,7 +488,7 @@ func (g *Gate) callback(w http.ResponseWriter, r *http.Request) {
 	if p.WasPost {
 		web.Render(w, http.StatusOK, "notice.html", web.Page{Title: "Signed in — please submit again", Static: staticPrefix,
 			Message: "You had to sign in while sending a form, so it was not sent. Go back to the page and submit it again.",
-			Data: notice{Link: p.ReturnTo, LinkText: "Back to the page"}})
+			Data:    notice{Link: p.ReturnTo, LinkText: "Back to the page"}})
 		return
 	}
 	ret, ok := SafeReturn(p.ReturnTo)
