@@ -15,7 +15,7 @@ const assertionLife = 5 * time.Minute
 
 // assertion returns the signed JWT about s for the upstream of orig.
 func (g *Gate) assertion(orig *http.Request, s *Session) (string, error) {
-	e := g.cache.get(s.ID)
+	e := g.cache.getID(s.ID)
 	if e == nil {
 		e = &entry{s: s}
 	}

@@ -14,14 +14,16 @@ import (
 
 var randRead = rand.Read
 
-// cache holds gate sessions in memory. It is shared by every gate on the
-// same store (several routes of one site share their sessions), and
-// entries are dropped on every instance through the store's pub/sub
-// channel when a session ends.
+// cache holds gate sessions in memory, keyed by the cookie value that
+// was verified for them (a hit skips even the HMAC). It is shared by
+// every gate on the same store (several routes of one site share their
+// sessions), and entries are dropped on every instance through the
+// store's pub/sub channel when a session ends.
 type cache struct {
-	st store.Store
-	mu sync.RWMutex
-	m  map[string]*entry
+	st    store.Store
+	mu    sync.RWMutex
+	byVal map[string]*entry
+	byID  map[string]string // session id -> cookie value
 }
 
 type entry struct {
@@ -50,15 +52,13 @@ func sharedCache(st store.Store) *cache {
 	if c, ok := caches[st]; ok {
 		return c
 	}
-	c := &cache{st: st, m: map[string]*entry{}}
+	c := &cache{st: st, byVal: map[string]*entry{}, byID: map[string]string{}}
 	caches[st] = c
 	ch, err := st.Subscribe(context.Background(), channelRevoke)
 	if err == nil {
 		go func() {
 			for msg := range ch {
-				c.mu.Lock()
-				delete(c.m, string(msg))
-				c.mu.Unlock()
+				c.drop(string(msg))
 			}
 			cachesMu.Lock()
 			if caches[st] == c {
@@ -70,72 +70,86 @@ func sharedCache(st store.Store) *cache {
 	return c
 }
 
-func (c *cache) get(id string) *entry {
+func (c *cache) get(value string) *entry {
 	c.mu.RLock()
-	e := c.m[id]
+	e := c.byVal[value]
 	c.mu.RUnlock()
 	return e
 }
 
-func (c *cache) put(id string, e *entry) {
+func (c *cache) getID(id string) *entry {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.byVal[c.byID[id]]
+}
+
+func (c *cache) put(value string, e *entry) {
 	c.mu.Lock()
-	if len(c.m) >= maxCacheEntries {
-		for k := range c.m { // evict an arbitrary tenth
-			delete(c.m, k)
-			if len(c.m) < maxCacheEntries*9/10 {
+	if len(c.byVal) >= maxCacheEntries {
+		for v, x := range c.byVal { // evict an arbitrary tenth
+			delete(c.byVal, v)
+			delete(c.byID, x.s.ID)
+			if len(c.byVal) < maxCacheEntries*9/10 {
 				break
 			}
 		}
 	}
-	c.m[id] = e
+	if old, ok := c.byID[e.s.ID]; ok {
+		delete(c.byVal, old)
+	}
+	c.byVal[value] = e
+	c.byID[e.s.ID] = value
+	c.mu.Unlock()
+}
+
+func (c *cache) drop(id string) {
+	c.mu.Lock()
+	delete(c.byVal, c.byID[id])
+	delete(c.byID, id)
 	c.mu.Unlock()
 }
 
 // forget drops id here and, through pub/sub, on every instance.
 func (c *cache) forget(ctx context.Context, id string) {
-	c.mu.Lock()
-	delete(c.m, id)
-	c.mu.Unlock()
+	c.drop(id)
 	_ = c.st.Publish(ctx, channelRevoke, []byte(id))
 }
 
 // session returns the live gate session of r, or nil. An error means the
 // store failed: the caller fails closed.
 func (g *Gate) session(r *http.Request) (*Session, error) {
-	id, _ := g.cookies.decode(r, r.Host)
-	if id == "" {
+	ck, err := r.Cookie(g.cookies.name)
+	if err != nil {
 		return nil, nil
 	}
-	e, err := g.entry(r.Context(), id)
-	if e == nil || err != nil {
-		return nil, err
-	}
-	return e.s, nil
-}
-
-func (g *Gate) entry(ctx context.Context, id string) (*entry, error) {
 	now := g.cfg.Now()
-	if e := g.cache.get(id); e != nil && now.Sub(e.loaded) < g.cfg.CacheTTL {
+	if e := g.cache.get(ck.Value); e != nil && e.s.Host == r.Host && now.Sub(e.loaded) < g.cfg.CacheTTL {
 		if now.After(e.s.Expires) {
 			return nil, nil
 		}
-		return e, nil
+		return e.s, nil
 	}
-	s, err := g.load(ctx, id)
+	id := g.cookies.verify(ck.Value, r.Host)
+	if id == "" {
+		return nil, nil
+	}
+	s, err := g.load(r.Context(), id)
 	if s == nil || err != nil {
 		return nil, err
 	}
+	if s.Host != r.Host {
+		return nil, nil
+	}
 	if g.cfg.Refresh != nil {
-		if err := g.cfg.Refresh(ctx, s); errors.Is(err, ErrUserGone) {
-			g.drop(ctx, id)
+		if err := g.cfg.Refresh(r.Context(), s); errors.Is(err, ErrUserGone) {
+			g.drop(r.Context(), id)
 			return nil, nil
 		} else if err != nil {
 			return nil, err
 		}
 	}
-	e := &entry{s: s, loaded: now}
-	g.cache.put(id, e)
-	return e, nil
+	g.cache.put(ck.Value, &entry{s: s, loaded: now})
+	return s, nil
 }
 
 // load reads a session from the store (nil when gone or expired).

@@ -59,11 +59,16 @@ func (c *cookieCodec) decode(r *http.Request, host string) (string, error) {
 	if err != nil {
 		return "", nil
 	}
-	id, mac, ok := strings.Cut(ck.Value, ".")
+	return c.verify(ck.Value, host), nil
+}
+
+// verify returns the session id of a cookie value for host, or "".
+func (c *cookieCodec) verify(value, host string) string {
+	id, mac, ok := strings.Cut(value, ".")
 	if !ok || len(id) == 0 || len(id) > 64 || !hmac.Equal([]byte(mac), []byte(c.mac(host, id))) {
-		return "", nil
+		return ""
 	}
-	return id, nil
+	return id
 }
 
 func (c *cookieCodec) set(w http.ResponseWriter, host, id string, expires time.Time) {

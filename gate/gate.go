@@ -107,7 +107,7 @@ type Session struct {
 // Gate is one gate instance (one route's policy).
 type Gate struct {
 	cfg      Config
-	reserved map[string]bool
+	reserved []string
 	cookies  *cookieCodec
 	cache    *cache
 

@@ -2,6 +2,7 @@ package gate
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -23,32 +24,57 @@ func DefaultHeaders() Headers {
 	return Headers{User: "Remote-User", Email: "Remote-Email", Name: "Remote-Name", Groups: "Remote-Groups", ACR: "Remote-Acr"}
 }
 
-// reserved are the normalised names stripped from every request: the
-// configured ones, and the defaults even when renamed or switched off,
-// so that no spoofed identity ever reaches an upstream.
-func (h Headers) reserved() map[string]bool {
-	m := map[string]bool{}
+// reserved are the names stripped from every request: the configured
+// ones, and the defaults even when renamed or switched off, so that no
+// spoofed identity ever reaches an upstream.
+func (h Headers) reserved() []string {
+	var out []string
 	d := DefaultHeaders()
 	for _, n := range []string{h.User, h.Email, h.Name, h.Groups, h.ACR, h.Assertion,
 		d.User, d.Email, d.Name, d.Groups, d.ACR, "X-Gatehouse-Assertion"} {
-		if n != "" {
-			m[normalize(n)] = true
+		if n != "" && !slices.ContainsFunc(out, func(o string) bool { return sameHeader(o, n) }) {
+			out = append(out, n)
 		}
 	}
-	return m
+	return out
 }
 
-// normalize folds case and treats '_' like '-': "REMOTE_user" and
-// "Remote-User" are the same header to many upstreams (CGI, PHP, WSGI).
-func normalize(name string) string {
-	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+// sameHeader compares header names ignoring case and treating '_' like
+// '-': "REMOTE_user" and "Remote-User" are the same header to many
+// upstreams (CGI, PHP, WSGI). It does not allocate (hot path).
+func sameHeader(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == '_' {
+			x = '-'
+		}
+		if y == '_' {
+			y = '-'
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // strip removes every reserved header the client sent.
-func strip(hdr http.Header, reserved map[string]bool) {
+func strip(hdr http.Header, reserved []string) {
 	for k := range hdr {
-		if reserved[normalize(k)] {
-			delete(hdr, k)
+		for _, n := range reserved {
+			if sameHeader(k, n) {
+				delete(hdr, k)
+				break
+			}
 		}
 	}
 }
@@ -69,6 +95,9 @@ func (h Headers) set(hdr http.Header, s *Session) {
 
 // sanitize drops control characters so a value cannot split headers.
 func sanitize(v string) string {
+	if !strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return v
+	}
 	return strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return -1

@@ -1,0 +1,70 @@
+package gate
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-idp/gatehouse/session"
+	"github.com/gatehouse-idp/gatehouse/store/embedded"
+)
+
+// BenchmarkCheck measures the hot path of a signed-in request (cookie,
+// cache, policy, headers) against a baseline that only parses the same
+// cookie, and reports the ratio.
+func BenchmarkCheck(b *testing.B) {
+	ctx := context.Background()
+	st, err := embedded.Open(filepath.Join(b.TempDir(), "g.db"), embedded.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	sm, _ := session.NewManager(ctx, st, session.Options{})
+	g, err := New(ctx, Config{Issuer: "http://idp.localhost", ClientID: "c", Store: st, Cookies: sm, Headers: DefaultHeaders(),
+		Policy: Policy{ACR: []string{"1"}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &Session{ID: "sess-1", Host: "app.localhost", Subject: "sub", Username: "alice", Email: "a@example.com", Name: "Alice",
+		Groups: []string{"staff", "ops"}, ACR: "1", Levels: []string{"1"}, AuthTime: time.Now(), Created: time.Now(), Expires: time.Now().Add(time.Hour)}
+	if err := g.save(ctx, s); err != nil {
+		b.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	g.cookies.set(rec, s.Host, s.ID, s.Expires)
+	cookie := rec.Result().Cookies()[0]
+	newReq := func() *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "http://app.localhost/page", nil)
+		r.Header.Set("Accept", "text/html")
+		r.Header.Set("User-Agent", "bench")
+		r.Header.Set("Remote-User", "spoof")
+		r.AddCookie(cookie)
+		return r
+	}
+	var base, gated float64
+	b.Run("baseline-cookie-parse", func(b *testing.B) {
+		for b.Loop() {
+			r := newReq()
+			if _, err := r.Cookie(cookie.Name); err != nil {
+				b.Fatal(err)
+			}
+		}
+		base = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	})
+	b.Run("gate-check", func(b *testing.B) {
+		for b.Loop() {
+			r := newReq()
+			if s, handled := g.Check(nil, r); handled || s == nil {
+				b.Fatal("not passed")
+			}
+		}
+		gated = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	})
+	if base > 0 {
+		b.Logf("gate check %.0f ns/op vs %.0f ns/op baseline (request build + cookie parse): extra %.2f µs, ratio %.2f",
+			gated, base, (gated-base)/1000, gated/base)
+	}
+}
