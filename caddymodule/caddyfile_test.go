@@ -112,3 +112,19 @@ func TestCaddyfileErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestExampleAdapts(t *testing.T) {
+	raw, err := os.ReadFile("../Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := adapt(t, string(raw))
+	if err != nil {
+		t.Fatalf("Caddyfile.example: %v", err)
+	}
+	for _, want := range []string{`"handler":"gatehouse_idp"`, `"handler":"gatehouse_gate"`, `"demo_user"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("adapted example lacks %s", want)
+		}
+	}
+}

@@ -93,3 +93,34 @@ func TestBrowserLogin(t *testing.T) {
 		t.Fatalf("callback page body %q", body)
 	}
 }
+
+func TestBrowserGateRoundTrip(t *testing.T) {
+	s := newGateSetup(t)
+	ctx := newChromium(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.app+"/hello?from=browser"), chromedp.WaitVisible(chromedp.ID("f-username"))); err != nil {
+		t.Fatalf("gate did not lead to the login page: %v", err)
+	}
+	err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.ID("f-username"), "alice"),
+		chromedp.SendKeys(chromedp.ID("f-password"), "correct horse battery"),
+		chromedp.Submit(chromedp.ID("f-password")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var loc, body string
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if loc, err = chromedp.Run(ctx, chromedp.Location()); err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(loc, s.app+"/hello") {
+			break
+		}
+	}
+	if body, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body"))); err != nil {
+		t.Fatal(err)
+	}
+	if loc != s.app+"/hello?from=browser" || !strings.Contains(body, `"Remote-User":"alice"`) {
+		t.Fatalf("ended at %q with %q", loc, body)
+	}
+}
