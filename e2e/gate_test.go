@@ -32,6 +32,7 @@ type gateSetup struct {
 	*idpSetup
 	app, wiki, fwd string // origins
 	upstream       string
+	fwdGatePort    int // the forward-auth gate's own site
 }
 
 const gateCaddyfile = `{
@@ -115,7 +116,8 @@ func newGateSetup(t *testing.T) *gateSetup {
 	s.wiki = fmt.Sprintf("http://wiki.localhost:%d", freePort(t))
 	s.fwd = fmt.Sprintf("http://fwd.localhost:%d", freePort(t))
 	s.appHost = "never-stop" // the browsers below follow every redirect
-	s.caddy = startCaddy(t, fmt.Sprintf(gateCaddyfile, s.issuer, s.app, s.wiki, s.upstream, s.fwd, freePort(t)))
+	s.fwdGatePort = freePort(t)
+	s.caddy = startCaddy(t, fmt.Sprintf(gateCaddyfile, s.issuer, s.app, s.wiki, s.upstream, s.fwd, s.fwdGatePort))
 	s.addUser(t, "alice", "correct horse battery")
 	return s
 }
@@ -389,5 +391,45 @@ func TestForwardAuthWithCaddy(t *testing.T) {
 	r.Body.Close()
 	if r.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("forward auth without session: %d", r.StatusCode)
+	}
+
+	// Asked directly, as nginx auth_request would: a browser navigation
+	// gets a redirect, or 401 with redirect=off; an unknown host 403; a
+	// signed-in cookie 200 with an empty body and the identity headers.
+	verify := func(query, host string, cookies []*http.Cookie) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/.gatehouse/verify%s", s.fwdGatePort, query), nil)
+		req.Header.Set("Accept", "text/html")
+		req.Header.Set("X-Forwarded-Host", host)
+		req.Header.Set("X-Forwarded-Uri", "/page?a=1")
+		req.Header.Set("X-Forwarded-Method", "GET")
+		req.Header.Set("X-Forwarded-Proto", "http")
+		for _, c := range cookies {
+			req.AddCookie(c)
+		}
+		c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	fwdHost := strings.TrimPrefix(s.fwd, "http://")
+	if r := verify("", fwdHost, nil); r.StatusCode != http.StatusFound {
+		t.Fatalf("verify, navigation: %d", r.StatusCode)
+	}
+	if r := verify("?redirect=off", fwdHost, nil); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("verify, redirect=off: %d", r.StatusCode)
+	}
+	if r := verify("", "evil.localhost", nil); r.StatusCode != http.StatusForbidden {
+		t.Fatalf("verify, unknown host: %d", r.StatusCode)
+	}
+	fwdURL, _ := url.Parse(s.fwd)
+	r = verify("?acr=1", fwdHost, b.client.Jar.Cookies(fwdURL))
+	if r.StatusCode != http.StatusOK || r.ContentLength != 0 || r.Header.Get("Remote-User") != "alice" {
+		t.Fatalf("verify, signed in: %d len %d user %q", r.StatusCode, r.ContentLength, r.Header.Get("Remote-User"))
+	}
+	if r := verify("?allow_group=ops", fwdHost, b.client.Jar.Cookies(fwdURL)); r.StatusCode != http.StatusForbidden {
+		t.Fatalf("verify, group policy from the query: %d", r.StatusCode)
 	}
 }

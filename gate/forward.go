@@ -28,6 +28,12 @@ func (g *Gate) verify(w http.ResponseWriter, r *http.Request) {
 		g.page(w, http.StatusBadRequest, "Bad forward-auth request", err.Error())
 		return
 	}
+	// nginx auth_request understands only 2xx, 401 and 403: with
+	// redirect=off every missing login is a 401 (nginx then sends the
+	// browser to /.gatehouse/login with error_page).
+	if r.URL.Query().Get("redirect") == "off" {
+		orig.Header.Del("Accept")
+	}
 	if !g.hostAllowed(orig.Host) {
 		g.page(w, http.StatusForbidden, "Unknown site", "This sign-in gate is not configured for this host name.")
 		return

@@ -249,6 +249,15 @@ func origin(r *http.Request) string {
 	return scheme + "://" + r.Host
 }
 
+// origin is like the function, but a forward-auth gate sits behind the
+// proxy that terminates TLS and trusts its X-Forwarded-Proto.
+func (g *Gate) origin(r *http.Request) string {
+	if g.cfg.ForwardAuth && r.TLS == nil && r.Header.Get("X-Forwarded-Proto") == "https" {
+		return "https://" + r.Host
+	}
+	return origin(r)
+}
+
 // pending is a login in flight, kept under its state.
 type pending struct {
 	Browser  string        `json:"browser"`
@@ -272,7 +281,7 @@ const (
 
 // startLogin sends a browser to the provider, or tells an API client 401.
 func (g *Gate) startLogin(w http.ResponseWriter, r, orig *http.Request, policy Policy) {
-	loginURL := origin(orig) + PathLogin + "?return=" + url.QueryEscape(orig.URL.RequestURI())
+	loginURL := g.origin(orig) + PathLogin + "?return=" + url.QueryEscape(orig.URL.RequestURI())
 	if !isNavigation(orig) {
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Gatehouse realm=%q, login_url=%q`, hostOnly(orig.Host), loginURL))
 		w.Header().Set("Content-Type", "application/json")
@@ -300,7 +309,7 @@ func (g *Gate) redirectToProvider(w http.ResponseWriter, r, orig *http.Request, 
 	p.Host = orig.Host
 	p.Nonce = randomString(24)
 	p.Verifier = oauth2.GenerateVerifier()
-	p.Redirect = origin(orig) + PathCallback
+	p.Redirect = g.origin(orig) + PathCallback
 	if g.cfg.Register != nil {
 		if _, ok := g.regd.Load(p.Redirect); !ok {
 			if err := g.cfg.Register(ctx, p.Redirect); err != nil {
@@ -364,6 +373,10 @@ func (g *Gate) endpoint(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(r.URL.Path, PathStatic):
 		http.StripPrefix(staticPrefix, web.Static()).ServeHTTP(w, r)
 		return
+	case r.URL.Path == PathVerify && g.cfg.ForwardAuth:
+		// The proxy may call from any address; verify checks the
+		// forwarded host itself.
+		g.verify(w, r)
 	case !g.hostAllowed(r.Host):
 		g.page(w, http.StatusMisdirectedRequest, "Unknown site", "This sign-in gate is not configured for this host name.")
 	case r.URL.Path == PathCallback:
@@ -377,8 +390,6 @@ func (g *Gate) endpoint(w http.ResponseWriter, r *http.Request) {
 		g.redirectToProvider(w, r, r, pending{ReturnTo: ret, ACR: g.cfg.Policy.ACR, MaxAge: g.cfg.Policy.MaxAge})
 	case r.URL.Path == PathLogout:
 		g.logout(w, r)
-	case r.URL.Path == PathVerify && g.cfg.ForwardAuth:
-		g.verify(w, r)
 	default:
 		g.page(w, http.StatusNotFound, "Page not found", "There is nothing at this address.")
 	}
@@ -581,7 +592,7 @@ func (g *Gate) logout(w http.ResponseWriter, r *http.Request) {
 		ret = "/"
 	}
 	if _, err := g.oidcProvider(ctx); err == nil && g.endSess != "" {
-		q := url.Values{"client_id": {g.cfg.ClientID}, "post_logout_redirect_uri": {origin(r) + ret}}
+		q := url.Values{"client_id": {g.cfg.ClientID}, "post_logout_redirect_uri": {g.origin(r) + ret}}
 		if sid != "" {
 			q.Set("logout_hint", sid)
 		}
