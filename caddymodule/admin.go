@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -53,6 +54,7 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 	handle("POST /gatehouse/users", addUser)
 	handle("POST /gatehouse/users/password", setPassword)
 	handle("POST /gatehouse/users/disabled", setDisabled)
+	handle("POST /gatehouse/users/groups", setGroups)
 	handle("GET /gatehouse/clients", listClients)
 	handle("POST /gatehouse/clients", addClient)
 	handle("POST /gatehouse/keys/rotate", rotateKeys)
@@ -181,6 +183,31 @@ func setDisabled(a *App, w http.ResponseWriter, r *http.Request) error {
 	}
 	u, err = a.users.Update(r.Context(), u.Subject, func(u *users.User) error {
 		u.Disabled = req.Disabled
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	writeAdminJSON(w, http.StatusOK, u.Public())
+	return nil
+}
+
+func setGroups(a *App, w http.ResponseWriter, r *http.Request) error {
+	var req userRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	for _, g := range req.Groups {
+		if g == "" || strings.ContainsAny(g, ", \t") {
+			return badRequest("bad group name %q", g)
+		}
+	}
+	u, err := findUser(a, r, req.Username)
+	if err != nil {
+		return err
+	}
+	u, err = a.users.Update(r.Context(), u.Subject, func(u *users.User) error {
+		u.Groups = req.Groups
 		return nil
 	})
 	if err != nil {

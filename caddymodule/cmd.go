@@ -29,6 +29,7 @@ a file that the running Caddy holds open, so changes go through it).
   caddy gatehouse user add <username> [--email E] [--name N] [--group G]...
   caddy gatehouse user passwd <username>
   caddy gatehouse user disable <username> [--enable]
+  caddy gatehouse user groups <username> [group...]
   caddy gatehouse user list
   caddy gatehouse client add <id> --redirect-uri URI... [--public] [--name N]
   caddy gatehouse client list
@@ -109,6 +110,21 @@ func buildCommand(cmd *cobra.Command) {
 	}
 	userDisable.Flags().Bool("enable", false, "Enable the user again")
 
+	userGroups := &cobra.Command{
+		Use: "groups <username> [group...]", Short: "Set a user's groups (none: remove from all)", Args: cobra.MinimumNArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			groups := args[1:]
+			if groups == nil {
+				groups = []string{}
+			}
+			err := adminCall(c, http.MethodPost, "/gatehouse/users/groups", userRequest{Username: args[0], Groups: groups}, nil)
+			if err == nil {
+				fmt.Fprintf(c.OutOrStdout(), "groups of %s: %s\n", args[0], strings.Join(groups, ","))
+			}
+			return err
+		},
+	}
+
 	userList := &cobra.Command{
 		Use: "list", Short: "List users", Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -132,7 +148,7 @@ func buildCommand(cmd *cobra.Command) {
 			return tw.Flush()
 		},
 	}
-	user.AddCommand(userAdd, userPasswd, userDisable, userList)
+	user.AddCommand(userAdd, userPasswd, userDisable, userGroups, userList)
 
 	client := &cobra.Command{Use: "client", Short: "Manage OIDC clients"}
 	clientAdd := &cobra.Command{

@@ -76,6 +76,12 @@ const gateCaddyfile = `{
 			allow group ops
 		}
 	}
+	route /staff/* {
+		gatehouse_gate {
+			allow group staff
+			cache_ttl 1s
+		}
+	}
 	reverse_proxy %[4]s
 }
 
@@ -203,6 +209,18 @@ func TestGateSingleSignOnHeadersAndStepUp(t *testing.T) {
 		t.Fatalf("ops for non-member: %d", resp.StatusCode)
 	}
 
+	// Removed from an allowed group: refused once the cache bound passed.
+	if _, _, echo := s.visit(t, b, s.app+"/staff/x", nil); echo == nil {
+		t.Fatal("staff member refused")
+	}
+	if out, err := s.caddy.cli("", "user", "groups", "alice", "ops"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	waitStatus(t, func() int { r, _, _ := s.visit(t, b, s.app+"/staff/x", nil); return r.StatusCode }, http.StatusForbidden)
+	if _, _, echo := s.visit(t, b, s.app+"/ops/x", nil); echo == nil || echo["Remote-Groups"] != "ops" {
+		t.Fatalf("new group not seen: %v", echo)
+	}
+
 	// Bypass path: no login, and still no spoofed identity.
 	nb := newBrowser(t)
 	_, _, echo = s.visit(t, nb, s.app+"/public/logo", map[string]string{"Remote-User": "mallory"})
@@ -243,14 +261,20 @@ func TestGateSingleSignOnHeadersAndStepUp(t *testing.T) {
 	if out, err := s.caddy.cli("", "user", "disable", "alice"); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
-	deadline := time.Now().Add(40 * time.Second)
+	waitStatus(t, func() int { r, _, _ := s.visit(t, b, s.wiki+"/", nil); return r.StatusCode }, http.StatusForbidden)
+}
+
+// waitStatus polls get until it returns want (at most 10s).
+func waitStatus(t *testing.T, get func() int, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
 	for {
-		resp, _, _ := s.visit(t, b, s.wiki+"/", nil)
-		if resp.StatusCode == http.StatusForbidden {
-			break
+		got := get()
+		if got == want {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("disabled user still passes: %d", resp.StatusCode)
+			t.Fatalf("status %d, want %d", got, want)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
