@@ -392,6 +392,21 @@ func TestGateBadInput(t *testing.T) {
 	if r := noFollow(cb); r.StatusCode != http.StatusBadRequest {
 		t.Fatalf("callback in another browser: %d", r.StatusCode)
 	}
+	// A form POST that needed a login is not lost silently.
+	pb := newBrowser(t)
+	req, _ := http.NewRequest(http.MethodPost, s.app+"/form", strings.NewReader("a=1"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "text/html")
+	presp, err := pb.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ppage := readAll(presp)
+	presp, ppage = pb.submitLogin(presp.Request.URL.String(), ppage, "alice", "correct horse battery")
+	if presp.StatusCode != http.StatusOK || !strings.Contains(ppage, "submit it again") || !strings.Contains(ppage, `href="/form"`) {
+		t.Fatalf("POST that needed a login: %d\n%s", presp.StatusCode, ppage)
+	}
+
 	// (The pending login was consumed by that attempt: a replay fails too.)
 	nb.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	if r, _ := nb.get(cb); r.StatusCode != http.StatusBadRequest {

@@ -1,0 +1,120 @@
+package gate
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/gatehouse-idp/gatehouse/session"
+	"github.com/gatehouse-idp/gatehouse/store/embedded"
+)
+
+// fakeIdP is a minimal OpenID provider whose token endpoint returns an ID
+// token built by mint, so tests can send broken tokens to the gate.
+type fakeIdP struct {
+	srv  *httptest.Server
+	key  *rsa.PrivateKey
+	mint func(nonce string) map[string]any
+	// lastNonce is the nonce of the last authorization request.
+	lastNonce string
+}
+
+func newFakeIdP(t *testing.T) *fakeIdP {
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	f := &fakeIdP{key: key}
+	mux := http.NewServeMux()
+	f.srv = httptest.NewServer(mux)
+	t.Cleanup(f.srv.Close)
+	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]any{
+			"issuer": f.srv.URL, "authorization_endpoint": f.srv.URL + "/authorize", "token_endpoint": f.srv.URL + "/token",
+			"jwks_uri": f.srv.URL + "/jwks", "id_token_signing_alg_values_supported": []string{"RS256"},
+		})
+	})
+	mux.HandleFunc("/jwks", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+	})
+	mux.HandleFunc("/authorize", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		f.lastNonce = q.Get("nonce")
+		http.Redirect(w, r, q.Get("redirect_uri")+"?code=c1&state="+url.QueryEscape(q.Get("state")), http.StatusFound)
+	})
+	mux.HandleFunc("/token", func(w http.ResponseWriter, r *http.Request) {
+		signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key, KeyID: "k1"}}, nil)
+		raw, _ := jwt.Signed(signer).Claims(f.mint(f.lastNonce)).Serialize()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"access_token": "at", "token_type": "Bearer", "id_token": raw, "expires_in": 60})
+	})
+	return f
+}
+
+func TestCallbackRejectsBadIDTokens(t *testing.T) {
+	f := newFakeIdP(t)
+	good := func(nonce string) map[string]any {
+		now := time.Now()
+		return map[string]any{"iss": f.srv.URL, "aud": "gate", "sub": "u1", "nonce": nonce, "iat": now.Unix(),
+			"exp": now.Add(time.Minute).Unix(), "preferred_username": "alice", "acr": "1"}
+	}
+	cases := []struct {
+		name   string
+		change func(map[string]any)
+		ok     bool
+	}{
+		{"valid", func(map[string]any) {}, true},
+		{"wrong audience", func(c map[string]any) { c["aud"] = "other-client" }, false},
+		{"wrong issuer", func(c map[string]any) { c["iss"] = "https://evil.example" }, false},
+		{"wrong nonce", func(c map[string]any) { c["nonce"] = "replayed" }, false},
+		{"no nonce", func(c map[string]any) { delete(c, "nonce") }, false},
+		{"expired", func(c map[string]any) { c["exp"] = time.Now().Add(-time.Hour).Unix() }, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f.mint = func(nonce string) map[string]any { c := good(nonce); tc.change(c); return c }
+			st, _ := embedded.Open(filepath.Join(t.TempDir(), "g.db"), embedded.Options{})
+			defer st.Close()
+			sm, _ := session.NewManager(context.Background(), st, session.Options{})
+			g, err := New(context.Background(), Config{Issuer: f.srv.URL, ClientID: "gate", ClientSecret: "s", Store: st, Cookies: sm, Headers: DefaultHeaders()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if s, handled := g.Check(w, r); !handled {
+					w.Write([]byte("upstream for " + s.Username))
+				}
+			}))
+			defer site.Close()
+			jar, _ := cookiejar.New(nil)
+			c := &http.Client{Jar: jar}
+			req, _ := http.NewRequest(http.MethodGet, site.URL+"/page", nil)
+			req.Header.Set("Accept", "text/html")
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body strings.Builder
+			buf := make([]byte, 4096)
+			n, _ := resp.Body.Read(buf)
+			body.Write(buf[:n])
+			resp.Body.Close()
+			passed := resp.StatusCode == 200 && body.String() == "upstream for alice"
+			if passed != tc.ok {
+				t.Fatalf("status %d body %q, want pass=%v", resp.StatusCode, body.String(), tc.ok)
+			}
+			if !tc.ok && resp.StatusCode != http.StatusBadGateway {
+				t.Fatalf("status %d, want 502 page", resp.StatusCode)
+			}
+		})
+	}
+}
