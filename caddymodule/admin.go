@@ -10,6 +10,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/gatehouse-idp/gatehouse/chain"
+	"github.com/gatehouse-idp/gatehouse/chain/totp"
 	"github.com/gatehouse-idp/gatehouse/provider"
 	"github.com/gatehouse-idp/gatehouse/users"
 )
@@ -55,6 +57,8 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 	handle("POST /gatehouse/users/password", setPassword)
 	handle("POST /gatehouse/users/disabled", setDisabled)
 	handle("POST /gatehouse/users/groups", setGroups)
+	handle("POST /gatehouse/users/reset-totp", resetTOTP)
+	handle("POST /gatehouse/users/forget-devices", forgetDevices)
 	handle("GET /gatehouse/clients", listClients)
 	handle("POST /gatehouse/clients", addClient)
 	handle("POST /gatehouse/keys/rotate", rotateKeys)
@@ -214,6 +218,44 @@ func setGroups(a *App, w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeAdminJSON(w, http.StatusOK, u.Public())
+	return nil
+}
+
+func resetTOTP(a *App, w http.ResponseWriter, r *http.Request) error {
+	var req userRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	u, err := findUser(a, r, req.Username)
+	if err != nil {
+		return err
+	}
+	if err := totp.Reset(r.Context(), a.state.st, u.Subject); err != nil {
+		return err
+	}
+	// Devices trusted for the old second factor are not trusted any more.
+	n, err := chain.Forget(r.Context(), a.state.st, u.Subject)
+	if err != nil {
+		return err
+	}
+	writeAdminJSON(w, http.StatusOK, map[string]any{"username": u.Username, "devices_forgotten": n})
+	return nil
+}
+
+func forgetDevices(a *App, w http.ResponseWriter, r *http.Request) error {
+	var req userRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	u, err := findUser(a, r, req.Username)
+	if err != nil {
+		return err
+	}
+	n, err := chain.Forget(r.Context(), a.state.st, u.Subject)
+	if err != nil {
+		return err
+	}
+	writeAdminJSON(w, http.StatusOK, map[string]any{"username": u.Username, "devices_forgotten": n})
 	return nil
 }
 

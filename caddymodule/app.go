@@ -20,6 +20,7 @@ import (
 
 	"github.com/gatehouse-idp/gatehouse/chain"
 	_ "github.com/gatehouse-idp/gatehouse/chain/password" // password module kind
+	_ "github.com/gatehouse-idp/gatehouse/chain/totp"     // totp module kind
 	"github.com/gatehouse-idp/gatehouse/provider"
 	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/store"

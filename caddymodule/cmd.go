@@ -30,6 +30,8 @@ a file that the running Caddy holds open, so changes go through it).
   caddy gatehouse user passwd <username>
   caddy gatehouse user disable <username> [--enable]
   caddy gatehouse user groups <username> [group...]
+  caddy gatehouse user reset-totp <username>
+  caddy gatehouse user forget-devices <username>
   caddy gatehouse user list
   caddy gatehouse client add <id> --redirect-uri URI... [--public] [--name N]
   caddy gatehouse client list
@@ -125,6 +127,24 @@ func buildCommand(cmd *cobra.Command) {
 		},
 	}
 
+	simple := func(use, short, path, done string) *cobra.Command {
+		return &cobra.Command{
+			Use: use + " <username>", Short: short, Args: cobra.ExactArgs(1),
+			RunE: func(c *cobra.Command, args []string) error {
+				var out map[string]any
+				err := adminCall(c, http.MethodPost, path, userRequest{Username: args[0]}, &out)
+				if err == nil {
+					fmt.Fprintf(c.OutOrStdout(), done+"\n", args[0], out["devices_forgotten"])
+				}
+				return err
+			},
+		}
+	}
+	userResetTOTP := simple("reset-totp", "Remove a user's TOTP (they enrol again at next login)", "/gatehouse/users/reset-totp",
+		"TOTP of %s removed; %v trusted devices forgotten")
+	userForget := simple("forget-devices", "Forget every device a user chose to trust", "/gatehouse/users/forget-devices",
+		"%s: %v trusted devices forgotten")
+
 	userList := &cobra.Command{
 		Use: "list", Short: "List users", Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -148,7 +168,7 @@ func buildCommand(cmd *cobra.Command) {
 			return tw.Flush()
 		},
 	}
-	user.AddCommand(userAdd, userPasswd, userDisable, userGroups, userList)
+	user.AddCommand(userAdd, userPasswd, userDisable, userGroups, userResetTOTP, userForget, userList)
 
 	client := &cobra.Command{Use: "client", Short: "Manage OIDC clients"}
 	clientAdd := &cobra.Command{

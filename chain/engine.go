@@ -97,7 +97,10 @@ type Engine struct {
 
 // New validates cfg and returns an engine.
 func New(cfg Config, opt Options) (*Engine, error) {
-	start, nodes, ranks, err := build(cfg, Deps{Users: opt.Users})
+	if opt.Sessions == nil {
+		return nil, errors.New("chain: Sessions is required")
+	}
+	start, nodes, ranks, err := build(cfg, Deps{Users: opt.Users, Store: opt.Store, Now: opt.Sessions.Now})
 	if err != nil {
 		return nil, err
 	}
@@ -297,6 +300,9 @@ func (e *Engine) Start(w http.ResponseWriter, r *http.Request, req Request) erro
 		} else if !errors.Is(err, session.ErrNoSession) {
 			return err
 		}
+	}
+	if err := e.addRemembered(r.Context(), r, a); err != nil {
+		return err
 	}
 	if err := e.saveAttempt(r.Context(), a); err != nil {
 		return err

@@ -179,9 +179,22 @@ func (e *Engine) submit(w http.ResponseWriter, r *http.Request) {
 		// A different person identified: start from scratch with them.
 		a.Passed = nil
 	}
+	firstID := a.Subject != sub // first identified, or another person
 	a.Subject = sub
-	a.Passed = append(slices.DeleteFunc(a.Passed, func(p session.Passed) bool { return p.Module == n.Name }),
-		session.Passed{Module: n.Name, Kind: n.Kind, Levels: n.Levels, AMR: n.amr, At: e.opt.Sessions.Now().Truncate(time.Second)})
+	passed := session.Passed{Module: n.Name, Kind: n.Kind, Levels: n.Levels, AMR: n.amr, At: e.opt.Sessions.Now().Truncate(time.Second)}
+	a.Passed = append(slices.DeleteFunc(a.Passed, func(p session.Passed) bool { return p.Module == n.Name }), passed)
+	if err := e.remember(r.Context(), w, r, a, n, passed); err != nil {
+		e.fail(w, err)
+		return
+	}
+	if firstID {
+		// Now that we know who it is, this device may be trusted for
+		// later steps.
+		if err := e.addRemembered(r.Context(), r, a); err != nil {
+			e.fail(w, err)
+			return
+		}
+	}
 	if err := e.saveAttempt(r.Context(), a); err != nil {
 		e.fail(w, err)
 		return

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"html/template"
 	"net/url"
+	"time"
 
+	"github.com/gatehouse-idp/gatehouse/store"
 	"github.com/gatehouse-idp/gatehouse/users"
 )
 
@@ -64,6 +66,10 @@ func IsRejection(err error) (*Rejection, bool) {
 // Deps are what module factories may use.
 type Deps struct {
 	Users *users.Directory
+	// Store keeps a module's own records (a TOTP secret, say).
+	Store store.Store
+	// Now is the clock.
+	Now func() time.Time
 }
 
 // Factory builds a module of one kind from its raw settings.

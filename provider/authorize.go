@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/store"
 	"github.com/gatehouse-idp/gatehouse/users"
+	"github.com/gatehouse-idp/gatehouse/web"
 )
 
 // Limits on authorization request input. Real requests are far smaller;
@@ -51,15 +52,18 @@ type authRequest struct {
 	Prompt      []string       `json:"prompt,omitempty"`
 	LoginHint   string         `json:"login_hint,omitempty"`
 	UILocales   string         `json:"ui_locales,omitempty"`
-	StartedAt   time.Time      `json:"started_at"`
+	// EssentialACR: the claims parameter asked for acr as essential; a
+	// login that does not reach a requested level is then an error.
+	EssentialACR bool      `json:"essential_acr,omitempty"`
+	StartedAt    time.Time `json:"started_at"`
 }
 
 func (a *authRequest) prompt(v string) bool { return slices.Contains(a.Prompt, v) }
 
 // forceLogin: the user must authenticate again now (prompt=login,
-// prompt=select_account, max_age=0).
+// max_age=0).
 func (a *authRequest) forceLogin() bool {
-	return a.prompt("login") || a.prompt("select_account") || (a.MaxAge != nil && *a.MaxAge == 0)
+	return a.prompt("login") || (a.MaxAge != nil && *a.MaxAge == 0)
 }
 
 // codeRecord is what an authorization code stands for.
@@ -155,6 +159,10 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 			p.serverErrorPage(w, "loading session", err)
 			return
 		}
+		if s != nil && req.prompt("select_account") {
+			p.chooseAccount(w, r, req, client, user)
+			return
+		}
 		if s != nil {
 			out, err := p.cfg.Chain.Evaluate(ctx, s.Subject, s.Passed, req.AcrValues, req.MaxAge)
 			if err != nil {
@@ -171,23 +179,54 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		fail(&oauthError{Code: "login_required", Description: "the user must sign in"})
 		return
 	}
-	b, _ := json.Marshal(req)
-	if err := p.cfg.Store.Set(ctx, keyAuthReq+req.ID, b, authReqTTL); err != nil {
+	if err := p.saveAuthRequest(ctx, req); err != nil {
 		p.serverErrorPage(w, "saving authorization request", err)
 		return
 	}
-	err = p.cfg.Chain.Start(w, r, chain.Request{
+	p.startChain(w, r, req, client.DisplayName())
+}
+
+func (p *Provider) saveAuthRequest(ctx context.Context, req *authRequest) error {
+	b, _ := json.Marshal(req)
+	return p.cfg.Store.Set(ctx, keyAuthReq+req.ID, b, authReqTTL)
+}
+
+// startChain hands the browser to the chain, which returns it to resume.
+func (p *Provider) startChain(w http.ResponseWriter, r *http.Request, req *authRequest, clientName string) {
+	err := p.cfg.Chain.Start(w, r, chain.Request{
 		ReturnTo:   p.prefix + PathResume + "?req=" + url.QueryEscape(req.ID),
 		AcrValues:  req.AcrValues,
 		MaxAge:     req.MaxAge,
 		ForceLogin: req.forceLogin(),
 		LoginHint:  req.LoginHint,
 		UILocales:  req.UILocales,
-		Client:     client.DisplayName(),
+		Client:     clientName,
 	})
 	if err != nil {
 		p.serverErrorPage(w, "starting login", err)
 	}
+}
+
+// chooseAccount answers prompt=select_account with a session: continue
+// as the signed-in user, or sign in as someone else (OIDC Core §3.1.2.1).
+func (p *Provider) chooseAccount(w http.ResponseWriter, r *http.Request, req *authRequest, client *Client, user users.User) {
+	if err := p.saveAuthRequest(r.Context(), req); err != nil {
+		p.serverErrorPage(w, "saving authorization request", err)
+		return
+	}
+	base := p.prefix + PathResume + "?req=" + url.QueryEscape(req.ID) + "&choose="
+	name := user.Username
+	if user.Name != "" {
+		name = user.Name + " (" + user.Username + ")"
+	}
+	web.Render(w, http.StatusOK, "choose.html", web.Page{Title: "Choose an account", Static: p.staticPath(),
+		Data: struct {
+			Client  string
+			Choices []struct{ Name, URL string }
+		}{client.DisplayName(), []struct{ Name, URL string }{
+			{"Continue as " + name, base + "current"},
+			{"Use another account", base + "other"},
+		}}})
 }
 
 // parseAuthRequest validates everything but client_id and redirect_uri.
@@ -252,6 +291,18 @@ func (p *Provider) parseAuthRequest(params url.Values, client *Client) (*authReq
 	}
 	req.Challenge = challenge
 
+	if raw := params.Get("claims"); raw != "" {
+		values, essential, err := acrFromClaims(raw)
+		if err != nil {
+			return nil, errInvalidRequest("claims: " + err.Error())
+		}
+		for _, v := range values {
+			if !slices.Contains(req.AcrValues, v) {
+				req.AcrValues = append(req.AcrValues, v)
+			}
+		}
+		req.EssentialACR = essential
+	}
 	for _, v := range strings.Fields(params.Get("prompt")) {
 		switch v {
 		case "none", "login", "consent", "select_account":
@@ -325,6 +376,37 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 		p.serverErrorPage(w, "loading authorization request", err)
 		return
 	}
+	switch r.URL.Query().Get("choose") {
+	case "other":
+		// Another account: a fresh login, whoever it turns out to be.
+		req.Prompt = append(slices.DeleteFunc(req.Prompt, func(v string) bool { return v == "select_account" }), "login")
+		req.StartedAt = p.cfg.Sessions.Now().Truncate(time.Second)
+		if err := p.saveAuthRequest(ctx, &req); err != nil {
+			p.serverErrorPage(w, "saving authorization request", err)
+			return
+		}
+		p.startChain(w, r, &req, req.ClientID)
+		return
+	case "current":
+		req.Prompt = slices.DeleteFunc(req.Prompt, func(v string) bool { return v == "select_account" })
+		s, _, err := p.liveSession(ctx, r)
+		if err != nil {
+			p.serverErrorPage(w, "loading session", err)
+			return
+		}
+		if s != nil {
+			out, err := p.cfg.Chain.Evaluate(ctx, s.Subject, s.Passed, req.AcrValues, req.MaxAge)
+			if err != nil {
+				p.serverErrorPage(w, "evaluating session", err)
+				return
+			}
+			if !out.Done {
+				// The session needs more (a step-up): the chain asks.
+				p.startChain(w, r, &req, req.ClientID)
+				return
+			}
+		}
+	}
 	s, user, err := p.liveSession(ctx, r)
 	if err != nil {
 		p.serverErrorPage(w, "loading session", err)
@@ -350,6 +432,11 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 // the session for logout, sent to the client with state and iss.
 func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, req *authRequest, s *session.Session, user users.User, out chain.Outcome) {
 	ctx := r.Context()
+	if req.EssentialACR && !out.Satisfied {
+		p.redirectError(w, r, req.RedirectURI, req.State, &oauthError{Code: "access_denied",
+			Description: "the essential acr (" + strings.Join(req.AcrValues, " ") + ") could not be reached"})
+		return
+	}
 	now := p.cfg.Sessions.Now()
 	code := randomToken()
 	rec := codeRecord{
@@ -381,4 +468,30 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, req *authRe
 func (p *Provider) serverErrorPage(w http.ResponseWriter, what string, err error) {
 	p.cfg.Logger.Error("gatehouse provider: "+what, "error", err)
 	p.errorPage(w, http.StatusInternalServerError, "Something went wrong", "The sign-in service could not complete the request. Please try again in a moment.")
+}
+
+// acrFromClaims reads the acr request of the claims parameter (OIDC Core
+// §5.5, §5.5.1.1): {"id_token":{"acr":{"essential":true,"values":["2"]}}}
+// and the same under "userinfo".
+func acrFromClaims(raw string) (values []string, essential bool, err error) {
+	var c map[string]map[string]*struct {
+		Essential bool     `json:"essential"`
+		Value     *string  `json:"value"`
+		Values    []string `json:"values"`
+	}
+	if err := json.Unmarshal([]byte(raw), &c); err != nil {
+		return nil, false, errors.New("not a JSON object of claim requests")
+	}
+	for _, member := range []string{"id_token", "userinfo"} {
+		acr := c[member]["acr"]
+		if acr == nil {
+			continue
+		}
+		essential = essential || acr.Essential
+		if acr.Value != nil {
+			values = append(values, *acr.Value)
+		}
+		values = append(values, acr.Values...)
+	}
+	return values, essential, nil
 }

@@ -119,6 +119,9 @@ func NewManager(ctx context.Context, st store.Store, opt Options) (*Manager, err
 // Now is the manager's clock.
 func (m *Manager) Now() time.Time { return m.opt.Now() }
 
+// CookieName is the SSO cookie's name; related cookies derive theirs.
+func (m *Manager) CookieName() string { return m.opt.CookieName }
+
 // Secure reports whether cookies are HTTPS-only.
 func (m *Manager) Secure() bool { return m.opt.Secure }
 
