@@ -290,3 +290,62 @@ func TestLoginFailuresAndTampering(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestChooserAndDisabledModule(t *testing.T) {
+	d := newDeps(t)
+	code := func(name string, disabled bool) chain.ModuleConfig {
+		return chain.ModuleConfig{Name: name, Kind: "testcode", Levels: []string{"2"}, After: []string{"Password"},
+			ShowOnlyWhenNeeded: true, Disabled: disabled, Settings: settingsFor("testcode")}
+	}
+	e := d.engine(t, chain.Config{Modules: []chain.ModuleConfig{
+		mod("Password", "password", []string{"1"}), code("Authenticator app", false), code("Security key", false), code("Old SMS", true),
+	}})
+	srv, c := loginServer(t, e)
+	_, page := get(t, c, srv.URL+"/start")
+	post(t, c, srv.URL+"/login", form(page, "username", "alice", "password", "pw"))
+
+	// Two ways to level 2: the person chooses; the disabled one is not shown.
+	_, page = get(t, c, srv.URL+"/start?acr=2")
+	if !strings.Contains(page, "Authenticator app") || !strings.Contains(page, "Security key") || strings.Contains(page, "Old SMS") {
+		t.Fatalf("chooser:\n%s", page)
+	}
+	link := regexp.MustCompile(`href="([^"]*module=Security[^"]*)"`).FindStringSubmatch(page)
+	if link == nil {
+		t.Fatalf("no link to a module:\n%s", page)
+	}
+	_, page = get(t, c, srv.URL+html.UnescapeString(link[1]))
+	if !strings.Contains(page, `name="code"`) || !strings.Contains(page, `value="Security key"`) {
+		t.Fatalf("chosen module page:\n%s", page)
+	}
+	// Calling the disabled module directly is refused, by GET and POST.
+	attempt := form(page).Get("attempt")
+	if st, _ := get(t, c, srv.URL+"/login?attempt="+attempt+"&module=Old+SMS"); st != 400 {
+		t.Fatalf("GET disabled module: %d", st)
+	}
+	if st, _ := post(t, c, srv.URL+"/login", form(page, "module", "Old SMS", "code", "123456")); st != 400 {
+		t.Fatalf("POST disabled module: %d", st)
+	}
+	if st, body := post(t, c, srv.URL+"/login", form(page, "code", "123456")); st != 200 || body != "DONE" {
+		t.Fatalf("chosen module: %d %s", st, body)
+	}
+}
+
+func TestConcurrentAttemptsInTwoTabs(t *testing.T) {
+	d := newDeps(t)
+	e := d.engine(t, chain.DefaultConfig())
+	srv, c := loginServer(t, e)
+	_, tab1 := get(t, c, srv.URL+"/start")
+	_, tab2 := get(t, c, srv.URL+"/start")
+	if form(tab1).Get("attempt") == form(tab2).Get("attempt") {
+		t.Fatal("two tabs share an attempt")
+	}
+	for i, page := range []string{tab2, tab1} {
+		if st, body := post(t, c, srv.URL+"/login", form(page, "username", "alice", "password", "pw")); st != 200 || body != "DONE" {
+			t.Fatalf("tab %d: %d %s", i, st, body)
+		}
+	}
+	// A finished attempt cannot be replayed.
+	if st, _ := post(t, c, srv.URL+"/login", form(tab1, "username", "alice", "password", "pw")); st == 200 {
+		t.Fatal("replayed finished attempt accepted")
+	}
+}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"os/exec"
 	"strings"
@@ -122,5 +123,51 @@ func TestBrowserGateRoundTrip(t *testing.T) {
 	}
 	if loc != s.app+"/hello?from=browser" || !strings.Contains(body, `"Remote-User":"alice"`) {
 		t.Fatalf("ended at %q with %q", loc, body)
+	}
+}
+
+func TestBrowserTOTPEnrolment(t *testing.T) {
+	up := echoUpstream(t)
+	s := &gateSetup{idpSetup: &idpSetup{authPort: freePort(t)}}
+	s.issuer = fmt.Sprintf("http://auth.localhost:%d", s.authPort)
+	s.app = fmt.Sprintf("http://app.localhost:%d", freePort(t))
+	s.caddy = startCaddy(t, fmt.Sprintf(chainCaddyfile, s.issuer, s.app, strings.TrimPrefix(up.URL, "http://")))
+	s.addUser(t, "alice", "correct horse battery")
+	ctx := newChromium(t)
+
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(s.app+"/admin/"),
+		chromedp.WaitVisible(chromedp.ID("f-username")),
+		chromedp.SendKeys(chromedp.ID("f-username"), "alice"),
+		chromedp.SendKeys(chromedp.ID("f-password"), "correct horse battery"),
+		chromedp.Submit(chromedp.ID("f-password")),
+		chromedp.WaitVisible(chromedp.ID("totp-secret")),
+	)
+	if err != nil {
+		t.Fatalf("to the enrolment page: %v", err)
+	}
+	secret, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("totp-secret")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	qrWidth, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`document.querySelector("figure.qr img").naturalWidth`))
+	if err != nil || qrWidth < 100 {
+		t.Fatalf("QR image not rendered (natural width %v): %v", qrWidth, err)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.ID("f-code"), totpCode(t, strings.TrimSpace(secret), time.Now())),
+		chromedp.Submit(chromedp.ID("f-code")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body string
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if body, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body"))); err == nil && strings.Contains(body, "Remote-Acr") {
+			break
+		}
+	}
+	if !strings.Contains(body, `"Remote-Acr":"2"`) || !strings.Contains(body, `"_path":"/admin/"`) {
+		t.Fatalf("after enrolment the browser shows %q", body)
 	}
 }

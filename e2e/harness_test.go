@@ -265,3 +265,22 @@ func readAll(resp *http.Response) string {
 	resp.Body.Close()
 	return string(b)
 }
+
+// submitForm posts the form in page with fields set (hidden fields kept).
+func (b *browser) submitForm(pageURL, page string, fields url.Values) (*http.Response, string) {
+	b.t.Helper()
+	m := formAction.FindStringSubmatch(page)
+	if m == nil {
+		b.t.Fatalf("no form in page:\n%s", page)
+	}
+	action, _ := url.Parse(html.UnescapeString(m[1]))
+	base, _ := url.Parse(pageURL)
+	form := url.Values{}
+	for _, h := range hiddenInput.FindAllStringSubmatch(page, -1) {
+		form.Set(h[1], html.UnescapeString(h[2]))
+	}
+	for k, v := range fields {
+		form[k] = v
+	}
+	return b.postForm(base.ResolveReference(action).String(), form)
+}

@@ -5,10 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"html"
 	"io"
 	"maps"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -598,5 +600,64 @@ func TestUnknownPathIs404Page(t *testing.T) {
 	resp, page := e.browser().get(e.issuer + "/nope")
 	if resp.StatusCode != 404 || !strings.Contains(page, "not found") && !strings.Contains(page, "Page not found") {
 		t.Fatalf("%d %s", resp.StatusCode, page)
+	}
+}
+
+func TestAcrRequests(t *testing.T) {
+	e := newEnv(t, "")
+	b := e.browser()
+	// Voluntary unknown level: the login proceeds, acr says what was reached.
+	cb := e.login(b, with(authParams("conf"), "acr_values", "9 1"))
+	_, tok := e.token(codeForm(cb.Get("code")), "conf", confSecret)
+	if c := e.verifyIDToken(tok["id_token"].(string), "RS256"); c["acr"] != "1" {
+		t.Fatalf("acr %v", c["acr"])
+	}
+	// Essential via the claims parameter, reachable.
+	cb = e.login(b, with(authParams("conf"), "claims", `{"id_token":{"acr":{"essential":true,"values":["1"]}}}`))
+	if cb.Get("code") == "" {
+		t.Fatalf("essential reachable acr: %v", cb)
+	}
+	// Essential and unreachable: an error, not a weaker login.
+	cb = e.login(b, with(authParams("conf"), "claims", `{"userinfo":{"acr":{"essential":true,"value":"9"}}}`))
+	if cb.Get("error") != "access_denied" || cb.Get("code") != "" {
+		t.Fatalf("essential unreachable acr: %v", cb)
+	}
+	// Malformed claims.
+	resp, page := b.get(e.authURL(with(authParams("conf"), "claims", `{"id_token":`)))
+	if cb := callbackQuery(t, resp, page); cb.Get("error") != "invalid_request" {
+		t.Fatalf("malformed claims: %v", cb)
+	}
+}
+
+var chooseLink = regexp.MustCompile(`<a class="button" href="([^"]+)">([^<]+)</a>`)
+
+func TestSelectAccount(t *testing.T) {
+	e := newEnv(t, "")
+	b := e.browser()
+	e.login(b, authParams("conf"))
+	resp, page := b.get(e.authURL(with(authParams("conf"), "prompt", "select_account")))
+	links := chooseLink.FindAllStringSubmatch(page, -1)
+	if resp.StatusCode != 200 || len(links) != 2 || !strings.Contains(links[0][2], "Continue as Alice Example") {
+		t.Fatalf("chooser: %d %v", resp.StatusCode, links)
+	}
+	base, _ := url.Parse(e.issuer)
+	abs := func(href string) string {
+		u, _ := url.Parse(html.UnescapeString(href))
+		return base.ResolveReference(u).String()
+	}
+	resp, page = b.get(abs(links[0][1]))
+	if cb := callbackQuery(t, resp, page); cb.Get("code") == "" || cb.Get("state") != "st-1" {
+		t.Fatalf("continue as current: %v", cb)
+	}
+	resp, page = b.get(e.authURL(with(authParams("conf"), "prompt", "select_account")))
+	links = chooseLink.FindAllStringSubmatch(page, -1)
+	resp, page = b.get(abs(links[1][1]))
+	if resp.StatusCode != 200 || !strings.Contains(page, `name="password"`) {
+		t.Fatalf("another account: %d, want the login page", resp.StatusCode)
+	}
+	// Without a session, select_account is a login.
+	resp, page = e.browser().get(e.authURL(with(authParams("conf"), "prompt", "select_account")))
+	if !strings.Contains(page, `name="password"`) {
+		t.Fatalf("select_account without session: %d", resp.StatusCode)
 	}
 }

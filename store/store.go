@@ -45,7 +45,9 @@ type Store interface {
 	Take(ctx context.Context, key string) ([]byte, error)
 	// Update atomically replaces the value of key with fn(old). old is nil
 	// when the key is absent. fn may run more than once (backends with
-	// optimistic concurrency retry), so it must not have side effects. If fn
+	// optimistic concurrency retry), so it must not have side effects, and
+	// it must not call the store (the embedded backend holds its write lock
+	// while fn runs). If fn
 	// returns an error, nothing is written and Update returns that error.
 	// If fn returns a nil value, the key is deleted. ttl applies to the new
 	// value.

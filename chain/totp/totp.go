@@ -244,6 +244,11 @@ func (m *Module) Verify(ctx context.Context, a *chain.Attempt, form url.Values) 
 		return m.confirm(ctx, a, code)
 	}
 	now := m.now()
+	// The cipher is fetched before Update: fn must not touch the store.
+	g, err := m.aead(ctx)
+	if err != nil {
+		return "", err
+	}
 	var used bool
 	err = m.st.Update(ctx, keyRecord+sub, 0, func(old []byte) ([]byte, error) {
 		used = false
@@ -254,7 +259,7 @@ func (m *Module) Verify(ctx context.Context, a *chain.Attempt, form url.Values) 
 		if err := json.Unmarshal(old, &rec); err != nil {
 			return nil, err
 		}
-		secret, err := m.open(ctx, rec.Secret, sub)
+		secret, err := openWith(g, rec.Secret, sub)
 		if err != nil {
 			return nil, err
 		}
@@ -390,6 +395,10 @@ func (m *Module) open(ctx context.Context, sealed, sub string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return openWith(g, sealed, sub)
+}
+
+func openWith(g cipher.AEAD, sealed, sub string) (string, error) {
 	b, err := base64.RawStdEncoding.DecodeString(sealed)
 	if err != nil || len(b) < g.NonceSize() {
 		return "", errors.New("totp secret is corrupt")
