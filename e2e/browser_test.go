@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"net/url"
 	"os/exec"
 	"strings"
@@ -127,12 +126,7 @@ func TestBrowserGateRoundTrip(t *testing.T) {
 }
 
 func TestBrowserTOTPEnrolment(t *testing.T) {
-	up := echoUpstream(t)
-	s := &gateSetup{idpSetup: &idpSetup{authPort: freePort(t)}}
-	s.issuer = fmt.Sprintf("http://auth.localhost:%d", s.authPort)
-	s.app = fmt.Sprintf("http://app.localhost:%d", freePort(t))
-	s.caddy = startCaddy(t, fmt.Sprintf(chainCaddyfile, s.issuer, s.app, strings.TrimPrefix(up.URL, "http://")))
-	s.addUser(t, "alice", "correct horse battery")
+	s := newChainSetup(t)
 	ctx := newChromium(t)
 
 	err := chromedp.Do(ctx,

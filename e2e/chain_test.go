@@ -83,13 +83,19 @@ func amrOf(c map[string]any) []string {
 	return out
 }
 
-func TestChainPasswordThenTOTP(t *testing.T) {
+// newChainSetup runs chainCaddyfile: password then TOTP, /admin/ at 2.
+func newChainSetup(t *testing.T) *gateSetup {
 	up := echoUpstream(t)
 	s := &gateSetup{idpSetup: &idpSetup{authPort: freePort(t)}}
 	s.issuer = fmt.Sprintf("http://auth.localhost:%d", s.authPort)
 	s.app = fmt.Sprintf("http://app.localhost:%d", freePort(t))
 	s.caddy = startCaddy(t, fmt.Sprintf(chainCaddyfile, s.issuer, s.app, strings.TrimPrefix(up.URL, "http://")))
 	s.addUser(t, "alice", "correct horse battery")
+	return s
+}
+
+func TestChainPasswordThenTOTP(t *testing.T) {
+	s := newChainSetup(t)
 	b := newBrowser(t)
 
 	// Password only: level 1 (TOTP is not asked of a user who has none).
@@ -124,15 +130,7 @@ func TestChainPasswordThenTOTP(t *testing.T) {
 	// Same device, new sessions (SSO and gate cookies gone, the trusted
 	// device cookie kept): the password suffices, TOTP is remembered.
 	authURL, _ := url.Parse(s.issuer)
-	var device *http.Cookie
-	for _, c := range b.client.Jar.Cookies(authURL) {
-		if c.Name == "gatehouse-device" {
-			device = c
-		}
-	}
-	if device == nil {
-		t.Fatal("no device cookie after a remembered module")
-	}
+	device := b.cookie(s.issuer, "gatehouse-device")
 	jar, _ := cookiejar.New(nil)
 	jar.SetCookies(authURL, []*http.Cookie{device})
 	b.client.Jar = jar

@@ -284,3 +284,17 @@ func (b *browser) submitForm(pageURL, page string, fields url.Values) (*http.Res
 	}
 	return b.postForm(base.ResolveReference(action).String(), form)
 }
+
+// cookie returns b's cookie named name for origin u; the test fails
+// without one.
+func (b *browser) cookie(u, name string) *http.Cookie {
+	b.t.Helper()
+	pu, _ := url.Parse(u)
+	for _, c := range b.client.Jar.Cookies(pu) {
+		if c.Name == name {
+			return c
+		}
+	}
+	b.t.Fatalf("no cookie %s for %s", name, u)
+	return nil
+}
