@@ -1,18 +1,21 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/gatehouse-idp/gatehouse/chain"
 	"github.com/gatehouse-idp/gatehouse/chain/totp"
 	"github.com/gatehouse-idp/gatehouse/provider"
+	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/users"
 )
 
@@ -59,6 +62,8 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 	handle("POST /gatehouse/users/groups", setGroups)
 	handle("POST /gatehouse/users/reset-totp", resetTOTP)
 	handle("POST /gatehouse/users/forget-devices", forgetDevices)
+	handle("GET /gatehouse/sessions", listSessions)
+	handle("POST /gatehouse/sessions/revoke", revokeSessions)
 	handle("GET /gatehouse/clients", listClients)
 	handle("POST /gatehouse/clients", addClient)
 	handle("POST /gatehouse/keys/rotate", rotateKeys)
@@ -172,6 +177,10 @@ func setPassword(a *App, w http.ResponseWriter, r *http.Request) error {
 	if u, err = a.users.SetPassword(r.Context(), u.Subject, req.Password); err != nil {
 		return badRequest("%v", err)
 	}
+	// A new password ends every session: whoever knew the old one is out.
+	if _, err := a.endSessions(r.Context(), u.Subject); err != nil {
+		return err
+	}
 	writeAdminJSON(w, http.StatusOK, u.Public())
 	return nil
 }
@@ -191,6 +200,11 @@ func setDisabled(a *App, w http.ResponseWriter, r *http.Request) error {
 	})
 	if err != nil {
 		return err
+	}
+	if u.Disabled {
+		if _, err := a.endSessions(r.Context(), u.Subject); err != nil {
+			return err
+		}
 	}
 	writeAdminJSON(w, http.StatusOK, u.Public())
 	return nil
@@ -256,6 +270,91 @@ func forgetDevices(a *App, w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeAdminJSON(w, http.StatusOK, map[string]any{"username": u.Username, "devices_forgotten": n})
+	return nil
+}
+
+// endSessions ends every SSO session of sub (logout everywhere).
+func (a *App) endSessions(ctx context.Context, sub string) (int, error) {
+	list, err := a.sessions.ListFor(ctx, sub)
+	if err != nil {
+		return 0, err
+	}
+	for _, s := range list {
+		if err := a.sessions.End(ctx, nil, s); err != nil {
+			return 0, err
+		}
+	}
+	// Gate sessions of sessions that already expired go too.
+	a.onSessionEnd(ctx, "", sub)
+	return len(list), nil
+}
+
+type sessionInfo struct {
+	SID      string    `json:"sid"`
+	Username string    `json:"username"`
+	Created  time.Time `json:"created"`
+	LastSeen time.Time `json:"last_seen"`
+	Expires  time.Time `json:"expires"`
+	Clients  []string  `json:"clients"`
+	Modules  []string  `json:"modules"`
+}
+
+func listSessions(a *App, w http.ResponseWriter, r *http.Request) error {
+	u, err := findUser(a, r, r.URL.Query().Get("user"))
+	if err != nil {
+		return err
+	}
+	list, err := a.sessions.ListFor(r.Context(), u.Subject)
+	if err != nil {
+		return err
+	}
+	out := []sessionInfo{}
+	for _, s := range list {
+		var mods []string
+		for _, p := range s.Passed {
+			mods = append(mods, p.Module)
+		}
+		out = append(out, sessionInfo{SID: s.ID, Username: u.Username, Created: s.Created, LastSeen: s.LastSeen,
+			Expires: s.Expires, Clients: s.Clients, Modules: mods})
+	}
+	writeAdminJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func revokeSessions(a *App, w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Username string `json:"username,omitempty"`
+		SID      string `json:"sid,omitempty"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	switch {
+	case req.SID != "" && req.Username == "":
+		s, err := a.sessions.Get(ctx, req.SID)
+		if errors.Is(err, session.ErrNoSession) {
+			return caddy.APIError{HTTPStatus: http.StatusNotFound, Message: "no live session with that sid"}
+		} else if err != nil {
+			return err
+		}
+		if err := a.sessions.End(ctx, nil, s); err != nil {
+			return err
+		}
+		writeAdminJSON(w, http.StatusOK, map[string]int{"revoked": 1})
+	case req.Username != "" && req.SID == "":
+		u, err := findUser(a, r, req.Username)
+		if err != nil {
+			return err
+		}
+		n, err := a.endSessions(ctx, u.Subject)
+		if err != nil {
+			return err
+		}
+		writeAdminJSON(w, http.StatusOK, map[string]int{"revoked": n})
+	default:
+		return badRequest("give either a username or a sid")
+	}
 	return nil
 }
 

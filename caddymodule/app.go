@@ -71,6 +71,8 @@ type App struct {
 	ctx      caddy.Context
 	// gates provisioned in this config, bound to their hosts at Start.
 	gates []*Gate
+	// stopDeliveries stops the back-channel logout worker.
+	stopDeliveries context.CancelFunc
 }
 
 // gateRegMu serialises changes to the local gates' client registration.
@@ -243,7 +245,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Issuer: a.Issuer, Store: st, Users: a.users, Clients: a.clients, Keys: a.keys,
 		Sessions: a.sessions, Chain: a.chain,
 		AccessTokenTTL: time.Duration(a.AccessTokenTTL), IDTokenTTL: time.Duration(a.IDTokenTTL),
-		Logger: a.logger,
+		OnSessionEnd: a.onSessionEnd, Logger: a.logger,
 	})
 	if err != nil {
 		return fmt.Errorf("gatehouse: %w", err)
@@ -293,12 +295,20 @@ func (a *App) Start() error {
 	if a.Dev {
 		a.logger.Warn("gatehouse dev mode: cookies are not marked Secure; use only for local development")
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.stopDeliveries = cancel
+	go a.provider.RunDeliveries(ctx)
 	a.logger.Info("gatehouse identity provider ready", "issuer", a.Issuer, "levels", a.chain.Levels())
 	return nil
 }
 
-// Stop does nothing: shared state is released in Cleanup.
-func (a *App) Stop() error { return nil }
+// Stop stops the logout worker; shared state is released in Cleanup.
+func (a *App) Stop() error {
+	if a.stopDeliveries != nil {
+		a.stopDeliveries()
+	}
+	return nil
+}
 
 // Cleanup releases this config's hold on the shared store.
 func (a *App) Cleanup() error {

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
@@ -35,6 +37,8 @@ a file that the running Caddy holds open, so changes go through it).
   caddy gatehouse user list
   caddy gatehouse client add <id> --redirect-uri URI... [--public] [--name N]
   caddy gatehouse client list
+  caddy gatehouse session list --user <username>
+  caddy gatehouse session revoke --user <username> | --sid <sid>
   caddy gatehouse keys rotate
 
 Passwords are asked on the terminal, or read from the first line of
@@ -235,6 +239,45 @@ func buildCommand(cmd *cobra.Command) {
 	}
 	client.AddCommand(clientAdd, clientList)
 
+	sessions := &cobra.Command{Use: "session", Short: "List and end SSO sessions"}
+	sessionList := &cobra.Command{
+		Use: "list --user <username>", Short: "List a user's sessions", Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			user, _ := c.Flags().GetString("user")
+			if user == "" {
+				return errors.New("--user is required")
+			}
+			var list []sessionInfo
+			if err := adminCall(c, http.MethodGet, "/gatehouse/sessions?user="+url.QueryEscape(user), nil, &list); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SID\tUSER\tSTARTED\tLAST SEEN\tMODULES\tCLIENTS")
+			for _, s := range list {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.SID, s.Username, s.Created.Format(time.RFC3339),
+					s.LastSeen.Format(time.RFC3339), strings.Join(s.Modules, ","), strings.Join(s.Clients, ","))
+			}
+			return tw.Flush()
+		},
+	}
+	sessionList.Flags().String("user", "", "Username")
+	sessionRevoke := &cobra.Command{
+		Use: "revoke --user <username> | --sid <sid>", Short: "End sessions everywhere (back-channel logout included)", Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			user, _ := c.Flags().GetString("user")
+			sid, _ := c.Flags().GetString("sid")
+			var out map[string]int
+			if err := adminCall(c, http.MethodPost, "/gatehouse/sessions/revoke", map[string]string{"username": user, "sid": sid}, &out); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.OutOrStdout(), "%d sessions ended\n", out["revoked"])
+			return nil
+		},
+	}
+	sessionRevoke.Flags().String("user", "", "End every session of this user")
+	sessionRevoke.Flags().String("sid", "", "End this session")
+	sessions.AddCommand(sessionList, sessionRevoke)
+
 	keys := &cobra.Command{Use: "keys", Short: "Manage signing keys"}
 	keys.AddCommand(&cobra.Command{
 		Use: "rotate", Short: "Make a new signing key active (the old one stays in JWKS until its tokens expire)", Args: cobra.NoArgs,
@@ -249,7 +292,7 @@ func buildCommand(cmd *cobra.Command) {
 			return nil
 		},
 	})
-	cmd.AddCommand(user, client, keys)
+	cmd.AddCommand(user, client, sessions, keys)
 }
 
 // readPassword asks twice on a terminal, or reads one line from stdin.

@@ -53,6 +53,10 @@ type Gate struct {
 	// or disabled user may still pass).
 	SessionLifetime caddy.Duration `json:"session_lifetime,omitempty"`
 	CacheTTL        caddy.Duration `json:"cache_ttl,omitempty"`
+	// UpstreamLogout is the legacy app's own logout hook: when a user's
+	// session ends, it gets a signed logout token (back-channel logout
+	// to upstreams; audience: the site's origin).
+	UpstreamLogout string `json:"upstream_logout,omitempty"`
 
 	gate      *gate.Gate
 	siteHosts [][]string // host lists of the sites it is on (nil: any host)
@@ -143,12 +147,45 @@ func (a *App) registerGateRedirect(ctx context.Context, uri string) error {
 	} else if err != nil {
 		return err
 	}
-	if slices.Contains(cl.RedirectURIs, uri) {
+	after := strings.TrimSuffix(uri, gate.PathCallback) + "/"
+	if slices.Contains(cl.RedirectURIs, uri) && slices.Contains(cl.PostLogoutRedirectURIs, after) {
 		return nil
 	}
 	c := *cl
-	c.RedirectURIs = append(slices.Clone(c.RedirectURIs), uri)
+	if !slices.Contains(c.RedirectURIs, uri) {
+		c.RedirectURIs = append(slices.Clone(c.RedirectURIs), uri)
+	}
+	if !slices.Contains(c.PostLogoutRedirectURIs, after) {
+		c.PostLogoutRedirectURIs = append(slices.Clone(c.PostLogoutRedirectURIs), after)
+	}
 	return a.clients.Put(ctx, c)
+}
+
+// onSessionEnd ends the local gates' sessions of an ended SSO session and
+// queues logout tokens for the upstream hooks of their sites.
+func (a *App) onSessionEnd(ctx context.Context, sid, sub string) {
+	dropped, err := gate.DropSessions(ctx, a.state.st, sid, sub)
+	if err != nil {
+		a.logger.Error("gatehouse: ending gate sessions", "sid", sid, "error", err)
+	}
+	for _, s := range dropped {
+		for _, hook := range a.upstreamHooks(s.Host) {
+			if err := a.provider.EnqueueLogout(ctx, hook, s.Origin, s.Subject, s.SID); err != nil {
+				a.logger.Error("gatehouse: queueing upstream logout", "hook", hook, "error", err)
+			}
+		}
+	}
+}
+
+// upstreamHooks are the upstream_logout URLs of the gates serving host.
+func (a *App) upstreamHooks(host string) []string {
+	var out []string
+	for _, g := range a.gates {
+		if g.UpstreamLogout != "" && g.gate.Serves(host) && !slices.Contains(out, g.UpstreamLogout) {
+			out = append(out, g.UpstreamLogout)
+		}
+	}
+	return out
 }
 
 // refreshGateUser re-reads the user behind a gate session.
@@ -185,6 +222,7 @@ func (a *App) signAssertion(claims map[string]any) (string, error) {
 //		client_secret <secret>
 //		session_lifetime <duration>
 //		cache_ttl <duration>
+//		upstream_logout <url>
 //	}
 func (h *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
@@ -261,6 +299,13 @@ func (h *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "issuer":
 			if err := oneArg(d, &h.Issuer); err != nil {
 				return err
+			}
+		case "upstream_logout":
+			if err := oneArg(d, &h.UpstreamLogout); err != nil {
+				return err
+			}
+			if !strings.HasPrefix(h.UpstreamLogout, "http://") && !strings.HasPrefix(h.UpstreamLogout, "https://") {
+				return d.Errf("upstream_logout must be an http(s) URL, not %q", h.UpstreamLogout)
 			}
 		case "client_id":
 			if err := oneArg(d, &h.ClientID); err != nil {

@@ -217,7 +217,9 @@ func (e *Engine) finish(w http.ResponseWriter, r *http.Request, a *Attempt) {
 	}
 	if s == nil || s.Subject != a.Subject {
 		if s != nil {
-			_ = e.opt.Sessions.Destroy(ctx, nil, s.ID)
+			// Another person signs in in this browser: the previous
+			// person's session ends everywhere.
+			_ = e.opt.Sessions.End(ctx, nil, s)
 		}
 		// A new id whenever the person changes: no session fixation.
 		s = e.opt.Sessions.New(a.Subject)

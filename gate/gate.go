@@ -33,6 +33,9 @@ const (
 	PathLogin    = "/.gatehouse/login"
 	PathLogout   = "/.gatehouse/logout"
 	PathVerify   = "/.gatehouse/verify"
+	// PathBackchannel receives back-channel logout tokens from the
+	// provider (register it as the gate client's backchannel_logout_uri).
+	PathBackchannel = "/.gatehouse/backchannel-logout"
 	PathStatic   = "/.gatehouse/static/"
 	staticPrefix = "/.gatehouse/static"
 )
@@ -102,6 +105,10 @@ type Session struct {
 	Created  time.Time `json:"created"`
 	Expires  time.Time `json:"expires"`
 	Disabled bool      `json:"disabled,omitempty"`
+	// Origin is scheme://host of the protected site.
+	Origin string `json:"origin,omitempty"`
+	// IDToken is kept as the id_token_hint for logout at the provider.
+	IDToken string `json:"id_token,omitempty"`
 }
 
 // Gate is one gate instance (one route's policy).
@@ -390,6 +397,8 @@ func (g *Gate) endpoint(w http.ResponseWriter, r *http.Request) {
 		g.redirectToProvider(w, r, r, pending{ReturnTo: ret, ACR: g.cfg.Policy.ACR, MaxAge: g.cfg.Policy.MaxAge})
 	case r.URL.Path == PathLogout:
 		g.logout(w, r)
+	case r.URL.Path == PathBackchannel:
+		g.backchannel(w, r)
 	default:
 		g.page(w, http.StatusNotFound, "Page not found", "There is nothing at this address.")
 	}
@@ -486,7 +495,7 @@ func (g *Gate) callback(w http.ResponseWriter, r *http.Request) {
 			"This page needs a stronger sign-in (level "+strings.Join(p.ACR, " or ")+") than your account could complete.")
 		return
 	}
-	s.Host = r.Host
+	s.Host, s.Origin = r.Host, g.origin(r)
 	if old, _ := g.cookies.decode(r, r.Host); old != "" {
 		g.drop(ctx, old)
 	}
@@ -545,6 +554,7 @@ func (g *Gate) sessionFromToken(ctx context.Context, tok *oauth2.Token, nonce st
 	if s.Username == "" {
 		s.Username = idt.Subject
 	}
+	s.IDToken = raw
 	if len(s.Levels) == 0 && s.ACR != "" {
 		s.Levels = []string{s.ACR}
 	}
@@ -579,10 +589,10 @@ func (g *Gate) drop(ctx context.Context, id string) {
 
 func (g *Gate) logout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	var sid string
+	var idToken string
 	if id, _ := g.cookies.decode(r, r.Host); id != "" {
 		if s, _ := g.load(ctx, id); s != nil {
-			sid = s.SID
+			idToken = s.IDToken
 		}
 		g.drop(ctx, id)
 	}
@@ -591,10 +601,13 @@ func (g *Gate) logout(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		ret = "/"
 	}
+	// Signing out here signs out everywhere: on to the provider's
+	// end-session endpoint, which ends the SSO session and tells every
+	// other application and gate.
 	if _, err := g.oidcProvider(ctx); err == nil && g.endSess != "" {
-		q := url.Values{"client_id": {g.cfg.ClientID}, "post_logout_redirect_uri": {g.origin(r) + ret}}
-		if sid != "" {
-			q.Set("logout_hint", sid)
+		q := url.Values{"client_id": {g.cfg.ClientID}, "post_logout_redirect_uri": {g.origin(r) + "/"}}
+		if idToken != "" {
+			q.Set("id_token_hint", idToken)
 		}
 		http.Redirect(w, r, g.endSess+"?"+q.Encode(), http.StatusFound)
 		return
@@ -629,3 +642,6 @@ type notice struct{ Text, Link, LinkText string }
 
 // SetHosts sets the host names the gate serves (see Config.Hosts).
 func (g *Gate) SetHosts(hosts []string) { g.cfg.Hosts = hosts }
+
+// Serves reports whether the gate serves host (host[:port]).
+func (g *Gate) Serves(host string) bool { return g.hostAllowed(host) }

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -38,19 +39,29 @@ type Config struct {
 	// CodeTTL is how long an authorization code can be redeemed.
 	// Default 60s (RFC 6749 §4.1.2 recommends at most 10 minutes).
 	CodeTTL time.Duration
-	Logger  *slog.Logger
+	// OnSessionEnd runs in process when an SSO session ends (the gates
+	// drop their sessions for it).
+	OnSessionEnd func(ctx context.Context, sid, sub string)
+	// HTTPClient posts back-channel logout tokens. Default: 5s timeout.
+	HTTPClient *http.Client
+	// LogoutAttempts (default 8) and LogoutBackoff (default 2s, doubled
+	// after each failure) shape back-channel retries.
+	LogoutAttempts int
+	LogoutBackoff  time.Duration
+	Logger         *slog.Logger
 }
 
 // Paths of the provider's endpoints, below the issuer's path.
 const (
-	PathDiscovery = "/.well-known/openid-configuration"
-	PathJWKS      = "/jwks"
-	PathAuthorize = "/authorize"
-	PathResume    = "/authorize/resume"
-	PathToken     = "/token"
-	PathUserinfo  = "/userinfo"
-	PathLogin     = "/login"
-	PathStatic    = "/static/"
+	PathDiscovery  = "/.well-known/openid-configuration"
+	PathJWKS       = "/jwks"
+	PathAuthorize  = "/authorize"
+	PathResume     = "/authorize/resume"
+	PathToken      = "/token"
+	PathUserinfo   = "/userinfo"
+	PathLogin      = "/login"
+	PathEndSession = "/logout"
+	PathStatic     = "/static/"
 )
 
 // Provider is the OpenID Connect provider. It is an http.Handler for every
@@ -60,6 +71,9 @@ type Provider struct {
 	prefix string
 	mux    *http.ServeMux
 	static http.Handler
+	wake   chan struct{}
+	// Stats counts back-channel logout deliveries.
+	Stats DeliveryStats
 }
 
 // PathPrefix returns the URL path of issuer ("" for a host-only issuer).
@@ -101,7 +115,17 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	p := &Provider{cfg: cfg, prefix: prefix, mux: http.NewServeMux()}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 5 * time.Second}
+	}
+	if cfg.LogoutAttempts <= 0 {
+		cfg.LogoutAttempts = 8
+	}
+	if cfg.LogoutBackoff <= 0 {
+		cfg.LogoutBackoff = 2 * time.Second
+	}
+	p := &Provider{cfg: cfg, prefix: prefix, mux: http.NewServeMux(), wake: make(chan struct{}, 1)}
+	cfg.Sessions.SetOnEnd(p.sessionEnded)
 	p.static = http.StripPrefix(prefix+"/static", web.Static())
 	p.mux.HandleFunc(prefix+PathDiscovery, p.discovery)
 	p.mux.HandleFunc(prefix+PathJWKS, p.jwks)
@@ -110,6 +134,7 @@ func New(cfg Config) (*Provider, error) {
 	p.mux.HandleFunc(prefix+PathToken, p.token)
 	p.mux.HandleFunc(prefix+PathUserinfo, p.userinfo)
 	p.mux.Handle(prefix+PathLogin, cfg.Chain)
+	p.mux.HandleFunc(prefix+PathEndSession, p.endSession)
 	p.mux.Handle(prefix+PathStatic, p.static)
 	p.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, p.staticPath(), http.StatusNotFound, "Page not found", "There is nothing at this address.")

@@ -87,6 +87,47 @@ type Manager struct {
 	codec *securecookie.SecureCookie
 	csrf  []byte
 	opt   Options
+	onEnd func(ctx context.Context, s *Session)
+}
+
+const setBySubject = "sso-sub:"
+
+// SetOnEnd sets what runs when a session is ended by End (logout
+// everywhere: back-channel deliveries, gate sessions).
+func (m *Manager) SetOnEnd(fn func(ctx context.Context, s *Session)) { m.onEnd = fn }
+
+// End ends s: the record goes, the cookie is cleared (when w is not nil)
+// and the end hook runs.
+func (m *Manager) End(ctx context.Context, w http.ResponseWriter, s *Session) error {
+	if err := m.Destroy(ctx, w, s.ID); err != nil {
+		return err
+	}
+	_ = m.st.SetRemove(ctx, setBySubject+s.Subject, s.ID)
+	if m.onEnd != nil {
+		m.onEnd(ctx, s)
+	}
+	return nil
+}
+
+// ListFor returns the live sessions of subject (newest first).
+func (m *Manager) ListFor(ctx context.Context, subject string) ([]*Session, error) {
+	ids, err := m.st.SetMembers(ctx, setBySubject+subject)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Session
+	for _, id := range ids {
+		s, err := m.Get(ctx, id)
+		if errors.Is(err, ErrNoSession) {
+			_ = m.st.SetRemove(ctx, setBySubject+subject, id)
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b *Session) int { return b.LastSeen.Compare(a.LastSeen) })
+	return out, nil
 }
 
 // NewManager returns a Manager whose cookie keys live in st.
@@ -186,6 +227,9 @@ func (m *Manager) Save(ctx context.Context, w http.ResponseWriter, s *Session) e
 	}
 	if err := m.st.Set(ctx, keySession+s.ID, b, ttl); err != nil {
 		return fmt.Errorf("saving session: %w", err)
+	}
+	if err := m.st.SetAdd(ctx, setBySubject+s.Subject, s.ID); err != nil {
+		return fmt.Errorf("indexing session: %w", err)
 	}
 	if w != nil {
 		v, err := m.codec.Encode(m.opt.CookieName, s.ID)
