@@ -118,3 +118,79 @@ func TestCallbackRejectsBadIDTokens(t *testing.T) {
 		})
 	}
 }
+
+func TestBackchannelEndpoint(t *testing.T) {
+	f := newFakeIdP(t)
+	st, _ := embedded.Open(filepath.Join(t.TempDir(), "g.db"), embedded.Options{})
+	defer st.Close()
+	sm, _ := session.NewManager(context.Background(), st, session.Options{})
+	g, err := New(context.Background(), Config{Issuer: f.srv.URL, ClientID: "gate", ClientSecret: "s", Store: st, Cookies: sm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, s := range []*Session{{ID: "g1", SID: "sid-1", Subject: "u1"}, {ID: "g2", SID: "sid-2", Subject: "u1"}, {ID: "g3", SID: "sid-3", Subject: "u2"}} {
+		s.Expires = time.Now().Add(time.Hour)
+		if err := g.save(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.Check(w, r) }))
+	defer site.Close()
+	signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: f.key, KeyID: "k1"}},
+		(&jose.SignerOptions{}).WithType("logout+jwt"))
+	token := func(change func(map[string]any)) string {
+		c := map[string]any{"iss": f.srv.URL, "aud": "gate", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Minute).Unix(),
+			"jti": randomString(8), "sid": "sid-1", "sub": "u1",
+			"events": map[string]any{backchannelEvent: map[string]any{}}}
+		change(c)
+		raw, _ := jwt.Signed(signer).Claims(c).Serialize()
+		return raw
+	}
+	send := func(tok string) int {
+		resp, err := http.PostForm(site.URL+PathBackchannel, url.Values{"logout_token": {tok}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	exists := func(id string) bool { s, _ := g.load(ctx, id); return s != nil }
+
+	bad := map[string]string{
+		"nonce":        token(func(c map[string]any) { c["nonce"] = "n" }),
+		"no events":    token(func(c map[string]any) { delete(c, "events") }),
+		"wrong event":  token(func(c map[string]any) { c["events"] = map[string]any{"other": map[string]any{}} }),
+		"no sid/sub":   token(func(c map[string]any) { delete(c, "sid"); delete(c, "sub") }),
+		"wrong aud":    token(func(c map[string]any) { c["aud"] = "other" }),
+		"wrong issuer": token(func(c map[string]any) { c["iss"] = "https://evil.example" }),
+		"expired":      token(func(c map[string]any) { c["exp"] = time.Now().Add(-time.Hour).Unix() }),
+		"no jti":       token(func(c map[string]any) { delete(c, "jti") }),
+		"garbage":      "not-a-jwt",
+	}
+	for name, tok := range bad {
+		if st := send(tok); st != http.StatusBadRequest {
+			t.Errorf("%s: status %d, want 400", name, st)
+		}
+	}
+	if !exists("g1") {
+		t.Fatal("a refused token ended a session")
+	}
+	good := token(func(map[string]any) {})
+	if st := send(good); st != http.StatusOK {
+		t.Fatalf("good token: %d", st)
+	}
+	if exists("g1") || !exists("g2") || !exists("g3") {
+		t.Fatal("sid logout ended the wrong sessions")
+	}
+	if st := send(good); st != http.StatusBadRequest {
+		t.Fatalf("replayed token: %d", st)
+	}
+	// sub only: every session of that user.
+	if st := send(token(func(c map[string]any) { delete(c, "sid") })); st != http.StatusOK {
+		t.Fatalf("sub token: %d", st)
+	}
+	if exists("g2") || !exists("g3") {
+		t.Fatal("sub logout ended the wrong sessions")
+	}
+}

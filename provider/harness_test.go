@@ -45,16 +45,18 @@ const (
 // conf (client_secret_basic by default), post (client_secret_post only)
 // and spa (public).
 type env struct {
-	t      *testing.T
-	srv    *httptest.Server
-	issuer string
-	clock  *clock
-	users  *users.Directory
-	keys   *provider.Keys
-	alice  users.User
+	t       *testing.T
+	srv     *httptest.Server
+	issuer  string
+	clock   *clock
+	users   *users.Directory
+	keys    *provider.Keys
+	alice   users.User
+	clients *provider.Clients
+	p       *provider.Provider
 }
 
-func newEnv(t *testing.T, alg string) *env {
+func newEnv(t *testing.T, alg string, opts ...func(*provider.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	c := &clock{t: time.Now().Truncate(time.Second)}
@@ -95,13 +97,16 @@ func newEnv(t *testing.T, alg string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := provider.New(provider.Config{Issuer: issuer, Store: st, Users: dir, Clients: clients, Keys: keys,
-		Sessions: sessions, Chain: engine})
+	cfg := provider.Config{Issuer: issuer, Store: st, Users: dir, Clients: clients, Keys: keys, Sessions: sessions, Chain: engine}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	p, err := provider.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h = p
-	return &env{t: t, srv: srv, issuer: issuer, clock: c, users: dir, keys: keys, alice: alice}
+	return &env{t: t, srv: srv, issuer: issuer, clock: c, users: dir, keys: keys, alice: alice, clients: clients, p: p}
 }
 
 // browser is a cookie-keeping client that stops at the client's
@@ -236,3 +241,5 @@ func (e *env) userinfo(token string) (*http.Response, map[string]any) {
 	req.Header.Set("Authorization", "Bearer "+token)
 	return doJSON(e.t, req)
 }
+
+func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }

@@ -1,0 +1,109 @@
+package provider_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-idp/gatehouse/provider"
+)
+
+func TestBackchannelRetriesAndGivesUp(t *testing.T) {
+	var good atomic.Int32
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.PostFormValue("logout_token") != "" {
+			good.Add(1)
+		}
+	}))
+	defer recv.Close()
+	// A port nobody listens on: the client is unreachable.
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := "http://" + l.Addr().String() + "/logout"
+	l.Close()
+
+	e := newEnv(t, "", func(c *provider.Config) {
+		c.LogoutAttempts, c.LogoutBackoff = 3, 20*time.Millisecond
+	})
+	ctx := context.Background()
+	for id, uri := range map[string]string{"good": recv.URL + "/bcl", "dead": dead} {
+		if err := e.clients.Add(ctx, provider.Client{ID: id, RedirectURIs: []string{redirectURI}, BackchannelLogoutURI: uri}, "secret-"+id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := e.browser()
+	e.login(b, authParams("dead"))
+	e.login(b, authParams("good"))
+
+	run, stop := context.WithCancel(ctx)
+	defer stop()
+	go e.p.RunDeliveries(run)
+
+	// End the session (confirmation form, CSRF, POST).
+	resp, page := b.get(e.issuer + "/logout")
+	f := loginForm(page)
+	resp, page = b.post(e.issuer+"/logout", f)
+	if resp.StatusCode != 200 || !strings.Contains(page, "signed out") {
+		t.Fatalf("logout: %d %s", resp.StatusCode, page)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && (good.Load() < 1 || e.p.Stats.GivenUp.Load() < 1) {
+		e.clock.Advance(time.Second) // the back-off runs on the provider's clock
+		time.Sleep(20 * time.Millisecond)
+	}
+	if good.Load() != 1 || e.p.Stats.GivenUp.Load() != 1 || e.p.Stats.Failed.Load() != 3 {
+		t.Fatalf("delivered %d, failed %d, given up %d", good.Load(), e.p.Stats.Failed.Load(), e.p.Stats.GivenUp.Load())
+	}
+}
+
+func TestLogoutDuringAuthorization(t *testing.T) {
+	e := newEnv(t, "")
+	b := e.browser()
+	e.login(b, authParams("conf"))
+	// An authorization is in flight (the login page of prompt=login)...
+	resp, page := b.get(e.authURL(with(authParams("conf"), "prompt", "login")))
+	if !strings.Contains(page, `name="password"`) {
+		t.Fatalf("no login page: %d", resp.StatusCode)
+	}
+	// ...when the user signs out in another tab.
+	_, lp := b.get(e.issuer + "/logout")
+	b.post(e.issuer+"/logout", loginForm(lp))
+	// Going on in the first tab needs a full login: no code for the
+	// ended session.
+	f := loginForm(page)
+	f.Set("username", "alice")
+	f.Set("password", "wrong")
+	resp, page = b.post(e.issuer+"/login", f)
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("wrong password after logout: %d", resp.StatusCode)
+	}
+	resp, page = b.get(e.authURL(with(authParams("conf"), "prompt", "none")))
+	if cb := callbackQuery(t, resp, page); cb.Get("error") != "login_required" {
+		t.Fatalf("prompt=none after logout: %v", cb)
+	}
+}
+
+func TestLogoutDiscovery(t *testing.T) {
+	e := newEnv(t, "")
+	resp, err := http.Get(e.issuer + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var d struct {
+		EndSession string `json:"end_session_endpoint"`
+		BCL        bool   `json:"backchannel_logout_supported"`
+		BCLSession bool   `json:"backchannel_logout_session_supported"`
+		Claims     bool   `json:"claims_parameter_supported"`
+	}
+	if err := jsonDecode(resp, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.EndSession != e.issuer+"/logout" || !d.BCL || !d.BCLSession || !d.Claims {
+		t.Fatalf("discovery %+v", d)
+	}
+}
