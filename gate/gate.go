@@ -36,8 +36,8 @@ const (
 	// PathBackchannel receives back-channel logout tokens from the
 	// provider (register it as the gate client's backchannel_logout_uri).
 	PathBackchannel = "/.gatehouse/backchannel-logout"
-	PathStatic   = "/.gatehouse/static/"
-	staticPrefix = "/.gatehouse/static"
+	PathStatic      = "/.gatehouse/static/"
+	staticPrefix    = "/.gatehouse/static"
 )
 
 // Config configures a Gate.
