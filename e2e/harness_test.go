@@ -147,11 +147,19 @@ func (c *caddy) stop() {
 func (c *caddy) cli(stdin string, args ...string) (string, error) {
 	args = append([]string{"gatehouse"}, args...)
 	args = append(args, "--address", c.admin)
-	cmd := exec.Command(caddyBin, args...)
-	cmd.Env = c.env()
-	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	for try := 0; ; try++ {
+		cmd := exec.Command(caddyBin, args...)
+		cmd.Env = c.env()
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		// Right after a reload Caddy may swap its admin server and drop
+		// a connection (EOF): the request was not served; try again.
+		if err != nil && strings.Contains(string(out), "EOF") && try < 3 {
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		return string(out), err
+	}
 }
 
 // reload applies a new Caddyfile with `caddy reload`.
