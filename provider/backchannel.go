@@ -103,7 +103,13 @@ func (p *Provider) LogoutToken(aud, sub, sid string) (string, error) {
 func (p *Provider) RunDeliveries(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	for {
+	for i := 0; ; i++ {
+		if i%p.cfg.ExpirySweepEvery == 0 {
+			// Expired sessions are logged out like ended ones.
+			if _, err := p.cfg.Sessions.SweepExpired(ctx); err != nil && !errors.Is(err, store.ErrClosed) {
+				p.cfg.Logger.Error("gatehouse provider: sweeping expired sessions", "error", err)
+			}
+		}
 		p.deliverDue(ctx)
 		select {
 		case <-ctx.Done():

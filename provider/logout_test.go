@@ -107,3 +107,34 @@ func TestLogoutDiscovery(t *testing.T) {
 		t.Fatalf("discovery %+v", d)
 	}
 }
+
+func TestExpiredSessionIsLoggedOut(t *testing.T) {
+	var got atomic.Int32
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.PostFormValue("logout_token") != "" {
+			got.Add(1)
+		}
+	}))
+	defer recv.Close()
+	e := newEnv(t, "", func(c *provider.Config) { c.ExpirySweepEvery = 1 })
+	ctx := context.Background()
+	if err := e.clients.Add(ctx, provider.Client{ID: "bc", RedirectURIs: []string{redirectURI}, BackchannelLogoutURI: recv.URL}, "s"); err != nil {
+		t.Fatal(err)
+	}
+	e.login(e.browser(), authParams("bc"))
+	run, stop := context.WithCancel(ctx)
+	defer stop()
+	go e.p.RunDeliveries(run)
+	time.Sleep(1500 * time.Millisecond)
+	if got.Load() != 0 {
+		t.Fatal("logout token for a live session")
+	}
+	e.clock.Advance(25 * time.Hour) // past the 24h idle limit
+	deadline := time.Now().Add(10 * time.Second)
+	for got.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got.Load() != 1 {
+		t.Fatalf("expired session: %d logout tokens", got.Load())
+	}
+}

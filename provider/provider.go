@@ -48,7 +48,10 @@ type Config struct {
 	// after each failure) shape back-channel retries.
 	LogoutAttempts int
 	LogoutBackoff  time.Duration
-	Logger         *slog.Logger
+	// ExpirySweepEvery: expired sessions are looked for every this many
+	// seconds of the delivery loop (default 30).
+	ExpirySweepEvery int
+	Logger           *slog.Logger
 }
 
 // Paths of the provider's endpoints, below the issuer's path.
@@ -123,6 +126,9 @@ func New(cfg Config) (*Provider, error) {
 	}
 	if cfg.LogoutBackoff <= 0 {
 		cfg.LogoutBackoff = 2 * time.Second
+	}
+	if cfg.ExpirySweepEvery <= 0 {
+		cfg.ExpirySweepEvery = 30
 	}
 	p := &Provider{cfg: cfg, prefix: prefix, mux: http.NewServeMux(), wake: make(chan struct{}, 1)}
 	cfg.Sessions.SetOnEnd(p.sessionEnded)

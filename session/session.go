@@ -90,7 +90,19 @@ type Manager struct {
 	onEnd func(ctx context.Context, s *Session)
 }
 
-const setBySubject = "sso-sub:"
+const (
+	setBySubject = "sso-sub:"
+	// setLive and keyMeta let SweepExpired see sessions that expired (the
+	// store drops sso:<id> at its TTL) and still tell their clients.
+	setLive = "sso-live"
+	keyMeta = "sso-meta:"
+)
+
+// meta is what is left of a session to log it out after it expired.
+type meta struct {
+	Subject string   `json:"sub"`
+	Clients []string `json:"clients,omitempty"`
+}
 
 // SetOnEnd sets what runs when a session is ended by End (logout
 // everywhere: back-channel deliveries, gate sessions).
@@ -103,10 +115,46 @@ func (m *Manager) End(ctx context.Context, w http.ResponseWriter, s *Session) er
 		return err
 	}
 	_ = m.st.SetRemove(ctx, setBySubject+s.Subject, s.ID)
+	_ = m.st.Delete(ctx, keyMeta+s.ID)
+	_ = m.st.SetRemove(ctx, setLive, s.ID)
 	if m.onEnd != nil {
 		m.onEnd(ctx, s)
 	}
 	return nil
+}
+
+// SweepExpired ends, through the end hook, the sessions that expired
+// (idle or absolute) since the last sweep, so that their clients and
+// gates hear of it like of a logout. It returns how many it found.
+func (m *Manager) SweepExpired(ctx context.Context) (int, error) {
+	ids, err := m.st.SetMembers(ctx, setLive)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		if _, err := m.Get(ctx, id); err == nil {
+			continue
+		} else if !errors.Is(err, ErrNoSession) {
+			return n, err
+		}
+		b, err := m.st.Take(ctx, keyMeta+id)
+		_ = m.st.SetRemove(ctx, setLive, id)
+		if err != nil {
+			continue // ended by End meanwhile, or meta already gone
+		}
+		var md meta
+		if json.Unmarshal(b, &md) != nil {
+			continue
+		}
+		_ = m.st.Delete(ctx, keySession+id)
+		_ = m.st.SetRemove(ctx, setBySubject+md.Subject, id)
+		n++
+		if m.onEnd != nil {
+			m.onEnd(ctx, &Session{ID: id, Subject: md.Subject, Clients: md.Clients})
+		}
+	}
+	return n, nil
 }
 
 // ListFor returns the live sessions of subject (newest first).
@@ -229,6 +277,13 @@ func (m *Manager) Save(ctx context.Context, w http.ResponseWriter, s *Session) e
 		return fmt.Errorf("saving session: %w", err)
 	}
 	if err := m.st.SetAdd(ctx, setBySubject+s.Subject, s.ID); err != nil {
+		return fmt.Errorf("indexing session: %w", err)
+	}
+	mb, _ := json.Marshal(meta{Subject: s.Subject, Clients: s.Clients})
+	if err := m.st.Set(ctx, keyMeta+s.ID, mb, s.Expires.Sub(now)+24*time.Hour); err != nil {
+		return fmt.Errorf("indexing session: %w", err)
+	}
+	if err := m.st.SetAdd(ctx, setLive, s.ID); err != nil {
 		return fmt.Errorf("indexing session: %w", err)
 	}
 	if w != nil {

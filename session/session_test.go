@@ -199,3 +199,33 @@ func TestBrowserAndCSRF(t *testing.T) {
 		}
 	}
 }
+
+func TestSweepExpiredEndsSessions(t *testing.T) {
+	m, c, _ := setup(t, true)
+	var ended []*Session
+	m.SetOnEnd(func(_ context.Context, s *Session) { ended = append(ended, s) })
+	ctx := context.Background()
+	old := m.New("sub-old")
+	old.AddClient("wiki")
+	m.Save(ctx, nil, old)
+	c.add(30 * time.Minute)
+	live := m.New("sub-live")
+	m.Save(ctx, nil, live)
+	gone := m.New("sub-gone")
+	m.Save(ctx, nil, gone)
+	if err := m.End(ctx, nil, gone); err != nil {
+		t.Fatal(err)
+	}
+	ended = nil
+	c.add(40 * time.Minute) // old: idle 70m > 1h; live: 40m
+	n, err := m.SweepExpired(ctx)
+	if err != nil || n != 1 || len(ended) != 1 || ended[0].ID != old.ID || ended[0].Subject != "sub-old" || ended[0].Clients[0] != "wiki" {
+		t.Fatalf("sweep: %d %v %+v", n, err, ended)
+	}
+	if n, _ := m.SweepExpired(ctx); n != 0 {
+		t.Fatalf("second sweep found %d", n)
+	}
+	if list, _ := m.ListFor(ctx, "sub-live"); len(list) != 1 {
+		t.Fatal("live session lost")
+	}
+}
