@@ -97,6 +97,7 @@ type ClientConfig struct {
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method,omitempty"`
 	PostLogoutRedirectURIs  []string `json:"post_logout_redirect_uris,omitempty"`
 	BackchannelLogoutURI    string   `json:"backchannel_logout_uri,omitempty"`
+	FrontchannelLogoutURI   string   `json:"frontchannel_logout_uri,omitempty"`
 }
 
 // ModuleConfig is one chain module.
@@ -206,6 +207,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			ID: c.ID, Name: c.Name, Secret: c.Secret, Public: c.Public, RedirectURIs: c.RedirectURIs,
 			Scopes: c.Scopes, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
 			PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, BackchannelLogoutURI: c.BackchannelLogoutURI,
+			FrontchannelLogoutURI: c.FrontchannelLogoutURI,
 		})
 	}
 	if a.clients, err = provider.NewClients(st, clients); err != nil {

@@ -33,6 +33,7 @@ func init() {
 //			token_endpoint_auth_method client_secret_basic|client_secret_post|none
 //			post_logout_redirect_uri <uri>...
 //			backchannel_logout_uri <uri>
+//			frontchannel_logout_uri <uri>
 //		}
 //		chain {
 //			<name> {
@@ -193,6 +194,10 @@ func parseClient(d *caddyfile.Dispenser) (ClientConfig, error) {
 			}
 		case "backchannel_logout_uri":
 			if err := oneArg(d, &c.BackchannelLogoutURI); err != nil {
+				return c, err
+			}
+		case "frontchannel_logout_uri":
+			if err := oneArg(d, &c.FrontchannelLogoutURI); err != nil {
 				return c, err
 			}
 		default:

@@ -39,6 +39,7 @@ type Client struct {
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method,omitempty"`
 	PostLogoutRedirectURIs  []string `json:"post_logout_redirect_uris,omitempty"`
 	BackchannelLogoutURI    string   `json:"backchannel_logout_uri,omitempty"`
+	FrontchannelLogoutURI   string   `json:"frontchannel_logout_uri,omitempty"`
 	// Static clients come from the configuration and cannot be changed
 	// at run time.
 	Static bool `json:"static,omitempty"`
@@ -111,6 +112,11 @@ func (c *Client) Validate() error {
 	if c.BackchannelLogoutURI != "" {
 		if err := validateRedirectURI(c.BackchannelLogoutURI); err != nil {
 			return fmt.Errorf("client %s: backchannel_logout_uri: %w", c.ID, err)
+		}
+	}
+	if c.FrontchannelLogoutURI != "" {
+		if err := validateRedirectURI(c.FrontchannelLogoutURI); err != nil {
+			return fmt.Errorf("client %s: frontchannel_logout_uri: %w", c.ID, err)
 		}
 	}
 	switch c.TokenEndpointAuthMethod {

@@ -43,6 +43,8 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 		"end_session_endpoint":                           p.Endpoint(PathEndSession),
 		"backchannel_logout_supported":                   true,
 		"backchannel_logout_session_supported":           true,
+		"frontchannel_logout_supported":                  true,
+		"frontchannel_logout_session_supported":          true,
 		"request_parameter_supported":                    false,
 		"request_uri_parameter_supported":                false,
 		"authorization_response_iss_parameter_supported": true,

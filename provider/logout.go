@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/web"
 )
 
@@ -116,11 +118,45 @@ func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 		if state != "" {
 			v.Set("state", state)
 		}
-		http.Redirect(w, r, appendQuery(redirect, v), http.StatusFound)
+		redirect = appendQuery(redirect, v)
+	}
+	frames, origins := p.frontchannel(ctx, s)
+	if redirect != "" && len(frames) == 0 {
+		http.Redirect(w, r, redirect, http.StatusFound)
 		return
 	}
-	web.Render(w, http.StatusOK, "notice.html", web.Page{Title: "Signed out", Static: p.staticPath(),
-		Message: "You are signed out of every application that used this sign-in."})
+	// Front-channel logout (OpenID Connect Front-Channel Logout 1.0): one
+	// hidden iframe per client, then on to the client (meta refresh, so
+	// no JavaScript is needed).
+	web.Render(w, http.StatusOK, "logged_out.html", web.Page{Title: "Signed out", Static: p.staticPath(),
+		Message: "You are signed out of every application that used this sign-in.", FrameSrc: origins, Refresh: redirect,
+		Data: struct {
+			Frames   []string
+			Continue string
+		}{frames, redirect}})
+}
+
+// frontchannel returns the front-channel logout URLs (with iss and sid)
+// of the clients of s, and their origins for the page's CSP.
+func (p *Provider) frontchannel(ctx context.Context, s *session.Session) (frames, origins []string) {
+	if s == nil {
+		return nil, nil
+	}
+	for _, id := range s.Clients {
+		c, err := p.cfg.Clients.Get(ctx, id)
+		if err != nil || c.FrontchannelLogoutURI == "" {
+			continue
+		}
+		u, err := url.Parse(c.FrontchannelLogoutURI)
+		if err != nil {
+			continue
+		}
+		frames = append(frames, appendQuery(c.FrontchannelLogoutURI, url.Values{"iss": {p.cfg.Issuer}, "sid": {s.ID}}))
+		if o := u.Scheme + "://" + u.Host; !slices.Contains(origins, o) {
+			origins = append(origins, o)
+		}
+	}
+	return frames, origins
 }
 
 // confirmLogout asks the person before ending the session.

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -136,5 +137,31 @@ func TestExpiredSessionIsLoggedOut(t *testing.T) {
 	}
 	if got.Load() != 1 {
 		t.Fatalf("expired session: %d logout tokens", got.Load())
+	}
+}
+
+func TestFrontchannelLogout(t *testing.T) {
+	e := newEnv(t, "")
+	ctx := context.Background()
+	if err := e.clients.Add(ctx, provider.Client{ID: "fc", RedirectURIs: []string{redirectURI},
+		PostLogoutRedirectURIs: []string{"https://app.example/bye"}, FrontchannelLogoutURI: "https://fc.example/logout?x=1"}, "s"); err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser()
+	cb := e.login(b, authParams("fc"))
+	f := url.Values{"grant_type": {"authorization_code"}, "code": {cb.Get("code")}, "redirect_uri": {redirectURI}, "code_verifier": {verifier}}
+	_, tok := e.token(f, "fc", "s")
+	claims := e.verifyIDToken(tok["id_token"].(string), "RS256")
+	resp, page := b.get(e.issuer + "/logout?" + url.Values{"id_token_hint": {tok["id_token"].(string)},
+		"post_logout_redirect_uri": {"https://app.example/bye"}, "state": {"z"}}.Encode())
+	want := `src="https://fc.example/logout?iss=` + url.QueryEscape(e.issuer) + `&amp;sid=` + claims["sid"].(string) + `&amp;x=1"`
+	if resp.StatusCode != 200 || !strings.Contains(page, want) {
+		t.Fatalf("logged-out page (%d) lacks %s:\n%s", resp.StatusCode, want, page)
+	}
+	if !strings.Contains(resp.Header.Get("Content-Security-Policy"), "frame-src https://fc.example") {
+		t.Fatalf("CSP %q", resp.Header.Get("Content-Security-Policy"))
+	}
+	if !strings.Contains(page, `content="3;url=https://app.example/bye?state=z"`) {
+		t.Fatalf("no way on to the client:\n%s", page)
 	}
 }

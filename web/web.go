@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"strings"
 )
 
 //go:embed templates/*.html
@@ -25,6 +26,12 @@ type Page struct {
 	Message string
 	// Data is the template's own data.
 	Data any
+	// FrameSrc are origins the page may embed in iframes (front-channel
+	// logout); none by default.
+	FrameSrc []string
+	// Refresh, when set, sends the browser on to this URL after a few
+	// seconds (meta refresh; works without JavaScript).
+	Refresh string
 }
 
 // Render writes the named template with status code. A template error
@@ -39,7 +46,11 @@ func Render(w http.ResponseWriter, status int, name string, p Page) {
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'")
+	csp := "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"
+	if len(p.FrameSrc) > 0 {
+		csp += "; frame-src " + strings.Join(p.FrameSrc, " ")
+	}
+	h.Set("Content-Security-Policy", csp)
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
