@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -163,5 +164,47 @@ func TestFrontchannelLogout(t *testing.T) {
 	}
 	if !strings.Contains(page, `content="3;url=https://app.example/bye?state=z"`) {
 		t.Fatalf("no way on to the client:\n%s", page)
+	}
+}
+
+var sidInput = regexp.MustCompile(`name="sid" value="([^"]+)"`)
+
+func TestAccountPage(t *testing.T) {
+	e := newEnv(t, "")
+	b1, b2 := e.browser(), e.browser()
+	e.login(b1, authParams("conf"))
+	e.login(b2, authParams("spa"))
+	// Without a session the page asks to sign in first.
+	if _, page := e.browser().get(e.issuer + "/account"); !strings.Contains(page, `name="password"`) {
+		t.Fatal("account page without session")
+	}
+	_, page := b1.get(e.issuer + "/account")
+	if strings.Count(page, `name="sid"`) != 2 || !strings.Contains(page, "This browser") || !strings.Contains(page, "spa") {
+		t.Fatalf("account page:\n%s", page)
+	}
+	f := loginForm(page)
+	// CSRF is checked.
+	if resp, _ := b1.post(e.issuer+"/account", url.Values{"action": {"others"}, "csrf": {"x"}}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("no CSRF: %d", resp.StatusCode)
+	}
+	f.Set("action", "others")
+	if resp, _ := b1.post(e.issuer+"/account", f); resp.StatusCode != 200 {
+		t.Fatalf("sign out others: %d", resp.StatusCode)
+	}
+	// The other browser is signed out, this one is not.
+	if resp, page := b2.get(e.authURL(with(authParams("conf"), "prompt", "none"))); callbackQuery(t, resp, page).Get("error") != "login_required" {
+		t.Fatal("other browser still signed in")
+	}
+	_, page = b1.get(e.issuer + "/account")
+	if strings.Count(page, `name="sid"`) != 1 {
+		t.Fatalf("after sign out others:\n%s", page)
+	}
+	// Signing out this session by its button.
+	f = loginForm(page)
+	f.Set("sid", sidInput.FindStringSubmatch(page)[1])
+	f.Set("action", "end")
+	b1.post(e.issuer+"/account", f)
+	if resp, page := b1.get(e.authURL(with(authParams("conf"), "prompt", "none"))); callbackQuery(t, resp, page).Get("error") != "login_required" {
+		t.Fatal("still signed in after signing out here")
 	}
 }
