@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"os/exec"
 	"strings"
@@ -91,6 +92,20 @@ func TestBrowserLogin(t *testing.T) {
 	}
 	if !strings.Contains(body, "callback reached") {
 		t.Fatalf("callback page body %q", body)
+	}
+
+	// Session Management: the OP iframe's script, in this browser with
+	// its browser-state cookie, computes the session_state the client got.
+	ss := u.Query().Get("session_state")
+	_, salt, _ := strings.Cut(ss, ".")
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.issuer+"/check_session")); err != nil {
+		t.Fatal(err)
+	}
+	origin := "http://" + s.appHost
+	js := fmt.Sprintf(`gatehouseSessionState("app", %q, gatehouseBrowserState(), %q)`, origin, salt)
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+	if err != nil || got != ss {
+		t.Fatalf("iframe script computes %q (%v), the client got %q", got, err, ss)
 	}
 }
 

@@ -59,6 +59,7 @@ func (p *Provider) account(w http.ResponseWriter, r *http.Request) {
 					var cw http.ResponseWriter
 					if o.ID == s.ID {
 						cw = w // signing out here clears this browser's cookie
+						p.newBrowserState(w, nil)
 					}
 					if err := p.cfg.Sessions.End(ctx, cw, o); err != nil {
 						p.serverErrorPage(w, "ending session", err)

@@ -425,6 +425,7 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 		p.redirectError(w, r, req.RedirectURI, req.State, &oauthError{Code: "access_denied", Description: "authentication was not completed"})
 		return
 	}
+	p.newBrowserState(w, r) // a sign-in changes the OP browser state
 	p.issueCode(w, r, &req, s, user, out)
 }
 
@@ -458,7 +459,8 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, req *authRe
 	if req.ID != "" {
 		_ = p.cfg.Store.Delete(ctx, keyAuthReq+req.ID)
 	}
-	q := url.Values{"code": {code}, "iss": {p.cfg.Issuer}}
+	q := url.Values{"code": {code}, "iss": {p.cfg.Issuer},
+		"session_state": {SessionState(req.ClientID, originOf(req.RedirectURI), p.browserState(w, r), randomToken()[:16])}}
 	if req.State != "" {
 		q.Set("state", req.State)
 	}

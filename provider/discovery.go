@@ -45,6 +45,7 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 		"backchannel_logout_session_supported":           true,
 		"frontchannel_logout_supported":                  true,
 		"frontchannel_logout_session_supported":          true,
+		"check_session_iframe":                           p.Endpoint(PathCheckSession),
 		"request_parameter_supported":                    false,
 		"request_uri_parameter_supported":                false,
 		"authorization_response_iss_parameter_supported": true,

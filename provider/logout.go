@@ -112,6 +112,7 @@ func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 			p.serverErrorPage(w, "ending session", err)
 			return
 		}
+		p.newBrowserState(w, nil) // relying parties' iframes see "changed"
 	}
 	if redirect != "" {
 		v := url.Values{}

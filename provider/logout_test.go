@@ -208,3 +208,40 @@ func TestAccountPage(t *testing.T) {
 		t.Fatal("still signed in after signing out here")
 	}
 }
+
+func TestSessionState(t *testing.T) {
+	e := newEnv(t, "")
+	b := e.browser()
+	cb := e.login(b, authParams("conf"))
+	ss := cb.Get("session_state")
+	_, salt, ok := strings.Cut(ss, ".")
+	if !ok || salt == "" {
+		t.Fatalf("session_state %q", ss)
+	}
+	u, _ := url.Parse(e.issuer)
+	var bs string
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == "gatehouse-bs" {
+			bs = c.Value
+		}
+	}
+	if bs == "" || provider.SessionState("conf", "https://app.example", bs, salt) != ss {
+		t.Fatalf("session_state %q does not match browser state %q", ss, bs)
+	}
+	// Sign-out changes the browser state: the RP's check says "changed".
+	_, lp := b.get(e.issuer + "/logout")
+	b.post(e.issuer+"/logout", loginForm(lp))
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == "gatehouse-bs" && provider.SessionState("conf", "https://app.example", c.Value, salt) == ss {
+			t.Fatal("browser state unchanged after sign-out")
+		}
+	}
+	resp, err := http.Get(e.issuer + "/check_session")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "frame-ancestors *") {
+		t.Fatalf("check_session: %d %q", resp.StatusCode, resp.Header.Get("Content-Security-Policy"))
+	}
+}

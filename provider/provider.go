@@ -142,6 +142,7 @@ func New(cfg Config) (*Provider, error) {
 	p.mux.Handle(prefix+PathLogin, cfg.Chain)
 	p.mux.HandleFunc(prefix+PathEndSession, p.endSession)
 	p.mux.HandleFunc(prefix+PathAccount, p.account)
+	p.mux.HandleFunc(prefix+PathCheckSession, p.checkSession)
 	p.mux.Handle(prefix+PathStatic, p.static)
 	p.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, p.staticPath(), http.StatusNotFound, "Page not found", "There is nothing at this address.")
