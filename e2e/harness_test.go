@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -63,7 +64,7 @@ type caddy struct {
 	config  string
 	admin   string
 	cmd     *exec.Cmd
-	log     *bytes.Buffer
+	log     *syncBuffer // all output, across restarts
 	waitErr chan error
 }
 
@@ -97,7 +98,9 @@ func (c *caddy) env() []string {
 
 func (c *caddy) start() {
 	c.t.Helper()
-	c.log = &bytes.Buffer{}
+	if c.log == nil {
+		c.log = &syncBuffer{}
+	}
 	c.cmd = exec.Command(caddyBin, "run", "--config", c.config, "--adapter", "caddyfile")
 	c.cmd.Env = c.env()
 	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
@@ -305,4 +308,23 @@ func (b *browser) cookie(u, name string) *http.Cookie {
 	}
 	b.t.Fatalf("no cookie %s for %s", name, u)
 	return nil
+}
+
+// syncBuffer is a bytes.Buffer safe for the process's writer and the
+// test's readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
