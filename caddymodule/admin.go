@@ -63,6 +63,7 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 	handle("POST /gatehouse/users/reset-totp", resetTOTP)
 	handle("POST /gatehouse/users/forget-devices", forgetDevices)
 	handle("GET /gatehouse/sessions", listSessions)
+	handle("GET /gatehouse/logout-deliveries", logoutStats)
 	handle("POST /gatehouse/sessions/revoke", revokeSessions)
 	handle("GET /gatehouse/clients", listClients)
 	handle("POST /gatehouse/clients", addClient)
@@ -178,8 +179,10 @@ func setPassword(a *App, w http.ResponseWriter, r *http.Request) error {
 		return badRequest("%v", err)
 	}
 	// A new password ends every session: whoever knew the old one is out.
-	if _, err := a.endSessions(r.Context(), u.Subject); err != nil {
-		return err
+	if !a.KeepSessionsOnPasswordChange {
+		if _, err := a.endSessions(r.Context(), u.Subject); err != nil {
+			return err
+		}
 	}
 	writeAdminJSON(w, http.StatusOK, u.Public())
 	return nil
@@ -355,6 +358,19 @@ func revokeSessions(a *App, w http.ResponseWriter, r *http.Request) error {
 	default:
 		return badRequest("give either a username or a sid")
 	}
+	return nil
+}
+
+// logoutStats reports back-channel logout deliveries since start and the
+// queue length.
+func logoutStats(a *App, w http.ResponseWriter, r *http.Request) error {
+	queued, err := a.provider.QueueLength(r.Context())
+	if err != nil {
+		return err
+	}
+	st := &a.provider.Stats
+	writeAdminJSON(w, http.StatusOK, map[string]int64{"delivered": st.Delivered.Load(), "failed_attempts": st.Failed.Load(),
+		"given_up": st.GivenUp.Load(), "queued": int64(queued)})
 	return nil
 }
 

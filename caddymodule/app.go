@@ -55,6 +55,9 @@ type App struct {
 	// AccessTokenTTL and IDTokenTTL (15m each).
 	AccessTokenTTL caddy.Duration `json:"access_token_ttl,omitempty"`
 	IDTokenTTL     caddy.Duration `json:"id_token_ttl,omitempty"`
+	// KeepSessionsOnPasswordChange: by default a new password ends every
+	// session of the user (logout everywhere); this keeps them.
+	KeepSessionsOnPasswordChange bool `json:"keep_sessions_on_password_change,omitempty"`
 	// DemoUser, when set, is created at start with a known password. Only
 	// for trying Gatehouse out: a warning is logged while it is active.
 	DemoUser *DemoUser `json:"demo_user,omitempty"`

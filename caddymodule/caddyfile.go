@@ -20,6 +20,7 @@ func init() {
 //		store embedded [<path>]
 //		signing_alg RS256|ES256
 //		dev
+//		keep_sessions_on_password_change
 //		session_idle <duration>
 //		session_lifetime <duration>
 //		access_token_ttl <duration>
@@ -98,6 +99,11 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			a.Dev = true
+		case "keep_sessions_on_password_change":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			a.KeepSessionsOnPasswordChange = true
 		case "session_idle", "session_lifetime", "access_token_ttl", "id_token_ttl":
 			var s string
 			if err := oneArg(d, &s); err != nil {

@@ -287,6 +287,24 @@ func TestLogoutDeliverySurvivesRestart(t *testing.T) {
 	if got[0]["aud"] != "two" {
 		t.Fatalf("token after restart: %v", got[0])
 	}
+	// The admin API counts deliveries (since this start) and the queue.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + s.caddy.admin + "/gatehouse/logout-deliveries")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st map[string]int
+		json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if st["delivered"] == 1 && st["queued"] == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("delivery stats %v", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if !strings.Contains(s.caddy.log.String(), "will retry") {
 		t.Fatal("no failed attempt before the restart: the test did not test a retry across a restart")
 	}

@@ -219,3 +219,9 @@ func (p *Provider) post(ctx context.Context, uri, token string) error {
 	}
 	return nil
 }
+
+// QueueLength is how many logout deliveries wait (or are being retried).
+func (p *Provider) QueueLength(ctx context.Context) (int, error) {
+	ids, err := p.cfg.Store.SetMembers(ctx, setQueue)
+	return len(ids), err
+}

@@ -243,3 +243,5 @@ func (e *env) userinfo(token string) (*http.Response, map[string]any) {
 }
 
 func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
+
+func usersUser(name string) users.User { return users.User{Username: name} }

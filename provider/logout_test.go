@@ -245,3 +245,38 @@ func TestSessionState(t *testing.T) {
 		t.Fatalf("check_session: %d %q", resp.StatusCode, resp.Header.Get("Content-Security-Policy"))
 	}
 }
+
+func TestLogoutHints(t *testing.T) {
+	e := newEnv(t, "")
+	ctx := context.Background()
+	if _, err := e.users.Create(ctx, usersUser("bob"), "bob-password"); err != nil {
+		t.Fatal(err)
+	}
+	idTokenOf := func(b *browser, user, pw string) string {
+		resp, page := b.get(e.authURL(authParams("conf")))
+		if strings.Contains(page, `name="password"`) {
+			f := loginForm(page)
+			f.Set("username", user)
+			f.Set("password", pw)
+			resp, page = b.post(e.issuer+"/login", f)
+		}
+		_, tok := e.token(codeForm(callbackQuery(t, resp, page).Get("code")), "conf", confSecret)
+		return tok["id_token"].(string)
+	}
+	alice := e.browser()
+	aliceToken := idTokenOf(alice, "alice", alicePassword)
+	bobToken := idTokenOf(e.browser(), "bob", "bob-password")
+
+	// A hint for another user does not end alice's session unasked.
+	_, page := alice.get(e.issuer + "/logout?id_token_hint=" + url.QueryEscape(bobToken))
+	if !strings.Contains(page, "Do you want to sign out") {
+		t.Fatalf("hint for another user:\n%s", page)
+	}
+	// An expired hint still names the session (RP-Initiated Logout §2):
+	// no question asked.
+	e.clock.Advance(time.Hour)
+	_, page = alice.get(e.issuer + "/logout?id_token_hint=" + url.QueryEscape(aliceToken))
+	if !strings.Contains(page, "You are signed out") {
+		t.Fatalf("expired hint of the session:\n%s", page)
+	}
+}
