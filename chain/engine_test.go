@@ -349,3 +349,62 @@ func TestConcurrentAttemptsInTwoTabs(t *testing.T) {
 		t.Fatal("replayed finished attempt accepted")
 	}
 }
+
+func TestRemember(t *testing.T) {
+	for _, mode := range []string{chain.RememberSession, chain.RememberPersistent} {
+		t.Run(mode, func(t *testing.T) {
+			d := newDeps(t)
+			if _, err := d.users.Create(context.Background(), users.User{Username: "bob"}, "bob-pw"); err != nil {
+				t.Fatal(err)
+			}
+			e := d.engine(t, chain.Config{Modules: []chain.ModuleConfig{
+				mod("Password", "password", []string{"1"}),
+				{Name: "Code", Kind: "testcode", Levels: []string{"2"}, After: []string{"Password"}, Remember: mode,
+					RememberFor: time.Hour, Settings: settingsFor("testcode")},
+			}})
+			srv, c := loginServer(t, e)
+			login := func(user, pw string, wantCode bool) {
+				t.Helper()
+				_, page := get(t, c, srv.URL+"/start")
+				st, page := post(t, c, srv.URL+"/login", form(page, "username", user, "password", pw))
+				if asked := strings.Contains(page, `name="code"`); asked != wantCode {
+					t.Fatalf("%s: code asked = %v, want %v (%d)", user, asked, wantCode, st)
+				}
+				if wantCode {
+					if st, body := post(t, c, srv.URL+"/login", form(page, "code", "123456")); body != "DONE" {
+						t.Fatalf("code: %d %s", st, body)
+					}
+				}
+			}
+			// dropSSO forgets the SSO session but keeps device cookies.
+			u, _ := url.Parse(srv.URL)
+			dropSSO := func() {
+				var keep []*http.Cookie
+				for _, ck := range c.Jar.Cookies(u) {
+					if strings.Contains(ck.Name, "device") {
+						keep = append(keep, ck)
+					}
+				}
+				c.Jar, _ = cookiejar.New(nil)
+				c.Jar.SetCookies(u, keep)
+			}
+			login("alice", "pw", true)
+			dropSSO()
+			login("alice", "pw", false) // trusted device: no code
+			dropSSO()
+			login("bob", "bob-pw", true) // alice's trust is not bob's
+			// A password change voids the trust.
+			d.users.SetPassword(context.Background(), d.alice.Subject, "pw2")
+			dropSSO()
+			login("alice", "pw2", true)
+			// Forget revokes it.
+			dropSSO()
+			login("alice", "pw2", false)
+			if n, err := chain.Forget(context.Background(), d.st, d.alice.Subject); err != nil || n == 0 {
+				t.Fatalf("forget: %d %v", n, err)
+			}
+			dropSSO()
+			login("alice", "pw2", true)
+		})
+	}
+}
