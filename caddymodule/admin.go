@@ -163,117 +163,96 @@ func findUser(a *App, r *http.Request, username string) (users.User, error) {
 	return u, err
 }
 
-func setPassword(a *App, w http.ResponseWriter, r *http.Request) error {
-	var req userRequest
-	if err := decodeBody(r, &req); err != nil {
-		return err
+// userHandler is an admin action on one user named in the body.
+type userHandler func(a *App, r *http.Request, req userRequest, u users.User) (any, error)
+
+// onUser decodes the body, finds the user and writes fn's result.
+func onUser(fn userHandler) func(*App, http.ResponseWriter, *http.Request) error {
+	return func(a *App, w http.ResponseWriter, r *http.Request) error {
+		var req userRequest
+		if err := decodeBody(r, &req); err != nil {
+			return err
+		}
+		u, err := findUser(a, r, req.Username)
+		if err != nil {
+			return err
+		}
+		out, err := fn(a, r, req, u)
+		if err != nil {
+			return err
+		}
+		writeAdminJSON(w, http.StatusOK, out)
+		return nil
 	}
+}
+
+var setPassword = onUser(func(a *App, r *http.Request, req userRequest, u users.User) (any, error) {
 	if req.Password == "" {
-		return badRequest("a password is required")
+		return nil, badRequest("a password is required")
 	}
-	u, err := findUser(a, r, req.Username)
+	u, err := a.users.SetPassword(r.Context(), u.Subject, req.Password)
 	if err != nil {
-		return err
-	}
-	if u, err = a.users.SetPassword(r.Context(), u.Subject, req.Password); err != nil {
-		return badRequest("%v", err)
+		return nil, badRequest("%v", err)
 	}
 	// A new password ends every session: whoever knew the old one is out.
 	if !a.KeepSessionsOnPasswordChange {
 		if _, err := a.endSessions(r.Context(), u.Subject); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	writeAdminJSON(w, http.StatusOK, u.Public())
-	return nil
-}
+	return u.Public(), nil
+})
 
-func setDisabled(a *App, w http.ResponseWriter, r *http.Request) error {
-	var req userRequest
-	if err := decodeBody(r, &req); err != nil {
-		return err
-	}
-	u, err := findUser(a, r, req.Username)
-	if err != nil {
-		return err
-	}
-	u, err = a.users.Update(r.Context(), u.Subject, func(u *users.User) error {
+var setDisabled = onUser(func(a *App, r *http.Request, req userRequest, u users.User) (any, error) {
+	u, err := a.users.Update(r.Context(), u.Subject, func(u *users.User) error {
 		u.Disabled = req.Disabled
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if u.Disabled {
 		if _, err := a.endSessions(r.Context(), u.Subject); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	writeAdminJSON(w, http.StatusOK, u.Public())
-	return nil
-}
+	return u.Public(), nil
+})
 
-func setGroups(a *App, w http.ResponseWriter, r *http.Request) error {
-	var req userRequest
-	if err := decodeBody(r, &req); err != nil {
-		return err
-	}
+var setGroups = onUser(func(a *App, r *http.Request, req userRequest, u users.User) (any, error) {
 	for _, g := range req.Groups {
 		if g == "" || strings.ContainsAny(g, ", \t") {
-			return badRequest("bad group name %q", g)
+			return nil, badRequest("bad group name %q", g)
 		}
 	}
-	u, err := findUser(a, r, req.Username)
-	if err != nil {
-		return err
-	}
-	u, err = a.users.Update(r.Context(), u.Subject, func(u *users.User) error {
+	u, err := a.users.Update(r.Context(), u.Subject, func(u *users.User) error {
 		u.Groups = req.Groups
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	writeAdminJSON(w, http.StatusOK, u.Public())
-	return nil
-}
+	return u.Public(), nil
+})
 
-func resetTOTP(a *App, w http.ResponseWriter, r *http.Request) error {
-	var req userRequest
-	if err := decodeBody(r, &req); err != nil {
-		return err
-	}
-	u, err := findUser(a, r, req.Username)
-	if err != nil {
-		return err
-	}
+var resetTOTP = onUser(func(a *App, r *http.Request, _ userRequest, u users.User) (any, error) {
 	if err := totp.Reset(r.Context(), a.state.st, u.Subject); err != nil {
-		return err
+		return nil, err
 	}
 	// Devices trusted for the old second factor are not trusted any more.
-	n, err := chain.Forget(r.Context(), a.state.st, u.Subject)
-	if err != nil {
-		return err
-	}
-	writeAdminJSON(w, http.StatusOK, map[string]any{"username": u.Username, "devices_forgotten": n})
-	return nil
-}
+	return forgetDevicesOf(a, r, u)
+})
 
-func forgetDevices(a *App, w http.ResponseWriter, r *http.Request) error {
-	var req userRequest
-	if err := decodeBody(r, &req); err != nil {
-		return err
-	}
-	u, err := findUser(a, r, req.Username)
-	if err != nil {
-		return err
-	}
+var forgetDevices = onUser(func(a *App, r *http.Request, _ userRequest, u users.User) (any, error) {
+	return forgetDevicesOf(a, r, u)
+})
+
+func forgetDevicesOf(a *App, r *http.Request, u users.User) (any, error) {
 	n, err := chain.Forget(r.Context(), a.state.st, u.Subject)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	writeAdminJSON(w, http.StatusOK, map[string]any{"username": u.Username, "devices_forgotten": n})
-	return nil
+	return map[string]any{"username": u.Username, "devices_forgotten": n}, nil
 }
 
 // endSessions ends every SSO session of sub (logout everywhere).
