@@ -25,6 +25,7 @@ import (
 	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/store"
 	"github.com/gatehouse-idp/gatehouse/store/embedded"
+	redisstore "github.com/gatehouse-idp/gatehouse/store/redis"
 	"github.com/gatehouse-idp/gatehouse/users"
 )
 
@@ -83,10 +84,18 @@ var gateRegMu sync.Mutex
 
 // StoreConfig selects the store backend.
 type StoreConfig struct {
-	// Backend is "embedded" (the only one so far).
+	// Backend is "embedded" (default) or "redis".
 	Backend string `json:"backend,omitempty"`
 	// Path of the embedded store file.
 	Path string `json:"path,omitempty"`
+	// URL of the Redis server (redis:// or rediss://), or Addrs for
+	// Sentinel (with MasterName) or Cluster.
+	URL        string   `json:"url,omitempty"`
+	Addrs      []string `json:"addrs,omitempty"`
+	MasterName string   `json:"master_name,omitempty"`
+	Password   string   `json:"password,omitempty"`
+	// Prefix of Redis keys (default "gatehouse:").
+	Prefix string `json:"prefix,omitempty"`
 }
 
 // ClientConfig is a client declared in the configuration.
@@ -172,15 +181,40 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if sc.Backend == "" {
 		sc.Backend = "embedded"
 	}
-	if sc.Backend != "embedded" {
-		return fmt.Errorf("gatehouse: unknown store backend %q (supported: embedded)", sc.Backend)
+	repl2 := caddy.NewReplacer()
+	sc.URL, sc.Password = repl2.ReplaceKnown(sc.URL, ""), repl2.ReplaceKnown(sc.Password, "")
+	var open func() (store.Store, error)
+	switch sc.Backend {
+	case "embedded":
+		if sc.Path == "" {
+			sc.Path = filepath.Join(caddy.AppDataDir(), "gatehouse", "gatehouse.db")
+		}
+		a.poolKey = "embedded:" + sc.Path
+		open = func() (store.Store, error) { return embedded.Open(sc.Path, embedded.Options{}) }
+	case "redis":
+		if sc.URL == "" && len(sc.Addrs) == 0 {
+			return errors.New("gatehouse: store redis needs a URL (redis://host:6379/0) or addresses")
+		}
+		a.poolKey = "redis:" + sc.URL + strings.Join(sc.Addrs, ",") + "|" + sc.MasterName + "|" + sc.Prefix
+		open = func() (store.Store, error) {
+			st, err := redisstore.Open(redisstore.Options{URL: sc.URL, Addrs: sc.Addrs, MasterName: sc.MasterName,
+				Password: sc.Password, Prefix: sc.Prefix})
+			if err != nil {
+				return nil, err
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := st.Ping(ctx); err != nil {
+				// Not fatal: gates fail closed until Redis answers.
+				caddy.Log().Warn("gatehouse: redis store not reachable yet; gates answer 503 until it is")
+			}
+			return st, nil
+		}
+	default:
+		return fmt.Errorf("gatehouse: unknown store backend %q (supported: embedded, redis)", sc.Backend)
 	}
-	if sc.Path == "" {
-		sc.Path = filepath.Join(caddy.AppDataDir(), "gatehouse", "gatehouse.db")
-	}
-	a.poolKey = "embedded:" + sc.Path
 	v, _, err := pool.LoadOrNew(a.poolKey, func() (caddy.Destructor, error) {
-		st, err := embedded.Open(sc.Path, embedded.Options{})
+		st, err := open()
 		if err != nil {
 			return nil, err
 		}

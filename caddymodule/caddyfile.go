@@ -18,6 +18,8 @@ func init() {
 //	gatehouse {
 //		issuer <url>
 //		store embedded [<path>]
+//		store redis [<url>] {            # or: addrs, master_name, password, prefix
+//		}
 //		signing_alg RS256|ES256
 //		dev
 //		keep_sessions_on_password_change
@@ -77,11 +79,42 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			sc.Backend = d.Val()
-			if sc.Backend != "embedded" {
-				return d.Errf("unknown store %q (supported: embedded)", sc.Backend)
-			}
-			if d.NextArg() {
-				sc.Path = d.Val()
+			switch sc.Backend {
+			case "embedded":
+				if d.NextArg() {
+					sc.Path = d.Val()
+				}
+			case "redis":
+				if d.NextArg() {
+					sc.URL = d.Val()
+				}
+				for nesting := d.Nesting(); d.NextBlock(nesting); {
+					switch o := d.Val(); o {
+					case "addrs":
+						if err := someArgs(d, &sc.Addrs); err != nil {
+							return err
+						}
+					case "master_name":
+						if err := oneArg(d, &sc.MasterName); err != nil {
+							return err
+						}
+					case "password":
+						if err := oneArg(d, &sc.Password); err != nil {
+							return err
+						}
+					case "prefix":
+						if err := oneArg(d, &sc.Prefix); err != nil {
+							return err
+						}
+					default:
+						return d.Errf("unknown redis option %q (addrs, master_name, password, prefix)", o)
+					}
+				}
+				if sc.URL == "" && len(sc.Addrs) == 0 {
+					return d.Err("store redis needs a URL (redis://host:6379/0) or an addrs line")
+				}
+			default:
+				return d.Errf("unknown store %q (supported: embedded, redis)", sc.Backend)
 			}
 			if d.NextArg() {
 				return d.ArgErr()

@@ -1,9 +1,15 @@
 package gate
 
 import (
+	"context"
 	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-idp/gatehouse/session"
+	"github.com/gatehouse-idp/gatehouse/store/embedded"
 )
 
 func TestPolicyDecide(t *testing.T) {
@@ -125,5 +131,27 @@ func TestHostAllowed(t *testing.T) {
 		if got := g.hostAllowed(host); got != want {
 			t.Errorf("hostAllowed(%q) = %v", host, got)
 		}
+	}
+}
+
+func TestStoreDownFailsClosed(t *testing.T) {
+	ctx := context.Background()
+	st, _ := embedded.Open(filepath.Join(t.TempDir(), "g.db"), embedded.Options{})
+	sm, _ := session.NewManager(ctx, st, session.Options{})
+	g, err := New(ctx, Config{Issuer: "http://idp.localhost", ClientID: "c", Store: st, Cookies: sm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Session{ID: "s1", Host: "app.localhost", Subject: "u", Username: "alice", Expires: time.Now().Add(time.Hour)}
+	g.save(ctx, s)
+	rec := httptest.NewRecorder()
+	g.cookies.set(rec, s.Host, s.ID, s.Expires)
+	st.Close() // the store is gone
+	r := httptest.NewRequest(http.MethodGet, "http://app.localhost/", nil)
+	r.Header.Set("Accept", "text/html")
+	r.AddCookie(rec.Result().Cookies()[0])
+	w := httptest.NewRecorder()
+	if _, handled := g.Check(w, r); !handled || w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("store down: handled=%v status %d, want a 503 page", handled, w.Code)
 	}
 }

@@ -1,0 +1,309 @@
+// Package redis is the store for several Gatehouse instances: Redis
+// through go-redis's UniversalClient (a single server, Sentinel or
+// Cluster). Publish/subscribe reaches every instance, so a logout or a
+// revoked gate session is seen everywhere at once.
+//
+// Every key gets the configured prefix (default "gatehouse:"); Take uses
+// GETDEL (Redis 6.2 or later).
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/gatehouse-idp/gatehouse/store"
+)
+
+// Options select the Redis deployment.
+type Options struct {
+	// URL is a redis:// or rediss:// URL for a single server (with
+	// password and database in it). Otherwise Addrs (and MasterName for
+	// Sentinel, or several Addrs for Cluster) are used.
+	URL        string
+	Addrs      []string
+	MasterName string
+	Username   string
+	Password   string
+	DB         int
+	// Prefix of every key and channel. Default "gatehouse:".
+	Prefix string
+}
+
+// Store is the Redis store.Store.
+type Store struct {
+	c      goredis.UniversalClient
+	prefix string
+	closed atomic.Bool
+	done   chan struct{}
+	once   sync.Once
+}
+
+// Open connects (lazily: a down server is reported by Ping and by each
+// call, and the store recovers when it returns).
+func Open(opt Options) (*Store, error) {
+	var c goredis.UniversalClient
+	if opt.URL != "" {
+		o, err := goredis.ParseURL(opt.URL)
+		if err != nil {
+			return nil, fmt.Errorf("gatehouse store: redis URL: %w", err)
+		}
+		c = goredis.NewClient(o)
+	} else {
+		if len(opt.Addrs) == 0 {
+			return nil, errors.New("gatehouse store: redis needs a URL or addresses")
+		}
+		c = goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: opt.Addrs, MasterName: opt.MasterName,
+			Username: opt.Username, Password: opt.Password, DB: opt.DB})
+	}
+	return New(c, opt.Prefix), nil
+}
+
+// New wraps an existing client.
+func New(c goredis.UniversalClient, prefix string) *Store {
+	if prefix == "" {
+		prefix = "gatehouse:"
+	}
+	return &Store{c: c, prefix: prefix, done: make(chan struct{})}
+}
+
+// key, setKey and channel keep values, sets and channels apart (in Redis
+// they share one key space).
+func (s *Store) key(k string) (string, error) { return s.name("kv:", k) }
+
+func (s *Store) setKey(k string) (string, error) { return s.name("set:", k) }
+
+func (s *Store) channel(k string) (string, error) { return s.name("ch:", k) }
+
+func (s *Store) name(space, k string) (string, error) {
+	if s.closed.Load() {
+		return "", store.ErrClosed
+	}
+	if k == "" {
+		return "", errors.New("gatehouse store: empty key")
+	}
+	return s.prefix + space + k, nil
+}
+
+func (s *Store) wrap(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, goredis.Nil):
+		return store.ErrNotFound
+	case errors.Is(err, goredis.ErrClosed) || s.closed.Load():
+		return store.ErrClosed
+	}
+	return fmt.Errorf("gatehouse store: redis: %w", err)
+}
+
+// Get implements store.Store.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	k, err := s.key(key)
+	if err != nil {
+		return nil, err
+	}
+	b, err := s.c.Get(ctx, k).Bytes()
+	return b, s.wrap(err)
+}
+
+// Set implements store.Store.
+func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	k, err := s.key(key)
+	if err != nil {
+		return err
+	}
+	return s.wrap(s.c.Set(ctx, k, value, max(ttl, 0)).Err())
+}
+
+// Create implements store.Store.
+func (s *Store) Create(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	k, err := s.key(key)
+	if err != nil {
+		return err
+	}
+	ok, err := s.c.SetNX(ctx, k, value, max(ttl, 0)).Result()
+	if err != nil {
+		return s.wrap(err)
+	}
+	if !ok {
+		return store.ErrExists
+	}
+	return nil
+}
+
+// Delete implements store.Store.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	k, err := s.key(key)
+	if err != nil {
+		return err
+	}
+	return s.wrap(s.c.Del(ctx, k).Err())
+}
+
+// Take implements store.Store (GETDEL is atomic).
+func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
+	k, err := s.key(key)
+	if err != nil {
+		return nil, err
+	}
+	b, err := s.c.GetDel(ctx, k).Bytes()
+	return b, s.wrap(err)
+}
+
+// Update implements store.Store with optimistic locking (WATCH/MULTI);
+// fn may run more than once.
+func (s *Store) Update(ctx context.Context, key string, ttl time.Duration, fn func(old []byte) ([]byte, error)) error {
+	k, err := s.key(key)
+	if err != nil {
+		return err
+	}
+	for range 100 {
+		err := s.c.Watch(ctx, func(tx *goredis.Tx) error {
+			old, err := tx.Get(ctx, k).Bytes()
+			if errors.Is(err, goredis.Nil) {
+				old, err = nil, nil
+			}
+			if err != nil {
+				return err
+			}
+			nv, err := fn(old)
+			if err != nil {
+				return err
+			}
+			_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+				if nv == nil {
+					p.Del(ctx, k)
+				} else {
+					p.Set(ctx, k, nv, max(ttl, 0))
+				}
+				return nil
+			})
+			return err
+		}, k)
+		if errors.Is(err, goredis.TxFailedErr) {
+			continue // another writer won; read again
+		}
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			var rerr goredis.Error
+			if errors.As(err, &rerr) || errors.Is(err, goredis.ErrClosed) {
+				return s.wrap(err)
+			}
+			return err // fn's own error, unchanged
+		}
+		return nil
+	}
+	return errors.New("gatehouse store: redis: too much contention on " + key)
+}
+
+// SetAdd implements store.Store.
+func (s *Store) SetAdd(ctx context.Context, set string, members ...string) error {
+	k, err := s.setKey(set)
+	if err != nil || len(members) == 0 {
+		return err
+	}
+	return s.wrap(s.c.SAdd(ctx, k, toAny(members)...).Err())
+}
+
+// SetRemove implements store.Store.
+func (s *Store) SetRemove(ctx context.Context, set string, members ...string) error {
+	k, err := s.setKey(set)
+	if err != nil || len(members) == 0 {
+		return err
+	}
+	return s.wrap(s.c.SRem(ctx, k, toAny(members)...).Err())
+}
+
+// SetMembers implements store.Store.
+func (s *Store) SetMembers(ctx context.Context, set string) ([]string, error) {
+	k, err := s.setKey(set)
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.c.SMembers(ctx, k).Result()
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	slices.Sort(m)
+	if m == nil {
+		m = []string{}
+	}
+	return m, nil
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+// Publish implements store.Store: every instance's subscribers get it.
+func (s *Store) Publish(ctx context.Context, channel string, msg []byte) error {
+	k, err := s.channel(channel)
+	if err != nil {
+		return err
+	}
+	return s.wrap(s.c.Publish(ctx, k, msg).Err())
+}
+
+// Subscribe implements store.Store. The subscription reconnects by
+// itself (go-redis) when the server comes back.
+func (s *Store) Subscribe(ctx context.Context, channel string) (<-chan []byte, error) {
+	k, err := s.channel(channel)
+	if err != nil {
+		return nil, err
+	}
+	ps := s.c.Subscribe(ctx, k)
+	out := make(chan []byte, 64)
+	go func() {
+		defer close(out)
+		defer ps.Close()
+		in := ps.Channel()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.done:
+				return
+			case m, ok := <-in:
+				if !ok {
+					return
+				}
+				select {
+				case out <- []byte(m.Payload):
+				default: // a subscriber that does not keep up misses it
+				}
+			}
+		}
+	}()
+	return out, nil
+}
+
+// Ping implements store.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	return s.wrap(s.c.Ping(ctx).Err())
+}
+
+// Close implements store.Store; safe to call more than once.
+func (s *Store) Close() error {
+	var err error
+	s.once.Do(func() {
+		s.closed.Store(true)
+		close(s.done)
+		err = s.c.Close()
+	})
+	return err
+}
+
+var _ store.Store = (*Store)(nil)
