@@ -98,6 +98,11 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"empty chain", wrap("issuer https://a.example\nchain {\n}"), "at least one module"},
 		{"demo user one arg", wrap("issuer https://a.example\ndemo_user alice"), "username and a password"},
 		{"unknown store", wrap("issuer https://a.example\nstore mysql"), `unknown store "mysql"`},
+		{"redis without address", wrap("issuer https://a.example\nstore redis"), "needs a URL"},
+		{"redis unknown option", wrap("issuer https://a.example\nstore redis redis://x {\ndb 2\n}"), `unknown redis option "db"`},
+		{"gate unknown option", "{\n\tgatehouse {\n\t\tissuer https://a.example\n\t}\n}\na.example {\n\tgatehouse_gate {\n\t\tlevel 2\n\t}\n}\n", `unknown gatehouse_gate option "level"`},
+		{"gate bad allow", "{\n\tgatehouse {\n\t\tissuer https://a.example\n\t}\n}\na.example {\n\tgatehouse_gate {\n\t\tallow role x\n\t}\n}\n", "allow user|group"},
+		{"gate client without issuer", "{\n\tgatehouse {\n\t\tissuer https://a.example\n\t}\n}\na.example {\n\tgatehouse_gate {\n\t\tclient_id x\n\t}\n}\n", "go with an external issuer"},
 		{"idp with options", "{\n\tgatehouse {\n\t\tissuer https://a.example\n\t}\n}\na.example {\n\tgatehouse_idp {\n\t\tfoo\n\t}\n}\n", "takes no options"},
 	}
 	for _, tc := range cases {
