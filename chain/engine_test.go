@@ -9,17 +9,17 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gatehouse-idp/gatehouse/chain"
 	_ "github.com/gatehouse-idp/gatehouse/chain/password"
+	"github.com/gatehouse-idp/gatehouse/internal/memstore"
 	"github.com/gatehouse-idp/gatehouse/session"
-	"github.com/gatehouse-idp/gatehouse/store/embedded"
 	"github.com/gatehouse-idp/gatehouse/users"
 )
 
@@ -45,25 +45,45 @@ func init() {
 }
 
 type deps struct {
-	st       *embedded.Store
+	st       *memstore.Store
 	sessions *session.Manager
 	users    *users.Directory
 	alice    users.User
-	now      time.Time
+	now      time.Time // the start time; see clock for the current one
+	clk      *clock
 }
 
+// clock is a fake clock shared by the store, the sessions and the users.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
 func newDeps(t *testing.T) *deps {
+	return newDepsWith(t, session.Options{})
+}
+
+// newDepsWith builds the store, sessions (with opt, on the fake clock),
+// users, and the user alice with password "pw".
+func newDepsWith(t *testing.T, opt session.Options) *deps {
 	t.Helper()
 	d := &deps{now: time.Unix(1_800_000_000, 0)}
-	st, err := embedded.Open(filepath.Join(t.TempDir(), "c.db"), embedded.Options{})
-	if err != nil {
+	d.clk = &clock{t: d.now}
+	d.st = memstore.New()
+	d.st.Now = d.clk.Now
+	t.Cleanup(func() { d.st.Close() })
+	opt.Now = d.clk.Now
+	var err error
+	if d.sessions, err = session.NewManager(context.Background(), d.st, opt); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
-	d.st = st
-	d.sessions, _ = session.NewManager(context.Background(), st, session.Options{Now: func() time.Time { return d.now }})
-	d.users = users.New(st, nil)
-	d.alice, _ = d.users.Create(context.Background(), users.User{Username: "alice"}, "pw")
+	d.users = users.New(d.st, d.clk.Now)
+	if d.alice, err = d.users.Create(context.Background(), users.User{Username: "alice", Email: "alice@example.com"}, "pw"); err != nil {
+		t.Fatal(err)
+	}
 	return d
 }
 
@@ -393,7 +413,9 @@ func TestRemember(t *testing.T) {
 			login("alice", "pw", false) // trusted device: no code
 			dropSSO()
 			login("bob", "bob-pw", true) // alice's trust is not bob's
-			// A password change voids the trust.
+			// A password change voids the trust. (The trust is tied to
+			// PasswordChangedAt, so the clock must move.)
+			d.clk.add(time.Second)
 			d.users.SetPassword(context.Background(), d.alice.Subject, "pw2")
 			dropSSO()
 			login("alice", "pw2", true)

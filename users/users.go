@@ -216,33 +216,74 @@ func (d *Directory) Update(ctx context.Context, sub string, fn func(*User) error
 		return User{}, err
 	}
 	u.Subject = old.Subject
-	if fold(u.Username) != fold(old.Username) {
+	nameChanged := fold(u.Username) != fold(old.Username)
+	emailChanged := fold(u.Email) != fold(old.Email)
+	if nameChanged {
 		if err := ValidateUsername(u.Username); err != nil {
 			return User{}, err
 		}
-		if err := d.st.Create(ctx, keyName+fold(u.Username), []byte(sub), 0); err != nil {
+	}
+	if emailChanged && u.Email != "" && !strings.Contains(u.Email, "@") {
+		return User{}, fmt.Errorf("email %q is not an email address", u.Email)
+	}
+	// As in Create: a new username must not shadow another account's
+	// email at login, nor a new email another account's username.
+	var shadow []string
+	if nameChanged {
+		shadow = append(shadow, keyEmail+fold(u.Username))
+	}
+	if emailChanged && u.Email != "" {
+		shadow = append(shadow, keyName+fold(u.Email))
+	}
+	for _, k := range shadow {
+		owner, err := d.st.Get(ctx, k)
+		if err == nil && string(owner) != sub {
+			return User{}, ErrTaken
+		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return User{}, fmt.Errorf("checking for duplicates: %w", err)
+		}
+	}
+	// Reserve the new names first and release the old ones only once the
+	// user is saved, so that a refused or failed update changes nothing.
+	var reserved []string
+	undo := func() {
+		for _, k := range reserved {
+			_ = d.st.Delete(ctx, k)
+		}
+	}
+	reserve := func(k string) error {
+		if err := d.st.Create(ctx, k, []byte(sub), 0); err != nil {
+			undo()
 			if errors.Is(err, store.ErrExists) {
-				return User{}, ErrTaken
+				return ErrTaken
 			}
+			return err
+		}
+		reserved = append(reserved, k)
+		return nil
+	}
+	if nameChanged {
+		if err := reserve(keyName + fold(u.Username)); err != nil {
 			return User{}, err
 		}
-		_ = d.st.Delete(ctx, keyName+fold(old.Username))
 	}
-	if fold(u.Email) != fold(old.Email) {
-		if u.Email != "" {
-			if err := d.st.Create(ctx, keyEmail+fold(u.Email), []byte(sub), 0); err != nil {
-				if errors.Is(err, store.ErrExists) {
-					return User{}, ErrTaken
-				}
-				return User{}, err
-			}
-		}
-		if old.Email != "" {
-			_ = d.st.Delete(ctx, keyEmail+fold(old.Email))
+	if emailChanged && u.Email != "" {
+		if err := reserve(keyEmail + fold(u.Email)); err != nil {
+			return User{}, err
 		}
 	}
 	u.UpdatedAt = d.now()
-	return u, d.put(ctx, u)
+	if err := d.put(ctx, u); err != nil {
+		undo()
+		return User{}, err
+	}
+	if nameChanged {
+		_ = d.st.Delete(ctx, keyName+fold(old.Username))
+	}
+	if emailChanged && old.Email != "" {
+		_ = d.st.Delete(ctx, keyEmail+fold(old.Email))
+	}
+	return u, nil
 }
 
 // SetPassword replaces the user's password.

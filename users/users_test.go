@@ -324,8 +324,8 @@ func TestUpdate(t *testing.T) {
 	u, err := d.Update(ctx, a.Subject, func(u *User) error {
 		u.Name = "Alice"
 		u.Groups = append(u.Groups, "g2")
-		u.Subject = "hijack"        // ignored
-		u.Username = "ALICE"        // case-only change keeps the index
+		u.Subject = "hijack"          // ignored
+		u.Username = "ALICE"          // case-only change keeps the index
 		u.CreatedAt = time.Unix(0, 0) // not protected: documented by this test only
 		return nil
 	})
@@ -393,15 +393,19 @@ func TestUpdateTakenRollsBack(t *testing.T) {
 	b, _ := d.Create(ctx, User{Username: "bob", Email: "b@example.com"}, "pw")
 	keysBefore := strings.Join(st.Keys(""), " ")
 
-	for name, fn := range map[string]func(*User) error{
-		"username taken":                 func(u *User) error { u.Username = "BOB"; return nil },
-		"email taken":                    func(u *User) error { u.Email = "B@example.com"; return nil },
-		"rename, email taken":            func(u *User) error { u.Username = "alicia"; u.Email = "b@example.com"; return nil },
-		"username is another's email":    func(u *User) error { u.Username = "b@example.com"; return nil },
-		"email is another's username":    func(u *User) error { u.Email = "BOB"; return nil },
-		"email is another's username 2":  func(u *User) error { u.Username = "x"; u.Email = "bob@x"; return nil },
-		"username taken, new email free": func(u *User) error { u.Username = "bob"; u.Email = "free@example.com"; return nil },
+	for _, c := range []struct {
+		name string
+		fn   func(*User) error
+	}{
+		{"username taken", func(u *User) error { u.Username = "BOB"; return nil }},
+		{"email taken", func(u *User) error { u.Email = "B@example.com"; return nil }},
+		{"rename, email taken", func(u *User) error { u.Username = "alicia"; u.Email = "b@example.com"; return nil }},
+		{"username taken, new email free", func(u *User) error { u.Username = "bob"; u.Email = "free@example.com"; return nil }},
+		{"username is another's email", func(u *User) error { u.Username = "b@example.com"; return nil }},
+		{"email is another's username", func(u *User) error { u.Email = "BOB"; return nil }},
+		{"email is another's username 2", func(u *User) error { u.Username = "x"; u.Email = "bob@x"; return nil }},
 	} {
+		name, fn := c.name, c.fn
 		if name == "email is another's username" {
 			// "BOB" is not an email address: refused either way.
 			if _, err := d.Update(ctx, a.Subject, fn); err == nil {
