@@ -328,6 +328,41 @@ func (e *Engine) saveAttempt(ctx context.Context, a *Attempt) error {
 
 var errAttemptGone = errors.New("login attempt expired or unknown")
 
+// countFailure counts one rejected submission on the stored attempt in a
+// single atomic update, so that wrong answers sent at once each count, and
+// removes the attempt when it reaches maxFailures (locked reports that).
+// An attempt that is gone meanwhile (locked or finished by another
+// request) is errAttemptGone.
+func (e *Engine) countFailure(ctx context.Context, a *Attempt) (locked bool, err error) {
+	ttl := a.Expires.Sub(e.opt.Sessions.Now())
+	if ttl <= 0 {
+		return false, errAttemptGone
+	}
+	err = e.opt.Store.Update(ctx, keyAttempt+a.ID, ttl, func(old []byte) ([]byte, error) {
+		locked = false // fn may run more than once
+		if old == nil {
+			return nil, errAttemptGone
+		}
+		var cur Attempt
+		if err := json.Unmarshal(old, &cur); err != nil {
+			return nil, fmt.Errorf("decoding login attempt: %w", err)
+		}
+		cur.Failures++
+		if cur.Failures >= maxFailures {
+			locked = true
+			return nil, nil // deletes the attempt
+		}
+		return json.Marshal(&cur)
+	})
+	if err != nil {
+		return false, err
+	}
+	if !locked {
+		a.Failures++
+	}
+	return locked, nil
+}
+
 func (e *Engine) loadAttempt(ctx context.Context, id, browser string) (*Attempt, error) {
 	if id == "" || len(id) > 64 {
 		return nil, errAttemptGone

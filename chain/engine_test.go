@@ -107,35 +107,6 @@ func settingsFor(kind string) map[string]string {
 	return nil
 }
 
-func TestConfigValidation(t *testing.T) {
-	d := newDeps(t)
-	pw := mod("Password", "password", []string{"1"})
-	cases := []struct {
-		name string
-		mods []chain.ModuleConfig
-		want string
-	}{
-		{"empty", nil, "no modules"},
-		{"duplicate", []chain.ModuleConfig{pw, pw}, `duplicate module name "Password"`},
-		{"unknown kind", []chain.ModuleConfig{mod("X", "sms", []string{"1"})}, `module "X": unknown kind "sms"`},
-		{"no levels", []chain.ModuleConfig{mod("P", "password", nil)}, `module "P" grants no levels`},
-		{"two starts", []chain.ModuleConfig{pw, mod("P2", "password", []string{"1"})}, "two start modules"},
-		{"unknown after", []chain.ModuleConfig{pw, mod("Code", "testcode", []string{"2"}, "Nope")}, `after unknown module "Nope"`},
-		{"cycle", []chain.ModuleConfig{pw, mod("A", "testcode", []string{"2"}, "Password", "B"), mod("B", "testcode", []string{"3"}, "A")}, "cycle"},
-		{"no start", []chain.ModuleConfig{mod("A", "testcode", []string{"2"}, "B"), mod("B", "testcode", []string{"3"}, "A")}, "no start module"},
-		{"bad remember", []chain.ModuleConfig{{Name: "P", Kind: "password", Levels: []string{"1"}, Remember: "always"}}, "remember must be"},
-		{"bad settings", []chain.ModuleConfig{{Name: "P", Kind: "password", Levels: []string{"1"}, Settings: map[string]string{"x": "y"}}}, "no setting x"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := chain.New(chain.Config{Modules: tc.mods}, chain.Options{Store: d.st, Sessions: d.sessions, Users: d.users})
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want %q", err, tc.want)
-			}
-		})
-	}
-}
-
 func TestEvaluate(t *testing.T) {
 	d := newDeps(t)
 	e := d.engine(t, chain.Config{Modules: []chain.ModuleConfig{

@@ -157,15 +157,14 @@ func (e *Engine) submit(w http.ResponseWriter, r *http.Request) {
 	n := offered[i]
 	sub, err := n.mod.Verify(r.Context(), a, r.PostForm)
 	if rej, ok := IsRejection(err); ok {
-		a.Failures++
-		if a.Failures >= maxFailures {
-			_ = e.opt.Store.Delete(r.Context(), keyAttempt+a.ID)
-			web.Error(w, e.opt.StaticPath, http.StatusTooManyRequests, "Too many attempts",
-				"This sign-in was stopped after too many failed attempts. Go back to the application to start again.")
+		locked, err := e.countFailure(r.Context(), a)
+		if err != nil {
+			e.fail(w, err)
 			return
 		}
-		if err := e.saveAttempt(r.Context(), a); err != nil {
-			e.fail(w, err)
+		if locked {
+			web.Error(w, e.opt.StaticPath, http.StatusTooManyRequests, "Too many attempts",
+				"This sign-in was stopped after too many failed attempts. Go back to the application to start again.")
 			return
 		}
 		e.show(w, r, a.ID, n.Name, rej.Message)
@@ -206,6 +205,14 @@ func (e *Engine) submit(w http.ResponseWriter, r *http.Request) {
 // browser to the caller.
 func (e *Engine) finish(w http.ResponseWriter, r *http.Request, a *Attempt) {
 	ctx := r.Context()
+	if a.Subject == "" {
+		// Nothing is left to ask yet nobody was identified: every way in
+		// is disabled. There is no one to make a session for.
+		e.opt.Logger.Error("login chain has nothing to offer: is the start module disabled?", "module", e.start.Name)
+		web.Error(w, e.opt.StaticPath, http.StatusServiceUnavailable, "Sign-in is not available",
+			"No sign-in method is enabled right now. Please contact the administrator.")
+		return
+	}
 	if _, err := e.opt.Store.Take(ctx, keyAttempt+a.ID); err != nil {
 		e.fail(w, errAttemptGone)
 		return

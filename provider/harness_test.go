@@ -20,8 +20,10 @@ import (
 
 	"github.com/gatehouse-idp/gatehouse/chain"
 	_ "github.com/gatehouse-idp/gatehouse/chain/password"
+	"github.com/gatehouse-idp/gatehouse/internal/memstore"
 	"github.com/gatehouse-idp/gatehouse/provider"
 	"github.com/gatehouse-idp/gatehouse/session"
+	"github.com/gatehouse-idp/gatehouse/store"
 	"github.com/gatehouse-idp/gatehouse/store/embedded"
 	"github.com/gatehouse-idp/gatehouse/users"
 )
@@ -58,17 +60,42 @@ type env struct {
 
 func newEnv(t *testing.T, alg string, opts ...func(*provider.Config)) *env {
 	t.Helper()
+	return newEnvWith(t, envSetup{alg: alg, path: "/idp", opts: opts})
+}
+
+// envSetup varies the environment: signing algorithm, the issuer's path
+// ("" for a host-only issuer) and the store (the embedded bbolt store, or
+// the in-memory one).
+type envSetup struct {
+	alg, path string
+	memory    bool
+	opts      []func(*provider.Config)
+}
+
+func newEnvWith(t *testing.T, setup envSetup) *env {
+	t.Helper()
 	ctx := context.Background()
 	c := &clock{t: time.Now().Truncate(time.Second)}
-	st, err := embedded.Open(filepath.Join(t.TempDir(), "g.db"), embedded.Options{Now: c.Now})
-	if err != nil {
-		t.Fatal(err)
+	var st store.Store
+	if setup.memory {
+		ms := memstore.New()
+		ms.Now = c.Now
+		st = ms
+	} else {
+		es, err := embedded.Open(filepath.Join(t.TempDir(), "g.db"), embedded.Options{Now: c.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = es
 	}
 	t.Cleanup(func() { st.Close() })
+	// The issuer is the server's URL, known only once it listens: the
+	// handler is filled in below, before any request is made.
 	var h http.Handler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
-	issuer := srv.URL + "/idp"
+	issuer := srv.URL + setup.path
+	alg, opts := setup.alg, setup.opts
 
 	sessions, err := session.NewManager(ctx, st, session.Options{Now: c.Now})
 	if err != nil {
@@ -177,16 +204,37 @@ func challenge(v string) string {
 
 func (e *env) authURL(q url.Values) string { return e.issuer + "/authorize?" + q.Encode() }
 
+var formAction = regexp.MustCompile(`<form method="post" action="([^"]*)"`)
+
+// submitLogin posts the login form of page (reached at resp) as a browser
+// would: to the form's own action, resolved against the page's URL, with
+// its hidden fields and alice's credentials.
+func (b *browser) submitLogin(resp *http.Response, page, password string) (*http.Response, string) {
+	b.t.Helper()
+	m := formAction.FindStringSubmatch(page)
+	if m == nil {
+		b.t.Fatalf("no login form at %s (status %d):\n%s", resp.Request.URL, resp.StatusCode, page)
+	}
+	action, err := url.Parse(html.UnescapeString(m[1]))
+	if err != nil {
+		b.t.Fatalf("form action %q: %v", m[1], err)
+	}
+	f := loginForm(page)
+	if f.Get("csrf") == "" {
+		b.t.Fatalf("login form without a csrf field:\n%s", page)
+	}
+	f.Set("username", "alice")
+	f.Set("password", password)
+	return b.post(resp.Request.URL.ResolveReference(action).String(), f)
+}
+
 // login runs an authorization in b, signing in when asked, and returns
 // the query the client receives.
 func (e *env) login(b *browser, q url.Values) url.Values {
 	e.t.Helper()
 	resp, page := b.get(e.authURL(q))
 	if resp.StatusCode == http.StatusOK && strings.Contains(page, `name="password"`) {
-		f := loginForm(page)
-		f.Set("username", "alice")
-		f.Set("password", alicePassword)
-		resp, page = b.post(e.issuer+"/login", f)
+		resp, page = b.submitLogin(resp, page, alicePassword)
 	}
 	return callbackQuery(e.t, resp, page)
 }

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -160,39 +161,87 @@ func (p *Provider) codeGrant(w http.ResponseWriter, r *http.Request, client *Cli
 	}
 	now := p.cfg.Sessions.Now()
 	key := hashKey(keyCode, code)
+	// check decides whether rec may be redeemed by this request.
+	check := func(rec *codeRecord) (replay bool, reject *oauthError) {
+		switch {
+		case rec.ClientID != client.ID:
+			return false, errInvalidGrant("the code was issued to another client")
+		case rec.Used:
+			return true, nil
+		case now.After(rec.Expires):
+			return false, errInvalidGrant("the code has expired")
+		case form.Get("redirect_uri") != rec.RedirectURI:
+			return false, errInvalidGrant("redirect_uri does not match the authorization request")
+		}
+		return false, checkPKCE(rec.Challenge, form.Get("code_verifier"))
+	}
+	refuse := func(rec *codeRecord, replay bool, reject *oauthError) {
+		if replay {
+			for _, k := range rec.AccessTokens {
+				_ = p.cfg.Store.Delete(ctx, k)
+			}
+			p.cfg.Logger.Warn("gatehouse provider: authorization code replayed; its tokens are revoked", "client", client.ID, "sub", rec.Subject)
+			reject = errInvalidGrant("the code has already been used")
+		}
+		writeJSONError(w, reject)
+	}
 
 	// The access token's record is written before the code is marked
-	// used, so that a replay found later can always revoke it.
+	// used, so that a replay found later can always revoke it: the code is
+	// read and checked, the token written, and only then is the code
+	// marked used (checked again, atomically). A token whose code could
+	// not be marked is deleted again.
+	var rec codeRecord
+	b, err := p.cfg.Store.Get(ctx, key)
+	if err == nil {
+		err = json.Unmarshal(b, &rec)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		writeJSONError(w, errInvalidGrant("the code is invalid or has expired"))
+		return
+	} else if err != nil {
+		p.cfg.Logger.Error("gatehouse provider: redeeming code", "error", err)
+		writeJSONError(w, errServer("could not redeem the code"))
+		return
+	}
+	if replay, reject := check(&rec); replay || reject != nil {
+		refuse(&rec, replay, reject)
+		return
+	}
+
 	at := randomToken()
 	atKey := hashKey(keyAccessToken, at)
+	tok := accessToken{
+		ClientID: client.ID, Subject: rec.Subject, Scopes: rec.Scopes, SID: rec.SID,
+		AuthTime: rec.AuthTime, ACR: rec.ACR, AMR: rec.AMR, Levels: rec.Levels,
+		Expires: now.Add(p.cfg.AccessTokenTTL),
+	}
+	tb, _ := json.Marshal(tok)
+	if err := p.cfg.Store.Set(ctx, atKey, tb, p.cfg.AccessTokenTTL); err != nil {
+		writeJSONError(w, errServer("could not store the access token"))
+		return
+	}
+	issued := false
+	defer func() {
+		if !issued {
+			_ = p.cfg.Store.Delete(context.WithoutCancel(ctx), atKey)
+		}
+	}()
 
-	var rec codeRecord
 	var replay bool
 	var reject *oauthError
-	err := p.cfg.Store.Update(ctx, key, codeRecordTTL, func(old []byte) ([]byte, error) {
+	// The record must outlive both the code (CodeTTL) and the window in
+	// which a replay is still recognised.
+	err = p.cfg.Store.Update(ctx, key, max(codeRecordTTL, p.cfg.CodeTTL), func(old []byte) ([]byte, error) {
 		replay, reject = false, nil
 		if old == nil {
 			return nil, store.ErrNotFound
 		}
+		rec = codeRecord{}
 		if err := json.Unmarshal(old, &rec); err != nil {
 			return nil, err
 		}
-		switch {
-		case rec.ClientID != client.ID:
-			reject = errInvalidGrant("the code was issued to another client")
-			return old, nil
-		case rec.Used:
-			replay = true
-			return old, nil
-		case now.After(rec.Expires):
-			reject = errInvalidGrant("the code has expired")
-			return old, nil
-		case form.Get("redirect_uri") != rec.RedirectURI:
-			reject = errInvalidGrant("redirect_uri does not match the authorization request")
-			return old, nil
-		}
-		if oe := checkPKCE(rec.Challenge, form.Get("code_verifier")); oe != nil {
-			reject = oe
+		if replay, reject = check(&rec); replay || reject != nil {
 			return old, nil
 		}
 		rec.Used = true
@@ -207,16 +256,8 @@ func (p *Provider) codeGrant(w http.ResponseWriter, r *http.Request, client *Cli
 		writeJSONError(w, errServer("could not redeem the code"))
 		return
 	}
-	if replay {
-		for _, k := range rec.AccessTokens {
-			_ = p.cfg.Store.Delete(ctx, k)
-		}
-		p.cfg.Logger.Warn("gatehouse provider: authorization code replayed; its tokens are revoked", "client", client.ID, "sub", rec.Subject)
-		writeJSONError(w, errInvalidGrant("the code has already been used"))
-		return
-	}
-	if reject != nil {
-		writeJSONError(w, reject)
+	if replay || reject != nil {
+		refuse(&rec, replay, reject)
 		return
 	}
 
@@ -228,22 +269,13 @@ func (p *Provider) codeGrant(w http.ResponseWriter, r *http.Request, client *Cli
 		writeJSONError(w, errServer("could not load the user"))
 		return
 	}
-	tok := accessToken{
-		ClientID: client.ID, Subject: rec.Subject, Scopes: rec.Scopes, SID: rec.SID,
-		AuthTime: rec.AuthTime, ACR: rec.ACR, AMR: rec.AMR, Levels: rec.Levels,
-		Expires: now.Add(p.cfg.AccessTokenTTL),
-	}
-	b, _ := json.Marshal(tok)
-	if err := p.cfg.Store.Set(ctx, atKey, b, p.cfg.AccessTokenTTL); err != nil {
-		writeJSONError(w, errServer("could not store the access token"))
-		return
-	}
 	idToken, err := p.idToken(rec, user, at, now)
 	if err != nil {
 		p.cfg.Logger.Error("gatehouse provider: signing ID token", "error", err)
 		writeJSONError(w, errServer("could not sign the ID token"))
 		return
 	}
+	issued = true
 	writeJSON(w, http.StatusOK, tokenResponse{
 		AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(p.cfg.AccessTokenTTL / time.Second),
 		IDToken: idToken, Scope: strings.Join(rec.Scopes, " "),
