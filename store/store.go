@@ -19,14 +19,19 @@ import (
 var (
 	// ErrNotFound: the key does not exist or has expired.
 	ErrNotFound = errors.New("store: not found")
-	// ErrExists: Create found the key already present.
+	// ErrExists: Create (or a Create or Absent step of Apply) found the
+	// key already present.
 	ErrExists = errors.New("store: already exists")
+	// ErrConflict: a Match step of Apply did not hold (another writer
+	// changed the key).
+	ErrConflict = errors.New("store: conflict")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store: closed")
 )
 
 // Store is a key-value store with TTLs, atomic one-shot reads, atomic
-// read-modify-write, string sets for indexes, and publish/subscribe.
+// read-modify-write, string sets for indexes, atomic multi-key batches,
+// and publish/subscribe.
 //
 // A ttl of zero means "no expiry". Expired records are invisible to every
 // method and are removed by the backend in the background.
@@ -61,6 +66,14 @@ type Store interface {
 	// an error, for a missing set).
 	SetMembers(ctx context.Context, set string) ([]string, error)
 
+	// Apply runs ops as one atomic batch: every condition (Create, Absent,
+	// Match) is checked first against the state before the batch, and only
+	// if all hold are the writes made, in order, all together; otherwise
+	// nothing is written and Apply returns ErrExists or ErrConflict
+	// (possibly wrapped). Other readers never see part of a batch. An empty
+	// batch is a no-op. A key may appear more than once (later writes win).
+	Apply(ctx context.Context, ops ...Op) error
+
 	// Publish sends msg to every current subscriber of channel, in this
 	// process and (for shared backends) in every other instance.
 	Publish(ctx context.Context, channel string, msg []byte) error
@@ -74,3 +87,76 @@ type Store interface {
 	// Close releases the backend.
 	Close() error
 }
+
+// OpKind is what an Op does. The zero OpKind is no valid kind, so a zero
+// Op is refused by every backend.
+type OpKind uint8
+
+// The kinds of Op, one per constructor.
+const (
+	OpPut       OpKind = iota + 1 // Put: write the value
+	OpCreate                      // Create: condition (absent) and write
+	OpDelete                      // Delete: remove the key
+	OpAbsent                      // Absent: condition only
+	OpMatch                       // Match: condition only
+	OpSetAdd                      // SetAdd: add a member to a set
+	OpSetRemove                   // SetRemove: remove a member from a set
+)
+
+// Op is one step of an atomic batch (see Store.Apply). Build it with Put,
+// Create, Delete, Absent, Match, SetAdd or SetRemove. Values are not
+// copied: do not modify them until Apply has returned.
+type Op struct {
+	kind   OpKind
+	key    string // the key, or the set name for OpSetAdd and OpSetRemove
+	value  []byte
+	ttl    time.Duration
+	member string
+}
+
+// Put writes value under key, like Store.Set (ttl <= 0: no expiry).
+func Put(key string, value []byte, ttl time.Duration) Op {
+	return Op{kind: OpPut, key: key, value: value, ttl: ttl}
+}
+
+// Create writes value under key only if key is absent (an expired key
+// counts as absent); otherwise the whole batch fails with ErrExists.
+func Create(key string, value []byte, ttl time.Duration) Op {
+	return Op{kind: OpCreate, key: key, value: value, ttl: ttl}
+}
+
+// Delete removes key, like Store.Delete (a missing key is fine).
+func Delete(key string) Op { return Op{kind: OpDelete, key: key} }
+
+// Absent is a condition only: key must be absent (or expired), otherwise
+// the whole batch fails with ErrExists. It writes nothing.
+func Absent(key string) Op { return Op{kind: OpAbsent, key: key} }
+
+// Match is a condition only: the live value of key must equal value byte
+// for byte, otherwise the whole batch fails with ErrConflict. A nil value
+// means "key must be absent" (an empty, non-nil value means "present and
+// empty"). It writes nothing: with Put it makes a compare-and-swap.
+func Match(key string, value []byte) Op { return Op{kind: OpMatch, key: key, value: value} }
+
+// SetAdd adds member to the set named set, like Store.SetAdd.
+func SetAdd(set, member string) Op { return Op{kind: OpSetAdd, key: set, member: member} }
+
+// SetRemove removes member from the set named set, like Store.SetRemove.
+func SetRemove(set, member string) Op { return Op{kind: OpSetRemove, key: set, member: member} }
+
+// Kind reports what the op does; backends switch on it.
+func (o Op) Kind() OpKind { return o.kind }
+
+// Key is the key the op reads or writes, or the set name for OpSetAdd and
+// OpSetRemove.
+func (o Op) Key() string { return o.key }
+
+// Value is the value written (OpPut, OpCreate) or compared (OpMatch; nil
+// there means "must be absent"). Backends must not modify it.
+func (o Op) Value() []byte { return o.value }
+
+// TTL is the expiry of a written value (OpPut, OpCreate); <= 0 is none.
+func (o Op) TTL() time.Duration { return o.ttl }
+
+// Member is the set member of OpSetAdd and OpSetRemove.
+func (o Op) Member() string { return o.member }

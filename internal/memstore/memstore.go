@@ -6,7 +6,8 @@
 // It implements the whole store.Store contract (see store/store.go):
 // TTLs against an injectable clock (Store.Now), an atomic Take, Update
 // with fn run under the write lock (exactly once), sorted set members,
-// and in-process publish/subscribe that never blocks the publisher.
+// Apply batches checked and written under the one lock, and in-process
+// publish/subscribe that never blocks the publisher.
 // Expired records are invisible at once and dropped lazily when touched.
 package memstore
 
@@ -89,15 +90,13 @@ func (s *Store) check(ctx context.Context, key string) error {
 	return nil
 }
 
-func (s *Store) expiry(ttl time.Duration) (time.Time, error) {
-	switch {
-	case ttl < 0:
-		return time.Time{}, fmt.Errorf("memstore: negative ttl %v", ttl)
-	case ttl == 0:
-		return time.Time{}, nil
-	default:
-		return s.now().Add(ttl), nil
+// expiry is the expiry time of a record written now with ttl; a ttl of
+// zero or less means none (store.Store's contract).
+func (s *Store) expiry(ttl time.Duration) time.Time {
+	if ttl <= 0 {
+		return time.Time{}
 	}
+	return s.now().Add(ttl)
 }
 
 // live returns the unexpired value of key (not a copy), dropping an
@@ -114,17 +113,14 @@ func (s *Store) live(key string) ([]byte, bool) {
 	return e.value, true
 }
 
-func (s *Store) put(key string, value []byte, ttl time.Duration) error {
-	exp, err := s.expiry(ttl)
-	if err != nil {
-		return err
-	}
+// put stores a copy of value under key; called with mu held. It cannot
+// fail, so Apply never stops half-way through its writes.
+func (s *Store) put(key string, value []byte, ttl time.Duration) {
 	v := bytes.Clone(value)
 	if v == nil {
 		v = []byte{}
 	}
-	s.kv[key] = entry{value: v, expires: exp}
-	return nil
+	s.kv[key] = entry{value: v, expires: s.expiry(ttl)}
 }
 
 // Get implements store.Store.
@@ -148,7 +144,8 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err := s.check(ctx, key); err != nil {
 		return err
 	}
-	return s.put(key, value, ttl)
+	s.put(key, value, ttl)
+	return nil
 }
 
 // Create implements store.Store.
@@ -161,7 +158,8 @@ func (s *Store) Create(ctx context.Context, key string, value []byte, ttl time.D
 	if _, ok := s.live(key); ok {
 		return store.ErrExists
 	}
-	return s.put(key, value, ttl)
+	s.put(key, value, ttl)
+	return nil
 }
 
 // Delete implements store.Store.
@@ -213,7 +211,8 @@ func (s *Store) Update(ctx context.Context, key string, ttl time.Duration, fn fu
 		delete(s.kv, key)
 		return nil
 	}
-	return s.put(key, nv, ttl)
+	s.put(key, nv, ttl)
+	return nil
 }
 
 // SetAdd implements store.Store.
@@ -247,6 +246,60 @@ func (s *Store) SetRemove(ctx context.Context, set string, members ...string) er
 	}
 	if len(m) == 0 {
 		delete(s.sets, set)
+	}
+	return nil
+}
+
+// Apply implements store.Store: conditions and writes under one lock.
+func (s *Store) Apply(ctx context.Context, ops ...store.Op) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, op := range ops {
+		if op.Kind() < store.OpPut || op.Kind() > store.OpSetRemove {
+			return fmt.Errorf("memstore: unknown op kind %d", op.Kind())
+		}
+		if op.Key() == "" {
+			return errors.New("memstore: empty key")
+		}
+	}
+	for _, op := range ops {
+		switch op.Kind() {
+		case store.OpCreate, store.OpAbsent:
+			if _, ok := s.live(op.Key()); ok {
+				return store.ErrExists
+			}
+		case store.OpMatch:
+			v, ok := s.live(op.Key())
+			if ok != (op.Value() != nil) || !bytes.Equal(v, op.Value()) {
+				return store.ErrConflict
+			}
+		}
+	}
+	for _, op := range ops {
+		switch op.Kind() {
+		case store.OpPut, store.OpCreate:
+			s.put(op.Key(), op.Value(), op.TTL())
+		case store.OpDelete:
+			delete(s.kv, op.Key())
+		case store.OpSetAdd:
+			m := s.sets[op.Key()]
+			if m == nil {
+				m = map[string]struct{}{}
+				s.sets[op.Key()] = m
+			}
+			m[op.Member()] = struct{}{}
+		case store.OpSetRemove:
+			delete(s.sets[op.Key()], op.Member())
+			if len(s.sets[op.Key()]) == 0 {
+				delete(s.sets, op.Key())
+			}
+		}
 	}
 	return nil
 }

@@ -34,6 +34,7 @@ func TestInjectedClock(t *testing.T) {
 	s := New()
 	s.Now = c.now
 	must(t, s.Set(ctx, "a", []byte("1"), time.Minute))
+	must(t, s.Set(ctx, "b", []byte("1"), time.Minute)) // not read before it expires
 	must(t, s.Set(ctx, "forever", []byte("f"), 0))
 	must(t, s.Update(ctx, "u", time.Hour, func(old []byte) ([]byte, error) { return []byte("x"), nil }))
 	c.add(time.Minute - time.Nanosecond)
@@ -49,7 +50,9 @@ func TestInjectedClock(t *testing.T) {
 			t.Fatalf("Take %s at expiry: %v", k, err)
 		}
 	}
-	// An expired key is free for Create, and absent (nil) for Update.
+	// An expired key is free for Create, absent to Apply's conditions,
+	// and absent (nil) for Update.
+	must(t, s.Apply(ctx, store.Absent("b"), store.Match("b", nil)))
 	must(t, s.Create(ctx, "a", []byte("2"), 0))
 	c.add(2 * time.Hour)
 	must(t, s.Update(ctx, "u", 0, func(old []byte) ([]byte, error) {
@@ -75,8 +78,10 @@ func TestEdgeCases(t *testing.T) {
 		}
 		return old, nil
 	}))
-	if err := s.Set(ctx, "neg", []byte("x"), -time.Second); err == nil {
-		t.Error("negative ttl accepted")
+	// A negative ttl means no expiry, as on every backend.
+	must(t, s.Set(ctx, "neg", []byte("x"), -time.Second))
+	if v, err := s.Get(ctx, "neg"); err != nil || string(v) != "x" {
+		t.Errorf("negative ttl: %q %v", v, err)
 	}
 	if err := s.Set(ctx, "", []byte("x"), 0); err == nil {
 		t.Error("empty key accepted")

@@ -4,7 +4,12 @@
 // revoked gate session is seen everywhere at once.
 //
 // Every key gets the configured prefix (default "gatehouse:"); Take uses
-// GETDEL (Redis 6.2 or later).
+// GETDEL (Redis 6.2 or later). Apply runs its batch as one Lua script.
+//
+// Redis Cluster runs a script only when all its keys hash to one slot, so
+// on a cluster client a prefix without '{' is made a hash tag
+// ("gatehouse:" becomes "{gatehouse}:"). Every key of the store then lives
+// in one slot, on one primary: the cluster gives failover, not sharding.
 package redis
 
 import (
@@ -12,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,7 +38,11 @@ type Options struct {
 	Username   string
 	Password   string
 	DB         int
-	// Prefix of every key and channel. Default "gatehouse:".
+	// Prefix of every key and channel. Default "gatehouse:". In cluster
+	// mode (several Addrs and no MasterName) a prefix without '{' is
+	// wrapped in a hash tag, "gatehouse:" becoming "{gatehouse}:", so
+	// that every key of an Apply batch is in one slot; a prefix that
+	// already has a '{' is used as it is.
 	Prefix string
 }
 
@@ -65,12 +75,31 @@ func Open(opt Options) (*Store, error) {
 	return New(c, opt.Prefix), nil
 }
 
-// New wraps an existing client.
+// New wraps an existing client. If c is a *goredis.ClusterClient, the
+// prefix is made a hash tag as described at Options.Prefix.
 func New(c goredis.UniversalClient, prefix string) *Store {
 	if prefix == "" {
 		prefix = "gatehouse:"
 	}
+	if _, ok := c.(*goredis.ClusterClient); ok {
+		prefix = hashTag(prefix)
+	}
 	return &Store{c: c, prefix: prefix, done: make(chan struct{})}
+}
+
+// hashTag wraps prefix, without its trailing ':', in braces, so that
+// Redis Cluster hashes every key with that prefix to the same slot. A
+// prefix that already contains '{' is the caller's own choice of tag and
+// is kept.
+func hashTag(prefix string) string {
+	if strings.Contains(prefix, "{") {
+		return prefix
+	}
+	tag := strings.TrimSuffix(prefix, ":")
+	if tag == "" {
+		tag = prefix // "{}" would not be a tag: Redis would hash the whole key
+	}
+	return "{" + tag + "}" + prefix[len(tag):]
 }
 
 // key, setKey and channel keep values, sets and channels apart (in Redis

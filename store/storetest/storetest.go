@@ -17,8 +17,14 @@ import (
 	"github.com/gatehouse-idp/gatehouse/store"
 )
 
-// Run runs the conformance suite. TTL cases use real time (a shared
-// backend cannot be given a fake clock), with short TTLs.
+// shortTTL is the TTL of records a case waits to see expire. TTL cases use
+// real time (a shared backend cannot be given a fake clock).
+const shortTTL = 100 * time.Millisecond
+
+// Run runs the conformance suite. newStore must return a fresh, empty
+// store for each subtest; closing it at the end of the subtest is up to
+// newStore (t.Cleanup). Close must tolerate a store the suite already
+// closed. The whole suite takes about a second.
 func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	ctx := context.Background()
 	t.Run("GetSetDelete", func(t *testing.T) {
@@ -55,16 +61,26 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	})
 	t.Run("TTL", func(t *testing.T) {
 		s := newStore(t)
-		must(t, s.Set(ctx, "short", []byte("x"), 150*time.Millisecond))
+		must(t, s.Set(ctx, "short", []byte("x"), shortTTL))
 		must(t, s.Set(ctx, "long", []byte("y"), time.Hour))
 		must(t, s.Set(ctx, "forever", []byte("z"), 0))
+		must(t, s.Set(ctx, "negative", []byte("n"), -time.Second)) // <= 0: no expiry
+		// Set replaces the TTL along with the value.
+		must(t, s.Set(ctx, "renewed", []byte("r1"), shortTTL))
+		must(t, s.Set(ctx, "renewed", []byte("r2"), 0))
+		must(t, s.Set(ctx, "shortened", []byte("s1"), 0))
+		must(t, s.Set(ctx, "shortened", []byte("s2"), shortTTL))
 		mustGet(t, s, "short", "x")
 		waitGone(t, s, "short")
+		waitGone(t, s, "shortened")
 		mustGet(t, s, "long", "y")
 		mustGet(t, s, "forever", "z")
+		mustGet(t, s, "negative", "n")
+		mustGet(t, s, "renewed", "r2")
 		if _, err := s.Take(ctx, "short"); !errors.Is(err, store.ErrNotFound) {
-			t.Fatalf("Take expired: %v", err)
+			t.Fatalf("Take expired: %v, want ErrNotFound", err)
 		}
+		must(t, s.Delete(ctx, "short")) // deleting an expired key is fine
 	})
 	t.Run("Create", func(t *testing.T) {
 		s := newStore(t)
@@ -73,7 +89,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 			t.Fatalf("second Create: %v, want ErrExists", err)
 		}
 		mustGet(t, s, "k", "first")
-		must(t, s.Create(ctx, "exp", []byte("old"), 150*time.Millisecond))
+		must(t, s.Create(ctx, "exp", []byte("old"), shortTTL))
 		waitGone(t, s, "exp")
 		must(t, s.Create(ctx, "exp", []byte("new"), 0)) // expired: free again
 		mustGet(t, s, "exp", "new")
@@ -147,7 +163,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 			t.Fatalf("Update to nil did not delete: %v", err)
 		}
 		// TTL applies to the new value.
-		must(t, s.Update(ctx, "t", 150*time.Millisecond, func([]byte) ([]byte, error) { return []byte("x"), nil }))
+		must(t, s.Update(ctx, "t", shortTTL, func([]byte) ([]byte, error) { return []byte("x"), nil }))
 		waitGone(t, s, "t")
 		// An expired value is seen as absent.
 		must(t, s.Update(ctx, "t", 0, func(old []byte) ([]byte, error) {
@@ -156,6 +172,36 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 			}
 			return []byte("y"), nil
 		}))
+		mustGet(t, s, "t", "y")
+		// ttl 0 on Update removes an earlier expiry.
+		must(t, s.Set(ctx, "keep", []byte("a"), shortTTL))
+		must(t, s.Update(ctx, "keep", 0, func(old []byte) ([]byte, error) { return append(old, 'b'), nil }))
+		// An empty value is present: fn sees a non-nil empty slice, and
+		// returning an empty (non-nil) slice stores it.
+		must(t, s.Set(ctx, "empty", []byte{}, 0))
+		must(t, s.Update(ctx, "empty", 0, func(old []byte) ([]byte, error) {
+			if old == nil || len(old) != 0 {
+				t.Errorf("empty value seen by Update as %v (nil=%t), want a non-nil empty slice", old, old == nil)
+			}
+			return []byte{}, nil
+		}))
+		if v, err := s.Get(ctx, "empty"); err != nil || len(v) != 0 {
+			t.Fatalf("Update to an empty value: %q %v, want it stored", v, err)
+		}
+		// A nil result for a missing key is a no-op, not an error.
+		must(t, s.Update(ctx, "never", 0, func([]byte) ([]byte, error) { return nil, nil }))
+		if _, err := s.Get(ctx, "never"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("Get after nil Update of a missing key: %v", err)
+		}
+		// An error from fn over a missing key creates nothing.
+		if err := s.Update(ctx, "never", 0, func([]byte) ([]byte, error) { return []byte("x"), boom }); !errors.Is(err, boom) {
+			t.Fatalf("Update error on missing key: %v", err)
+		}
+		if _, err := s.Get(ctx, "never"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("failed Update created the key: %v", err)
+		}
+		time.Sleep(shortTTL + 50*time.Millisecond)
+		mustGet(t, s, "keep", "ab")
 	})
 	t.Run("UpdateConcurrent", func(t *testing.T) {
 		s := newStore(t)
@@ -187,15 +233,36 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		must(t, s.SetAdd(ctx, "s2", "z"))
 		must(t, s.SetAdd(ctx, "s-longer", "y"))
 		mustMembers(t, s, "s", "a", "b", "c")
+		must(t, s.SetAdd(ctx, "s")) // no members: no-op
+		must(t, s.SetRemove(ctx, "none", "x"))
+		mustMembers(t, s, "none")
 		must(t, s.SetRemove(ctx, "s", "b", "missing"))
 		mustMembers(t, s, "s", "a", "c")
 		mustMembers(t, s, "s2", "z")
 		mustMembers(t, s, "s-longer", "y")
 		must(t, s.SetRemove(ctx, "s", "a", "c"))
 		mustMembers(t, s, "s")
+		// Lexical (byte) order, not numeric or case-folded.
+		must(t, s.SetAdd(ctx, "order", "9", "10", "b", "B", "a:1", "a"))
+		mustMembers(t, s, "order", "10", "9", "B", "a", "a:1", "b")
 		// Sets and keys live apart.
 		if _, err := s.Get(ctx, "s2"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("a set is visible as a key: %v", err)
+		}
+		must(t, s.Set(ctx, "kv", []byte("v"), 0))
+		mustMembers(t, s, "kv")
+	})
+	t.Run("SetsConcurrent", func(t *testing.T) {
+		s := newStore(t)
+		parallel(16, func(i int) {
+			if err := s.SetAdd(ctx, "s", fmt.Sprintf("m%02d", i), "shared"); err != nil {
+				t.Error(err)
+			}
+		})
+		got, err := s.SetMembers(ctx, "s")
+		must(t, err)
+		if len(got) != 17 || got[0] != "m00" || got[15] != "m15" || got[16] != "shared" {
+			t.Fatalf("members after concurrent adds: %v", got)
 		}
 	})
 	t.Run("PubSub", func(t *testing.T) {
@@ -227,18 +294,50 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		case <-time.After(50 * time.Millisecond):
 		}
 		cancel()
-		deadline := time.After(2 * time.Second)
-		for {
+		waitClosed(t, ch, "subscription after ctx cancel")
+		// The other subscription and the store still work.
+		must(t, s.Publish(ctx, "ch", []byte("after")))
+		must(t, s.Publish(ctx, "other", []byte("o")))
+		select {
+		case m := <-other:
+			if string(m) != "o" {
+				t.Fatalf("other got %q", m)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("other subscription stopped working")
+		}
+	})
+	t.Run("PubSubFanOut", func(t *testing.T) {
+		s := newStore(t)
+		a, err := s.Subscribe(ctx, "ch")
+		must(t, err)
+		b, err := s.Subscribe(ctx, "ch")
+		must(t, err)
+		time.Sleep(50 * time.Millisecond)
+		must(t, s.Publish(ctx, "ch", []byte("hello")))
+		for i, ch := range []<-chan []byte{a, b} {
 			select {
-			case _, ok := <-ch:
-				if !ok {
-					return
+			case m := <-ch:
+				if string(m) != "hello" {
+					t.Fatalf("subscriber %d got %q", i, m)
 				}
-			case <-deadline:
-				t.Fatal("channel not closed after ctx cancel")
+				m[0] = 'X' // must not affect the other subscriber's copy
+			case <-time.After(2 * time.Second):
+				t.Fatalf("subscriber %d got nothing", i)
 			}
 		}
 	})
+	t.Run("SubscribeCancelledContext", func(t *testing.T) {
+		s := newStore(t)
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		ch, err := s.Subscribe(cctx, "ch")
+		if err != nil {
+			return // refusing a done context is fine too
+		}
+		waitClosed(t, ch, "subscription with a cancelled context")
+	})
+	runApply(t, newStore)
 	t.Run("Ping", func(t *testing.T) {
 		must(t, newStore(t).Ping(ctx))
 	})
@@ -250,22 +349,28 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if err := s.Close(); err != nil {
 			t.Fatalf("second Close: %v", err)
 		}
-		if _, err := s.Get(ctx, "k"); !errors.Is(err, store.ErrClosed) {
-			t.Fatalf("Get after Close: %v", err)
+		waitClosed(t, ch, "subscription after Close")
+		noop := func(old []byte) ([]byte, error) { return old, nil }
+		calls := map[string]func() error{
+			"Get":        func() error { _, err := s.Get(ctx, "k"); return err },
+			"Set":        func() error { return s.Set(ctx, "k", []byte("v"), 0) },
+			"Create":     func() error { return s.Create(ctx, "k", []byte("v"), 0) },
+			"Delete":     func() error { return s.Delete(ctx, "k") },
+			"Take":       func() error { _, err := s.Take(ctx, "k"); return err },
+			"Update":     func() error { return s.Update(ctx, "k", 0, noop) },
+			"SetAdd":     func() error { return s.SetAdd(ctx, "s", "m") },
+			"SetRemove":  func() error { return s.SetRemove(ctx, "s", "m") },
+			"SetMembers": func() error { _, err := s.SetMembers(ctx, "s"); return err },
+			"Apply":      func() error { return s.Apply(ctx, store.Put("k", []byte("v"), 0)) },
+			"ApplyEmpty": func() error { return s.Apply(ctx) },
+			"Publish":    func() error { return s.Publish(ctx, "ch", []byte("m")) },
+			"Subscribe":  func() error { _, err := s.Subscribe(ctx, "ch"); return err },
+			"Ping":       func() error { return s.Ping(ctx) },
 		}
-		if err := s.Set(ctx, "k", nil, 0); !errors.Is(err, store.ErrClosed) {
-			t.Fatalf("Set after Close: %v", err)
-		}
-		if err := s.Ping(ctx); !errors.Is(err, store.ErrClosed) {
-			t.Fatalf("Ping after Close: %v", err)
-		}
-		select {
-		case _, ok := <-ch:
-			if ok {
-				t.Fatal("message after Close")
+		for name, call := range calls {
+			if err := call(); !errors.Is(err, store.ErrClosed) {
+				t.Errorf("%s after Close: %v, want ErrClosed", name, err)
 			}
-		case <-time.After(2 * time.Second):
-			t.Fatal("subscription not closed by Close")
 		}
 	})
 }
@@ -306,6 +411,23 @@ func waitGone(t *testing.T, s store.Store, key string) {
 	t.Fatalf("%q did not expire", key)
 }
 
+// waitClosed drains ch until it is closed (at most 2s).
+func waitClosed(t *testing.T, ch <-chan []byte, what string) {
+	t.Helper()
+	deadline := time.After(2 * time.Second)
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("%s: channel not closed", what)
+		}
+	}
+}
+
+// parallel runs fn(0..n-1) in n goroutines released together.
 func parallel(n int, fn func(i int)) {
 	var wg sync.WaitGroup
 	start := make(chan struct{})
