@@ -3,6 +3,7 @@ package users
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -99,70 +100,60 @@ func (d *Directory) Create(ctx context.Context, u User, password string) (User, 
 		u.PasswordHash = h
 		u.PasswordChangedAt = d.now()
 	}
-	// A username may look like an email: it must not shadow another
-	// account's email at login, nor the other way round.
-	for _, k := range []string{keyEmail + fold(u.Username), keyName + fold(u.Email)} {
-		if k == keyName {
-			continue
-		}
-		if _, err := d.st.Get(ctx, k); err == nil {
-			return User{}, ErrTaken
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return User{}, fmt.Errorf("checking for duplicates: %w", err)
-		}
-	}
 	u.Subject = newSubject()
 	u.CreatedAt = d.now()
 	u.UpdatedAt = u.CreatedAt
-	if err := d.st.Create(ctx, keyName+fold(u.Username), []byte(u.Subject), 0); err != nil {
-		if errors.Is(err, store.ErrExists) {
-			return User{}, ErrTaken
-		}
-		return User{}, fmt.Errorf("reserving username: %w", err)
+	rec, err := json.Marshal(u)
+	if err != nil {
+		return User{}, fmt.Errorf("encoding user: %w", err)
+	}
+	// One batch: the record, its index entries and its place in the list
+	// are written together or not at all, so a crash or a store error
+	// cannot leave a user who signs in but is not listed, nor a name
+	// reserved by no one. A username may look like an email: it must not
+	// shadow another account's email at login, nor the other way round.
+	sub := []byte(u.Subject)
+	ops := []store.Op{
+		store.Absent(keyEmail + fold(u.Username)),
+		store.Create(keyName+fold(u.Username), sub, 0),
 	}
 	if u.Email != "" {
-		if err := d.st.Create(ctx, keyEmail+fold(u.Email), []byte(u.Subject), 0); err != nil {
-			_ = d.st.Delete(ctx, keyName+fold(u.Username))
-			if errors.Is(err, store.ErrExists) {
-				return User{}, ErrTaken
-			}
-			return User{}, fmt.Errorf("reserving email: %w", err)
-		}
+		ops = append(ops,
+			store.Absent(keyName+fold(u.Email)),
+			store.Create(keyEmail+fold(u.Email), sub, 0))
 	}
-	if err := d.put(ctx, u); err != nil {
-		return User{}, err
-	}
-	if err := d.st.SetAdd(ctx, setUsers, u.Subject); err != nil {
-		return User{}, fmt.Errorf("indexing user: %w", err)
+	ops = append(ops,
+		store.Create(keyUser+u.Subject, rec, 0),
+		store.SetAdd(setUsers, u.Subject))
+	if err := d.st.Apply(ctx, ops...); errors.Is(err, store.ErrExists) {
+		return User{}, ErrTaken
+	} else if err != nil {
+		return User{}, fmt.Errorf("creating user: %w", err)
 	}
 	return u, nil
-}
-
-func (d *Directory) put(ctx context.Context, u User) error {
-	b, err := json.Marshal(u)
-	if err != nil {
-		return err
-	}
-	if err := d.st.Set(ctx, keyUser+u.Subject, b, 0); err != nil {
-		return fmt.Errorf("saving user: %w", err)
-	}
-	return nil
 }
 
 // Get returns the user with subject sub.
 func (d *Directory) Get(ctx context.Context, sub string) (User, error) {
+	u, _, err := d.read(ctx, sub)
+	return u, err
+}
+
+// read returns the user with subject sub and the stored bytes it was
+// decoded from (what Update compares against before it writes).
+func (d *Directory) read(ctx context.Context, sub string) (User, []byte, error) {
 	b, err := d.st.Get(ctx, keyUser+sub)
 	if errors.Is(err, store.ErrNotFound) {
-		return User{}, ErrNotFound
+		return User{}, nil, ErrNotFound
 	}
 	if err != nil {
-		return User{}, fmt.Errorf("reading user: %w", err)
+		return User{}, nil, fmt.Errorf("reading user: %w", err)
 	}
 	var u User
 	if err := json.Unmarshal(b, &u); err != nil {
-		return User{}, fmt.Errorf("decoding user %s: %w", sub, err)
+		return User{}, nil, fmt.Errorf("decoding user %s: %w", sub, err)
 	}
-	return u, nil
+	return u, b, nil
 }
 
 // Lookup finds a user by username or email, case-insensitively.
@@ -203,31 +194,65 @@ func (d *Directory) Authenticate(ctx context.Context, login, password string) (U
 	return u, nil
 }
 
+// maxUpdateAttempts bounds how often Update reads the user again after
+// losing a race with another writer.
+const maxUpdateAttempts = 10
+
 // Update applies fn to the user and saves it. Username and email changes
 // move their index entries.
+//
+// The record and its index entries change in one atomic batch, and only
+// if the record is still the one fn was given: if another writer changed
+// it in between, Update reads it again and calls fn again on the new
+// copy. So fn may run more than once; it must only change the user it is
+// given (a fresh copy each time) and have no other side effects. After
+// maxUpdateAttempts lost races Update gives up with an error wrapping
+// store.ErrConflict.
 func (d *Directory) Update(ctx context.Context, sub string, fn func(*User) error) (User, error) {
-	old, err := d.Get(ctx, sub)
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		u, retry, err := d.tryUpdate(ctx, sub, fn)
+		if !retry {
+			return u, err
+		}
+		if attempt+1 >= maxUpdateAttempts {
+			return User{}, fmt.Errorf("updating user %s: changed by others %d times in a row: %w", sub, maxUpdateAttempts, store.ErrConflict)
+		}
+		if err := backoff(ctx, time.Since(start), attempt); err != nil {
+			return User{}, err
+		}
+	}
+}
+
+// tryUpdate is one compare-and-swap round of Update. retry reports that
+// the record (or an index entry it relied on) changed after it was read:
+// nothing was written and the round should be run again.
+func (d *Directory) tryUpdate(ctx context.Context, sub string, fn func(*User) error) (_ User, retry bool, _ error) {
+	old, oldRec, err := d.read(ctx, sub)
 	if err != nil {
-		return User{}, err
+		return User{}, false, err
 	}
 	u := old
 	u.Groups = slices.Clone(old.Groups)
 	if err := fn(&u); err != nil {
-		return User{}, err
+		return User{}, false, err
 	}
 	u.Subject = old.Subject
 	nameChanged := fold(u.Username) != fold(old.Username)
 	emailChanged := fold(u.Email) != fold(old.Email)
 	if nameChanged {
 		if err := ValidateUsername(u.Username); err != nil {
-			return User{}, err
+			return User{}, false, err
 		}
 	}
 	if emailChanged && u.Email != "" && !strings.Contains(u.Email, "@") {
-		return User{}, fmt.Errorf("email %q is not an email address", u.Email)
+		return User{}, false, fmt.Errorf("email %q is not an email address", u.Email)
 	}
+	ops := []store.Op{store.Match(keyUser+sub, oldRec)}
 	// As in Create: a new username must not shadow another account's
-	// email at login, nor a new email another account's username.
+	// email at login, nor a new email another account's username. The
+	// account's own entries may be shadowed (a username changed to the
+	// account's email); the batch then requires them to still be its own.
 	var shadow []string
 	if nameChanged {
 		shadow = append(shadow, keyEmail+fold(u.Username))
@@ -237,53 +262,65 @@ func (d *Directory) Update(ctx context.Context, sub string, fn func(*User) error
 	}
 	for _, k := range shadow {
 		owner, err := d.st.Get(ctx, k)
-		if err == nil && string(owner) != sub {
-			return User{}, ErrTaken
-		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return User{}, fmt.Errorf("checking for duplicates: %w", err)
-		}
-	}
-	// Reserve the new names first and release the old ones only once the
-	// user is saved, so that a refused or failed update changes nothing.
-	var reserved []string
-	undo := func() {
-		for _, k := range reserved {
-			_ = d.st.Delete(ctx, k)
-		}
-	}
-	reserve := func(k string) error {
-		if err := d.st.Create(ctx, k, []byte(sub), 0); err != nil {
-			undo()
-			if errors.Is(err, store.ErrExists) {
-				return ErrTaken
-			}
-			return err
-		}
-		reserved = append(reserved, k)
-		return nil
-	}
-	if nameChanged {
-		if err := reserve(keyName + fold(u.Username)); err != nil {
-			return User{}, err
-		}
-	}
-	if emailChanged && u.Email != "" {
-		if err := reserve(keyEmail + fold(u.Email)); err != nil {
-			return User{}, err
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			ops = append(ops, store.Absent(k))
+		case err != nil:
+			return User{}, false, fmt.Errorf("checking for duplicates: %w", err)
+		case string(owner) != sub:
+			return User{}, false, ErrTaken
+		default:
+			ops = append(ops, store.Match(k, owner))
 		}
 	}
 	u.UpdatedAt = d.now()
-	if err := d.put(ctx, u); err != nil {
-		undo()
-		return User{}, err
+	rec, err := json.Marshal(u)
+	if err != nil {
+		return User{}, false, fmt.Errorf("encoding user: %w", err)
 	}
+	// The new names are claimed and the old ones released in the same
+	// batch as the record, so a refused or failed update changes nothing
+	// and needs no clean-up.
+	ops = append(ops, store.Put(keyUser+sub, rec, 0))
 	if nameChanged {
-		_ = d.st.Delete(ctx, keyName+fold(old.Username))
+		ops = append(ops,
+			store.Create(keyName+fold(u.Username), []byte(sub), 0),
+			store.Delete(keyName+fold(old.Username)))
+	}
+	if emailChanged && u.Email != "" {
+		ops = append(ops, store.Create(keyEmail+fold(u.Email), []byte(sub), 0))
 	}
 	if emailChanged && old.Email != "" {
-		_ = d.st.Delete(ctx, keyEmail+fold(old.Email))
+		ops = append(ops, store.Delete(keyEmail+fold(old.Email)))
 	}
-	return u, nil
+	switch err := d.st.Apply(ctx, ops...); {
+	case err == nil:
+		return u, false, nil
+	case errors.Is(err, store.ErrConflict):
+		return User{}, true, nil
+	case errors.Is(err, store.ErrExists):
+		return User{}, false, ErrTaken
+	default:
+		return User{}, false, fmt.Errorf("saving user: %w", err)
+	}
+}
+
+// backoff waits a random time (or until ctx is done) below round·2^attempt,
+// round being how long the lost attempt took (at least 100µs, at most
+// 250ms in all), so that writers who collided spread out instead of
+// colliding again in lockstep, whatever the store's latency and fn's cost.
+func backoff(ctx context.Context, round time.Duration, attempt int) error {
+	limit := min(max(round, 100*time.Microsecond)<<min(attempt, 10), 250*time.Millisecond)
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand never fails on supported platforms
+	t := time.NewTimer(time.Duration(binary.LittleEndian.Uint64(b[:]) % uint64(limit)))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // SetPassword replaces the user's password.
