@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/gatehouse-idp/gatehouse/chain"
 	"github.com/gatehouse-idp/gatehouse/chain/totp"
+	"github.com/gatehouse-idp/gatehouse/logout"
 	"github.com/gatehouse-idp/gatehouse/provider"
 	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/users"
@@ -196,7 +196,7 @@ var setPassword = onUser(func(a *App, r *http.Request, req userRequest, u users.
 	}
 	// A new password ends every session: whoever knew the old one is out.
 	if !a.KeepSessionsOnPasswordChange {
-		if _, err := a.endSessions(r.Context(), u.Subject); err != nil {
+		if _, err := a.logout.EndAll(r.Context(), u.Subject, logout.Password); err != nil {
 			return nil, err
 		}
 	}
@@ -212,7 +212,7 @@ var setDisabled = onUser(func(a *App, r *http.Request, req userRequest, u users.
 		return nil, err
 	}
 	if u.Disabled {
-		if _, err := a.endSessions(r.Context(), u.Subject); err != nil {
+		if _, err := a.logout.EndAll(r.Context(), u.Subject, logout.Disabled); err != nil {
 			return nil, err
 		}
 	}
@@ -253,22 +253,6 @@ func forgetDevicesOf(a *App, r *http.Request, u users.User) (any, error) {
 		return nil, err
 	}
 	return map[string]any{"username": u.Username, "devices_forgotten": n}, nil
-}
-
-// endSessions ends every SSO session of sub (logout everywhere).
-func (a *App) endSessions(ctx context.Context, sub string) (int, error) {
-	list, err := a.sessions.ListFor(ctx, sub)
-	if err != nil {
-		return 0, err
-	}
-	for _, s := range list {
-		if err := a.sessions.End(ctx, nil, s); err != nil {
-			return 0, err
-		}
-	}
-	// Gate sessions of sessions that already expired go too.
-	a.onSessionEnd(ctx, "", sub)
-	return len(list), nil
 }
 
 type sessionInfo struct {
@@ -320,7 +304,7 @@ func revokeSessions(a *App, w http.ResponseWriter, r *http.Request) error {
 		} else if err != nil {
 			return err
 		}
-		if err := a.sessions.End(ctx, nil, s); err != nil {
+		if err := a.logout.End(ctx, s.ID, logout.ByAdmin); err != nil {
 			return err
 		}
 		writeAdminJSON(w, http.StatusOK, map[string]int{"revoked": 1})
@@ -329,7 +313,7 @@ func revokeSessions(a *App, w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		n, err := a.endSessions(ctx, u.Subject)
+		n, err := a.logout.EndAll(ctx, u.Subject, logout.ByAdmin)
 		if err != nil {
 			return err
 		}
@@ -343,11 +327,12 @@ func revokeSessions(a *App, w http.ResponseWriter, r *http.Request) error {
 // logoutStats reports back-channel logout deliveries since start and the
 // queue length.
 func logoutStats(a *App, w http.ResponseWriter, r *http.Request) error {
-	queued, err := a.provider.QueueLength(r.Context())
+	q := a.logout.Queue()
+	queued, err := q.Len(r.Context())
 	if err != nil {
 		return err
 	}
-	st := &a.provider.Stats
+	st := &q.Stats
 	writeAdminJSON(w, http.StatusOK, map[string]int64{"delivered": st.Delivered.Load(), "failed_attempts": st.Failed.Load(),
 		"given_up": st.GivenUp.Load(), "queued": int64(queued)})
 	return nil

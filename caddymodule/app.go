@@ -13,14 +13,16 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/gatehouse-idp/gatehouse/browser"
 	"github.com/gatehouse-idp/gatehouse/chain"
 	_ "github.com/gatehouse-idp/gatehouse/chain/password" // password module kind
 	_ "github.com/gatehouse-idp/gatehouse/chain/totp"     // totp module kind
+	"github.com/gatehouse-idp/gatehouse/gate"
+	"github.com/gatehouse-idp/gatehouse/logout"
 	"github.com/gatehouse-idp/gatehouse/provider"
 	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/store"
@@ -66,7 +68,9 @@ type App struct {
 	state    *sharedState
 	poolKey  string
 	provider *provider.Provider
+	browser  *browser.State
 	sessions *session.Manager
+	logout   *logout.Service
 	users    *users.Directory
 	clients  *provider.Clients
 	keys     *provider.Keys
@@ -75,12 +79,10 @@ type App struct {
 	ctx      caddy.Context
 	// gates provisioned in this config, bound to their hosts at Start.
 	gates []*Gate
-	// stopDeliveries stops the back-channel logout worker.
-	stopDeliveries context.CancelFunc
+	// stop ends the background work (logout deliveries, expiry sweeps,
+	// key sync).
+	stop context.CancelFunc
 }
-
-// gateRegMu serialises changes to the local gates' client registration.
-var gateRegMu sync.Mutex
 
 // StoreConfig selects the store backend.
 type StoreConfig struct {
@@ -228,8 +230,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	st := a.state.st
 
 	bg := context.Background()
+	if a.browser, err = browser.New(bg, st, browser.Options{Secure: !a.Dev}); err != nil {
+		return fmt.Errorf("gatehouse: cookie keys: %w", err)
+	}
 	a.sessions, err = session.NewManager(bg, st, session.Options{
-		Secure:   !a.Dev,
+		Browser:  a.browser,
 		Idle:     time.Duration(a.SessionIdle),
 		Lifetime: time.Duration(a.SessionLifetime),
 	})
@@ -256,6 +261,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("gatehouse: signing keys: %w", err)
 	}
 
+	a.logout, err = logout.New(logout.Config{Store: st, Sessions: a.sessions, Logger: a.logger,
+		Queue: logout.NewQueue(logout.QueueConfig{Store: st, Issuer: a.Issuer, Signer: a.keys, Logger: a.logger})})
+	if err != nil {
+		return fmt.Errorf("gatehouse: %w", err)
+	}
+
 	cc := chain.DefaultConfig()
 	if len(a.Chain) > 0 {
 		cc = chain.Config{}
@@ -272,7 +283,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	}
 	a.chain, err = chain.New(cc, chain.Options{
-		Store: st, Sessions: a.sessions, Users: a.users,
+		Store: st, Sessions: a.sessions, Users: a.users, Logout: a.logout,
 		LoginPath: provider.LoginPath(a.Issuer), StaticPath: provider.StaticPath(a.Issuer),
 		Logger: a.logger,
 	})
@@ -282,13 +293,15 @@ func (a *App) Provision(ctx caddy.Context) error {
 
 	a.provider, err = provider.New(provider.Config{
 		Issuer: a.Issuer, Store: st, Users: a.users, Clients: a.clients, Keys: a.keys,
-		Sessions: a.sessions, Chain: a.chain,
+		Sessions: a.sessions, Chain: a.chain, Logout: a.logout,
 		AccessTokenTTL: time.Duration(a.AccessTokenTTL), IDTokenTTL: time.Duration(a.IDTokenTTL),
-		OnSessionEnd: a.onSessionEnd, Logger: a.logger,
+		Logger: a.logger,
 	})
 	if err != nil {
 		return fmt.Errorf("gatehouse: %w", err)
 	}
+	// Gates: their sessions end with the SSO session, on every site.
+	a.logout.Subscribe(gate.Sessions{Store: st})
 	if a.DemoUser != nil {
 		if err := a.ensureDemoUser(bg); err != nil {
 			return fmt.Errorf("gatehouse: demo user: %w", err)
@@ -324,7 +337,7 @@ func (a *App) ensureDemoUser(ctx context.Context) error {
 // Start binds gates to their hosts and logs what is running, loudly when
 // a demo credential is active.
 func (a *App) Start() error {
-	if err := a.bindGateHosts(); err != nil {
+	if err := a.bindGates(); err != nil {
 		return err
 	}
 	if a.DemoUser != nil {
@@ -335,18 +348,44 @@ func (a *App) Start() error {
 		a.logger.Warn("gatehouse dev mode: cookies are not marked Secure; use only for local development")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a.stopDeliveries = cancel
-	go a.provider.RunDeliveries(ctx)
+	a.stop = cancel
+	go a.logout.Run(ctx)
+	go a.syncKeys(ctx)
 	a.logger.Info("gatehouse identity provider ready", "issuer", a.Issuer, "levels", a.chain.Levels())
 	return nil
 }
 
-// Stop stops the logout worker; shared state is released in Cleanup.
+// Stop stops the background work; shared state is released in Cleanup.
 func (a *App) Stop() error {
-	if a.stopDeliveries != nil {
-		a.stopDeliveries()
+	if a.stop != nil {
+		a.stop()
 	}
 	return nil
+}
+
+// keySyncEvery is how often an instance checks its keys against the
+// store: a cluster whose store lost its data (Redis flushed or replaced)
+// agrees on its keys again within this time, by itself.
+var keySyncEvery = 10 * time.Second
+
+// syncKeys keeps the cookie keys and the signing keys in step with the
+// store until ctx ends.
+func (a *App) syncKeys(ctx context.Context) {
+	t := time.NewTicker(keySyncEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := a.browser.Sync(ctx); err != nil && ctx.Err() == nil {
+			a.logger.Warn("gatehouse: syncing cookie keys with the store", "error", err)
+		}
+		if err := a.keys.Sync(ctx); err != nil && ctx.Err() == nil {
+			a.logger.Warn("gatehouse: syncing signing keys with the store", "error", err)
+		}
+	}
 }
 
 // Cleanup releases this config's hold on the shared store.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -15,7 +14,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/gatehouse-idp/gatehouse/gate"
-	"github.com/gatehouse-idp/gatehouse/provider"
 	"github.com/gatehouse-idp/gatehouse/users"
 )
 
@@ -58,8 +56,8 @@ type Gate struct {
 	// to upstreams; audience: the site's origin).
 	UpstreamLogout string `json:"upstream_logout,omitempty"`
 
-	gate      *gate.Gate
-	siteHosts [][]string // host lists of the sites it is on (nil: any host)
+	gate   *gate.Gate
+	places []placement // where it sits in the server config (bind.go)
 }
 
 // CaddyModule returns the Caddy module information.
@@ -68,8 +66,8 @@ func (Gate) CaddyModule() caddy.ModuleInfo {
 }
 
 // localGateClient is the client id under which gates sign in to the
-// gatehouse app's own provider. It is public (PKCE) and its redirect URIs
-// are added as gates first see each host.
+// gatehouse app's own provider. It is public (PKCE); its redirect URIs
+// are the callbacks of the origins the gates serve (bind.go).
 const localGateClient = "gatehouse-gates"
 
 // Provision builds the gate.
@@ -78,13 +76,9 @@ func (h *Gate) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	headers := gate.DefaultHeaders()
-	if h.Headers != nil {
-		headers = *h.Headers
-	}
 	repl := caddy.NewReplacer()
 	cfg := gate.Config{
-		Store: app.state.st, Cookies: app.sessions, Hosts: h.Hosts, Headers: headers,
+		Store: app.state.st, Cookies: app.sessions.State, Queue: app.logout.Queue(),
 		Policy: gate.Policy{ACR: h.ACR, MaxAge: time.Duration(h.MaxAge), AllowUsers: h.AllowUsers, AllowGroups: h.AllowGroups,
 			DenyUsers: h.DenyUsers, DenyGroups: h.DenyGroups, Bypass: h.Bypass},
 		SessionLifetime: time.Duration(h.SessionLifetime), CacheTTL: time.Duration(h.CacheTTL),
@@ -108,7 +102,6 @@ func (h *Gate) Provision(ctx caddy.Context) error {
 		}
 		cfg.Issuer, cfg.ClientID = app.Issuer, localGateClient
 		cfg.HTTPClient = &http.Client{Transport: inProcess(app.Issuer, app.provider), Timeout: 15 * time.Second}
-		cfg.Register = app.registerGateRedirect
 		cfg.Refresh = app.refreshGateUser
 		cfg.Sign = app.signAssertion
 	}
@@ -135,57 +128,6 @@ func (h *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		repl.Set("http.auth.user.acr", s.ACR)
 	}
 	return next.ServeHTTP(w, r)
-}
-
-// registerGateRedirect adds uri to the local gates' client.
-func (a *App) registerGateRedirect(ctx context.Context, uri string) error {
-	gateRegMu.Lock()
-	defer gateRegMu.Unlock()
-	cl, err := a.clients.Get(ctx, localGateClient)
-	if errors.Is(err, provider.ErrUnknownClient) {
-		cl = &provider.Client{ID: localGateClient, Name: "Gatehouse gates", Public: true}
-	} else if err != nil {
-		return err
-	}
-	after := strings.TrimSuffix(uri, gate.PathCallback) + "/"
-	if slices.Contains(cl.RedirectURIs, uri) && slices.Contains(cl.PostLogoutRedirectURIs, after) {
-		return nil
-	}
-	c := *cl
-	if !slices.Contains(c.RedirectURIs, uri) {
-		c.RedirectURIs = append(slices.Clone(c.RedirectURIs), uri)
-	}
-	if !slices.Contains(c.PostLogoutRedirectURIs, after) {
-		c.PostLogoutRedirectURIs = append(slices.Clone(c.PostLogoutRedirectURIs), after)
-	}
-	return a.clients.Put(ctx, c)
-}
-
-// onSessionEnd ends the local gates' sessions of an ended SSO session and
-// queues logout tokens for the upstream hooks of their sites.
-func (a *App) onSessionEnd(ctx context.Context, sid, sub string) {
-	dropped, err := gate.DropSessions(ctx, a.state.st, sid, sub)
-	if err != nil {
-		a.logger.Error("gatehouse: ending gate sessions", "sid", sid, "error", err)
-	}
-	for _, s := range dropped {
-		for _, hook := range a.upstreamHooks(s.Host) {
-			if err := a.provider.EnqueueLogout(ctx, hook, s.Origin, s.Subject, s.SID); err != nil {
-				a.logger.Error("gatehouse: queueing upstream logout", "hook", hook, "error", err)
-			}
-		}
-	}
-}
-
-// upstreamHooks are the upstream_logout URLs of the gates serving host.
-func (a *App) upstreamHooks(host string) []string {
-	var out []string
-	for _, g := range a.gates {
-		if g.UpstreamLogout != "" && g.gate.Serves(host) && !slices.Contains(out, g.UpstreamLogout) {
-			out = append(out, g.UpstreamLogout)
-		}
-	}
-	return out
 }
 
 // refreshGateUser re-reads the user behind a gate session.
@@ -332,79 +274,6 @@ func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	var g Gate
 	err := g.UnmarshalCaddyfile(h.Dispenser)
 	return &g, err
-}
-
-// bindGateHosts gives every gate without `hosts` the host names of the
-// sites it is on, and refuses a gate on a site that answers any host: a
-// gate must never build redirect URIs from a Host header nobody checked.
-func (a *App) bindGateHosts() error {
-	if len(a.gates) == 0 {
-		return nil
-	}
-	v, err := a.ctx.AppIfConfigured("http")
-	if err != nil {
-		return nil
-	}
-	httpApp, ok := v.(*caddyhttp.App)
-	if !ok {
-		return nil
-	}
-	var walk func(routes caddyhttp.RouteList, hosts []string)
-	walk = func(routes caddyhttp.RouteList, hosts []string) {
-		for _, rt := range routes {
-			eff := hosts
-			if hs := routeHosts(rt.MatcherSets); hs != nil {
-				eff = hs
-			}
-			for _, hd := range rt.Handlers {
-				switch x := hd.(type) {
-				case *Gate:
-					x.siteHosts = append(x.siteHosts, eff)
-				case *caddyhttp.Subroute:
-					walk(x.Routes, eff)
-				}
-			}
-		}
-	}
-	for _, srv := range httpApp.Servers {
-		walk(srv.Routes, nil)
-	}
-	for _, g := range a.gates {
-		if len(g.Hosts) > 0 {
-			continue
-		}
-		var all []string
-		for _, hs := range g.siteHosts {
-			if len(hs) == 0 {
-				return errors.New("gatehouse_gate is on a site that answers any host name: name the site's hosts, or list them with `hosts`")
-			}
-			all = append(all, hs...)
-		}
-		g.gate.SetHosts(all)
-	}
-	return nil
-}
-
-// routeHosts returns the host names a route's matchers limit it to, or
-// nil when some matcher set does not limit the host.
-func routeHosts(sets caddyhttp.MatcherSets) []string {
-	if len(sets) == 0 {
-		return nil
-	}
-	var out []string
-	for _, set := range sets {
-		found := false
-		for _, m := range set {
-			if mh, ok := m.(*caddyhttp.MatchHost); ok {
-				out = append(out, *mh...)
-				found = true
-			}
-		}
-		if !found {
-			return nil
-		}
-	}
-	return out
 }
 
 var (

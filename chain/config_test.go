@@ -39,7 +39,7 @@ func TestConfigValidation(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e, err := chain.New(chain.Config{Modules: tc.mods}, chain.Options{Store: d.st, Sessions: d.sessions, Users: d.users})
+			e, err := chain.New(chain.Config{Modules: tc.mods}, chain.Options{Store: d.st, Sessions: d.sessions, Users: d.users, Logout: d.logout})
 			if err == nil {
 				t.Fatalf("accepted (levels %v)", e.Levels())
 			}
@@ -78,7 +78,7 @@ func TestConfigValid(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e, err := chain.New(chain.Config{Modules: tc.mods}, chain.Options{Store: d.st, Sessions: d.sessions, Users: d.users})
+			e, err := chain.New(chain.Config{Modules: tc.mods}, chain.Options{Store: d.st, Sessions: d.sessions, Users: d.users, Logout: d.logout})
 			if err != nil {
 				t.Fatal(err)
 			}

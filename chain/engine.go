@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"time"
 
@@ -21,12 +22,16 @@ import (
 type Request struct {
 	// ReturnTo is where the browser goes when the chain is done.
 	ReturnTo string
-	// AcrValues are the requested levels, most preferred first.
+	// AcrValues are the requested levels, most preferred first. They can
+	// only add to what a login asks: a user's enrolled factors and
+	// mandatory modules are asked whatever they say.
 	AcrValues []string
-	// MaxAge, when set, is how recently the levels must have been passed.
-	MaxAge *time.Duration
-	// ForceLogin re-authenticates even modules the session already passed
-	// (prompt=login).
+	// Since, when set, is the earliest time a passed module counts
+	// (max_age): older ones are asked again.
+	Since time.Time
+	// ForceLogin is a new authentication (prompt=login, max_age=0): the
+	// SSO session's modules do not count, and the session's passed
+	// modules are replaced by what this login passes.
 	ForceLogin bool
 	LoginHint  string
 	UILocales  string
@@ -34,26 +39,48 @@ type Request struct {
 	Client string
 }
 
-// Attempt is one browser's walk through the chain, kept in the store.
+// Attempt is one browser's walk through the chain. Until a form is
+// posted it is not stored at all: it travels sealed in the login page's
+// URL (so an unauthenticated request writes nothing), and what the
+// browser already has (its SSO session, remembered devices) is read from
+// its cookies. From the first posted form on it is kept in the store.
 type Attempt struct {
 	ID      string           `json:"id"`
 	Browser string           `json:"browser"`
 	Subject string           `json:"sub,omitempty"`
 	Passed  []session.Passed `json:"passed,omitempty"`
 	Req     attemptRequest   `json:"req"`
-	// Failures counts rejected submissions, to slow down guessing.
-	Failures int       `json:"failures,omitempty"`
+	// Token is the sealed form of the attempt in the page's URL.
+	Token string `json:"token"`
+	// Failures counts rejected submissions; at maxFailures the attempt
+	// is Locked until it expires.
+	Failures int  `json:"failures,omitempty"`
+	Locked   bool `json:"locked,omitempty"`
+	// Fresh: the start module was passed in this attempt, so it is a new
+	// authentication and replaces what the session had passed.
+	Fresh bool `json:"fresh,omitempty"`
+	// Finished: the attempt made its session; its token is spent.
+	Finished bool      `json:"finished,omitempty"`
 	Expires  time.Time `json:"expires"`
+	stored   bool
 }
 
 type attemptRequest struct {
-	ReturnTo   string         `json:"return_to"`
-	AcrValues  []string       `json:"acr_values,omitempty"`
-	MaxAge     *time.Duration `json:"max_age,omitempty"`
-	ForceLogin bool           `json:"force_login,omitempty"`
-	LoginHint  string         `json:"login_hint,omitempty"`
-	UILocales  string         `json:"ui_locales,omitempty"`
-	Client     string         `json:"client,omitempty"`
+	ReturnTo   string    `json:"return_to"`
+	AcrValues  []string  `json:"acr_values,omitempty"`
+	Since      time.Time `json:"since,omitzero"`
+	ForceLogin bool      `json:"force_login,omitempty"`
+	LoginHint  string    `json:"login_hint,omitempty"`
+	UILocales  string    `json:"ui_locales,omitempty"`
+	Client     string    `json:"client,omitempty"`
+}
+
+// attemptToken is the sealed part: who started it and what it asks.
+type attemptToken struct {
+	ID      string         `json:"id"`
+	Browser string         `json:"b"`
+	Req     attemptRequest `json:"r"`
+	Expires time.Time      `json:"exp"`
 }
 
 // LoginHint is the login name the client suggested, if any.
@@ -73,11 +100,19 @@ type Outcome struct {
 	AuthTime  time.Time
 }
 
+// Ender ends an SSO session with everything hanging on it (package
+// logout); the chain calls it when another person signs in in a browser.
+type Ender interface {
+	EndReplaced(ctx context.Context, sid string) error
+}
+
 // Options configure an Engine.
 type Options struct {
 	Store    store.Store
 	Sessions *session.Manager
 	Users    *users.Directory
+	// Logout ends the previous person's session when another signs in.
+	Logout Ender
 	// LoginPath is the URL path the engine's handler is mounted at.
 	LoginPath string
 	// StaticPath is the URL prefix of web assets.
@@ -97,8 +132,8 @@ type Engine struct {
 
 // New validates cfg and returns an engine.
 func New(cfg Config, opt Options) (*Engine, error) {
-	if opt.Sessions == nil {
-		return nil, errors.New("chain: Sessions is required")
+	if opt.Sessions == nil || opt.Logout == nil {
+		return nil, errors.New("chain: Sessions and Logout are required")
 	}
 	start, nodes, ranks, err := build(cfg, Deps{Users: opt.Users, Store: opt.Store, Now: opt.Sessions.Now})
 	if err != nil {
@@ -128,18 +163,19 @@ func (e *Engine) Levels() []string {
 	return out
 }
 
-// fresh returns the passed records that count for req at time now.
-func fresh(passed []session.Passed, maxAge *time.Duration, now time.Time) []session.Passed {
-	if maxAge == nil {
+// fresh returns the passed records that count when only modules passed
+// at or after since do (zero: all).
+func fresh(passed []session.Passed, since time.Time) []session.Passed {
+	if since.IsZero() {
 		return passed
 	}
-	return slices.DeleteFunc(slices.Clone(passed), func(p session.Passed) bool { return now.Sub(p.At) > *maxAge })
+	return slices.DeleteFunc(slices.Clone(passed), func(p session.Passed) bool { return p.At.Before(since) })
 }
 
-// Evaluate tells what passed records achieve against acrValues and maxAge.
-func (e *Engine) Evaluate(ctx context.Context, subject string, passed []session.Passed, acrValues []string, maxAge *time.Duration) (Outcome, error) {
-	now := e.opt.Sessions.Now()
-	p := fresh(passed, maxAge, now)
+// Evaluate tells what passed records achieve against acrValues, counting
+// only modules passed at or after since (zero: all).
+func (e *Engine) Evaluate(ctx context.Context, subject string, passed []session.Passed, acrValues []string, since time.Time) (Outcome, error) {
+	p := fresh(passed, since)
 	next, err := e.next(ctx, subject, p, acrValues)
 	if err != nil {
 		return Outcome{}, err
@@ -194,6 +230,13 @@ func (e *Engine) outcome(p []session.Passed, acrValues []string) Outcome {
 }
 
 // next returns the modules to offer after passed, toward acrValues.
+//
+// What a login asks is the user's baseline — every module after a passed
+// one that applies to this user (a factor they enrolled, a mandatory
+// module, any module that does not depend on the user), except those
+// shown only when needed — plus, while a requested level is missing, the
+// modules that lead to it. acr_values and the claims parameter can only
+// add to the baseline, never take from it.
 func (e *Engine) next(ctx context.Context, subject string, passed []session.Passed, acrValues []string) ([]*node, error) {
 	done := map[string]bool{}
 	for _, p := range passed {
@@ -209,15 +252,10 @@ func (e *Engine) next(ctx context.Context, subject string, passed []session.Pass
 	for _, v := range acrValues {
 		want[v] = true
 	}
-	have := e.outcome(passed, acrValues)
-	satisfied := len(acrValues) > 0 && have.Satisfied
-	var u users.User
-	if subject != "" {
-		var err error
-		u, err = e.opt.Users.Get(ctx, subject)
-		if err != nil {
-			return nil, fmt.Errorf("loading user for chain: %w", err)
-		}
+	needMore := len(acrValues) > 0 && !e.outcome(passed, acrValues).Satisfied
+	u, err := e.opt.Users.Get(ctx, subject)
+	if err != nil {
+		return nil, fmt.Errorf("loading user for chain: %w", err)
 	}
 	// The frontier: modules after a passed module, not passed themselves.
 	var frontier []*node
@@ -239,18 +277,14 @@ func (e *Engine) next(ctx context.Context, subject string, passed []session.Pass
 		if n.Disabled {
 			continue
 		}
-		wanted := false
-		for _, l := range n.Levels {
-			wanted = wanted || want[l]
-		}
-		if n.ShowOnlyWhenNeeded && !wanted && !e.leadsTo(n, want) {
+		if needMore && e.leadsTo(n, want) {
+			out = append(out, n)
 			continue
 		}
-		if len(acrValues) > 0 {
-			if satisfied || !e.leadsTo(n, want) {
-				continue
-			}
-		} else if ap, ok := n.mod.(Applicable); ok {
+		if n.ShowOnlyWhenNeeded {
+			continue
+		}
+		if ap, ok := n.mod.(Applicable); ok {
 			can, err := ap.Applicable(ctx, u)
 			if err != nil {
 				return nil, err
@@ -279,36 +313,83 @@ func (e *Engine) leadsTo(n *node, want map[string]bool) bool {
 	return false
 }
 
-const keyAttempt = "attempt:"
+const (
+	keyAttempt     = "attempt:"
+	purposeAttempt = "login-attempt"
+	maxTokenBytes  = 8 << 10
+)
 
-// Start begins a login for req and redirects the browser to its first page.
+// Start begins a login for req and redirects the browser to its first
+// page. It writes nothing to the store.
 func (e *Engine) Start(w http.ResponseWriter, r *http.Request, req Request) error {
-	browser := e.opt.Sessions.Browser(w, r)
-	a := &Attempt{
+	tok := attemptToken{
 		ID:      randomID(),
-		Browser: browser,
+		Browser: e.opt.Sessions.BrowserID(w, r),
 		Req: attemptRequest{
-			ReturnTo: req.ReturnTo, AcrValues: req.AcrValues, MaxAge: req.MaxAge, ForceLogin: req.ForceLogin,
+			ReturnTo: req.ReturnTo, AcrValues: req.AcrValues, Since: req.Since, ForceLogin: req.ForceLogin,
 			LoginHint: req.LoginHint, UILocales: req.UILocales, Client: req.Client,
 		},
 		Expires: e.opt.Sessions.Now().Add(e.opt.AttemptTTL),
 	}
-	if !req.ForceLogin {
+	sealed, err := e.opt.Sessions.Seal(purposeAttempt, tok, e.opt.AttemptTTL)
+	if err != nil {
+		return err
+	}
+	http.Redirect(w, r, e.opt.LoginPath+"?"+url.Values{"attempt": {sealed}}.Encode(), http.StatusSeeOther)
+	return nil
+}
+
+var (
+	errAttemptGone   = errors.New("login attempt expired or unknown")
+	errAttemptLocked = errors.New("login attempt locked after too many failures")
+)
+
+// loadAttempt opens the sealed attempt token for this browser: the
+// stored attempt when a form was posted in it already, else a fresh one
+// with what the browser's cookies say (its SSO session, remembered
+// devices).
+func (e *Engine) loadAttempt(w http.ResponseWriter, r *http.Request, token string) (*Attempt, error) {
+	var tok attemptToken
+	if token == "" || len(token) > maxTokenBytes || e.opt.Sessions.Open(purposeAttempt, token, &tok) != nil {
+		return nil, errAttemptGone
+	}
+	// An attempt started in another browser is not this browser's to
+	// finish (login CSRF and session fixation).
+	if tok.Browser == "" || tok.Browser != e.opt.Sessions.BrowserID(w, r) {
+		return nil, errAttemptGone
+	}
+	ctx := r.Context()
+	b, err := e.opt.Store.Get(ctx, keyAttempt+tok.ID)
+	switch {
+	case err == nil:
+		var a Attempt
+		if err := json.Unmarshal(b, &a); err != nil {
+			return nil, fmt.Errorf("decoding login attempt: %w", err)
+		}
+		if a.Browser != tok.Browser || a.Finished {
+			return nil, errAttemptGone
+		}
+		if a.Locked {
+			return nil, errAttemptLocked
+		}
+		a.stored = true
+		return &a, nil
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, fmt.Errorf("loading login attempt: %w", err)
+	}
+	a := &Attempt{ID: tok.ID, Browser: tok.Browser, Req: tok.Req, Token: token, Expires: tok.Expires}
+	if !tok.Req.ForceLogin {
 		if s, err := e.opt.Sessions.Load(r); err == nil {
 			a.Subject = s.Subject
-			a.Passed = fresh(s.Passed, req.MaxAge, e.opt.Sessions.Now())
+			a.Passed = fresh(s.Passed, tok.Req.Since)
 		} else if !errors.Is(err, session.ErrNoSession) {
-			return err
+			return nil, err
 		}
 	}
-	if err := e.addRemembered(r.Context(), r, a); err != nil {
-		return err
+	if err := e.addRemembered(ctx, r, a); err != nil {
+		return nil, err
 	}
-	if err := e.saveAttempt(r.Context(), a); err != nil {
-		return err
-	}
-	http.Redirect(w, r, e.opt.LoginPath+"?attempt="+a.ID, http.StatusSeeOther)
-	return nil
+	return a, nil
 }
 
 func (e *Engine) saveAttempt(ctx context.Context, a *Attempt) error {
@@ -323,67 +404,64 @@ func (e *Engine) saveAttempt(ctx context.Context, a *Attempt) error {
 	if err := e.opt.Store.Set(ctx, keyAttempt+a.ID, b, ttl); err != nil {
 		return fmt.Errorf("saving login attempt: %w", err)
 	}
+	a.stored = true
 	return nil
 }
 
-var errAttemptGone = errors.New("login attempt expired or unknown")
-
-// countFailure counts one rejected submission on the stored attempt in a
-// single atomic update, so that wrong answers sent at once each count, and
-// removes the attempt when it reaches maxFailures (locked reports that).
-// An attempt that is gone meanwhile (locked or finished by another
-// request) is errAttemptGone.
+// countFailure counts one rejected submission in a single atomic update
+// (storing the attempt if it was not yet), so that wrong answers sent at
+// once each count. At maxFailures the attempt is locked until it
+// expires: its sealed token, sent again, finds the lock.
 func (e *Engine) countFailure(ctx context.Context, a *Attempt) (locked bool, err error) {
 	ttl := a.Expires.Sub(e.opt.Sessions.Now())
 	if ttl <= 0 {
 		return false, errAttemptGone
 	}
+	mine, err := json.Marshal(a)
+	if err != nil {
+		return false, err
+	}
 	err = e.opt.Store.Update(ctx, keyAttempt+a.ID, ttl, func(old []byte) ([]byte, error) {
-		locked = false // fn may run more than once
 		if old == nil {
-			return nil, errAttemptGone
+			old = mine
 		}
 		var cur Attempt
 		if err := json.Unmarshal(old, &cur); err != nil {
 			return nil, fmt.Errorf("decoding login attempt: %w", err)
 		}
 		cur.Failures++
-		if cur.Failures >= maxFailures {
-			locked = true
-			return nil, nil // deletes the attempt
-		}
+		cur.Locked = cur.Locked || cur.Failures >= maxFailures
+		locked = cur.Locked
 		return json.Marshal(&cur)
 	})
 	if err != nil {
 		return false, err
 	}
-	if !locked {
-		a.Failures++
-	}
+	a.Failures++
+	a.stored = true
 	return locked, nil
 }
 
-func (e *Engine) loadAttempt(ctx context.Context, id, browser string) (*Attempt, error) {
-	if id == "" || len(id) > 64 {
-		return nil, errAttemptGone
+// markFinished spends the attempt, once: of two requests finishing it at
+// the same time, one gets errAttemptGone.
+func (e *Engine) markFinished(ctx context.Context, a *Attempt) error {
+	ttl := a.Expires.Sub(e.opt.Sessions.Now())
+	if ttl <= 0 {
+		return errAttemptGone
 	}
-	b, err := e.opt.Store.Get(ctx, keyAttempt+id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, errAttemptGone
-	}
+	done, err := json.Marshal(Attempt{ID: a.ID, Browser: a.Browser, Finished: true, Expires: a.Expires})
 	if err != nil {
-		return nil, fmt.Errorf("loading login attempt: %w", err)
+		return err
 	}
-	var a Attempt
-	if err := json.Unmarshal(b, &a); err != nil {
-		return nil, fmt.Errorf("decoding login attempt: %w", err)
-	}
-	// An attempt started in another browser is not this browser's to
-	// finish (login CSRF and session fixation).
-	if a.Browser != browser {
-		return nil, errAttemptGone
-	}
-	return &a, nil
+	return e.opt.Store.Update(ctx, keyAttempt+a.ID, ttl, func(old []byte) ([]byte, error) {
+		if old != nil {
+			var cur Attempt
+			if json.Unmarshal(old, &cur) != nil || cur.Finished || cur.Locked {
+				return nil, errAttemptGone
+			}
+		}
+		return done, nil
+	})
 }
 
 func randomID() string {

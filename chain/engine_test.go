@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-idp/gatehouse/chain"
 	_ "github.com/gatehouse-idp/gatehouse/chain/password"
 	"github.com/gatehouse-idp/gatehouse/internal/memstore"
+	"github.com/gatehouse-idp/gatehouse/logout"
 	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/users"
 )
@@ -48,9 +49,44 @@ type deps struct {
 	st       *memstore.Store
 	sessions *session.Manager
 	users    *users.Directory
+	logout   *logout.Service
+	ended    *endedLog // sessions the logout service ended
 	alice    users.User
 	now      time.Time // the start time; see clock for the current one
 	clk      *clock
+}
+
+// endedLog is a logout party that records the sessions that ended.
+type endedLog struct {
+	mu   sync.Mutex
+	sids []string
+}
+
+func (l *endedLog) SessionEnded(_ context.Context, e logout.Ended, _ *logout.Queue) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e.SID != "" {
+		l.sids = append(l.sids, e.SID)
+	}
+	return nil
+}
+
+func (l *endedLog) got() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.sids)
+}
+
+type nopSigner struct{}
+
+func (nopSigner) SignClaims(string, any) (string, error) { return "token", nil }
+
+// sinceOf turns a max_age into the earliest time a passed module counts.
+func sinceOf(now time.Time, maxAge *time.Duration) time.Time {
+	if maxAge == nil {
+		return time.Time{}
+	}
+	return now.Add(-*maxAge)
 }
 
 // clock is a fake clock shared by the store, the sessions and the users.
@@ -81,6 +117,12 @@ func newDepsWith(t *testing.T, opt session.Options) *deps {
 		t.Fatal(err)
 	}
 	d.users = users.New(d.st, d.clk.Now)
+	q := logout.NewQueue(logout.QueueConfig{Store: d.st, Issuer: "https://idp.example", Signer: nopSigner{}, Now: d.clk.Now})
+	if d.logout, err = logout.New(logout.Config{Store: d.st, Sessions: d.sessions, Queue: q, Now: d.clk.Now}); err != nil {
+		t.Fatal(err)
+	}
+	d.ended = &endedLog{}
+	d.logout.Subscribe(d.ended)
 	if d.alice, err = d.users.Create(context.Background(), users.User{Username: "alice", Email: "alice@example.com"}, "pw"); err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +131,7 @@ func newDepsWith(t *testing.T, opt session.Options) *deps {
 
 func (d *deps) engine(t *testing.T, cfg chain.Config) *chain.Engine {
 	t.Helper()
-	e, err := chain.New(cfg, chain.Options{Store: d.st, Sessions: d.sessions, Users: d.users, LoginPath: "/login", StaticPath: "/static"})
+	e, err := chain.New(cfg, chain.Options{Store: d.st, Sessions: d.sessions, Users: d.users, Logout: d.logout, LoginPath: "/login", StaticPath: "/static"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +184,7 @@ func TestEvaluate(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			o, err := e.Evaluate(context.Background(), d.alice.Subject, tc.passed, tc.acr, tc.maxAge)
+			o, err := e.Evaluate(context.Background(), d.alice.Subject, tc.passed, tc.acr, sinceOf(d.clk.Now(), tc.maxAge))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -161,7 +203,8 @@ func loginServer(t *testing.T, e *chain.Engine) (*httptest.Server, *http.Client)
 	mux := http.NewServeMux()
 	mux.Handle("/login", e)
 	mux.HandleFunc("/start", func(w http.ResponseWriter, r *http.Request) {
-		if err := e.Start(w, r, chain.Request{ReturnTo: "/done", AcrValues: strings.Fields(r.URL.Query().Get("acr")), Client: "Test"}); err != nil {
+		q := r.URL.Query()
+		if err := e.Start(w, r, chain.Request{ReturnTo: "/done", AcrValues: strings.Fields(q.Get("acr")), ForceLogin: q.Has("force"), Client: "Test"}); err != nil {
 			t.Error(err)
 		}
 	})
@@ -263,7 +306,7 @@ func TestLoginFailuresAndTampering(t *testing.T) {
 	// Another browser cannot finish this browser's attempt.
 	jar, _ := cookiejar.New(nil)
 	other := &http.Client{Jar: jar}
-	if st, _ := post(t, other, srv.URL+"/login", form(page, "username", "alice", "password", "pw")); st != 403 {
+	if st, _ := post(t, other, srv.URL+"/login", form(page, "username", "alice", "password", "pw")); st != 400 {
 		t.Fatalf("attempt from another browser: %d", st)
 	}
 	// Ten failures in all (two above) end the attempt, even with the

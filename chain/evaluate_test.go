@@ -46,7 +46,10 @@ func TestEvaluateBranches(t *testing.T) {
 		{"nothing, acr asked", "alice", nil, []string{"1"}, nil, false, false, "", nil, nil, time.Time{}},
 		// The default path goes on to Code (not shown-only-when-needed).
 		{"password only, default path continues", "alice", []session.Passed{pwd}, nil, nil, false, true, "1", []string{"1"}, []string{"pwd"}, pwd.At},
-		{"password only, asks 1", "alice", []session.Passed{pwd}, []string{"1"}, nil, true, true, "1", []string{"1"}, []string{"pwd"}, pwd.At},
+		// acr_values only add to the default path: asking for 1 does not
+		// skip Code, which every login passes.
+		{"password only, asks 1", "alice", []session.Passed{pwd}, []string{"1"}, nil, false, true, "1", []string{"1"}, []string{"pwd"}, pwd.At},
+		{"password and code, asks 1", "alice", []session.Passed{pwd, code}, []string{"1"}, nil, true, true, "1", []string{"1", "2"}, []string{"pwd", "otp"}, code.At},
 		{"password and code, default", "alice", []session.Passed{pwd, code}, nil, nil, true, true, "2", []string{"1", "2"}, []string{"pwd", "otp"}, code.At},
 		// acr_values: the first entry satisfied wins, not the highest.
 		{"asks 3 then 2, has 2", "alice", []session.Passed{pwd, code}, []string{"3", "2"}, nil, true, true, "2", []string{"1", "2"}, []string{"pwd", "otp"}, code.At},
@@ -58,21 +61,23 @@ func TestEvaluateBranches(t *testing.T) {
 		// Asked for more than passed: highest passed, not satisfied, go on.
 		{"asks 3, has 2", "alice", []session.Passed{pwd, code}, []string{"3"}, nil, false, false, "2", []string{"1", "2"}, []string{"pwd", "otp"}, code.At},
 		{"asks 3, has 1", "alice", []session.Passed{pwd}, []string{"3"}, nil, false, false, "1", []string{"1"}, []string{"pwd"}, pwd.At},
-		// A level no module grants cannot be reached: done, unsatisfied.
-		{"asks unknown", "alice", []session.Passed{pwd}, []string{"9"}, nil, true, false, "1", []string{"1"}, []string{"pwd"}, pwd.At},
-		{"asks unknown then 1", "alice", []session.Passed{pwd}, []string{"9", "1"}, nil, true, true, "1", []string{"1"}, []string{"pwd"}, pwd.At},
+		// A level no module grants cannot be reached: the default path,
+		// then done, unsatisfied.
+		{"asks unknown", "alice", []session.Passed{pwd}, []string{"9"}, nil, false, false, "1", []string{"1"}, []string{"pwd"}, pwd.At},
+		{"asks unknown, default path done", "alice", []session.Passed{pwd, code}, []string{"9"}, nil, true, false, "2", []string{"1", "2"}, []string{"pwd", "otp"}, code.At},
+		{"asks unknown then 1", "alice", []session.Passed{pwd, code}, []string{"9", "1"}, nil, true, true, "1", []string{"1", "2"}, []string{"pwd", "otp"}, code.At},
 		// max_age: only records passed recently enough count.
 		{"max_age keeps all", "alice", []session.Passed{pwd, code}, []string{"2"}, dur(2 * time.Hour), true, true, "2", []string{"1", "2"}, []string{"pwd", "otp"}, code.At},
 		{"max_age exactly the password's age", "alice", []session.Passed{pwd, code}, []string{"2"}, dur(time.Hour), true, true, "2", []string{"1", "2"}, []string{"pwd", "otp"}, code.At},
 		{"max_age drops the password", "alice", []session.Passed{pwd, code}, []string{"2"}, dur(59 * time.Minute), false, true, "2", []string{"2"}, []string{"otp"}, code.At},
 		{"max_age drops everything", "alice", []session.Passed{pwd, code}, nil, dur(time.Minute), false, false, "", nil, nil, time.Time{}},
-		{"max_age 0: only this instant", "alice", []session.Passed{pwdNow, code}, []string{"1"}, dur(0), true, true, "1", []string{"1"}, []string{"pwd"}, now},
+		{"max_age 0: only this instant", "alice", []session.Passed{pwdNow, code}, []string{"1"}, dur(0), false, true, "1", []string{"1"}, []string{"pwd"}, now},
 		// Without a subject the start module is asked again.
 		{"no subject", "", []session.Passed{pwd}, []string{"1"}, nil, false, true, "1", []string{"1"}, []string{"pwd"}, pwd.At},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			o, err := e.Evaluate(context.Background(), map[string]string{"alice": d.alice.Subject}[tc.subject], tc.passed, tc.acr, tc.maxAge)
+			o, err := e.Evaluate(context.Background(), map[string]string{"alice": d.alice.Subject}[tc.subject], tc.passed, tc.acr, sinceOf(d.clk.Now(), tc.maxAge))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -98,14 +103,14 @@ func TestEvaluateBranches(t *testing.T) {
 	// Evaluate does not change the records it is given.
 	passed := []session.Passed{pwd, code}
 	ten := 10 * time.Minute
-	if _, err := e.Evaluate(context.Background(), d.alice.Subject, passed, nil, &ten); err != nil {
+	if _, err := e.Evaluate(context.Background(), d.alice.Subject, passed, nil, sinceOf(d.clk.Now(), &ten)); err != nil {
 		t.Fatal(err)
 	}
 	if len(passed) != 2 || passed[0].Module != "Password" || passed[1].Module != "Code" {
 		t.Fatalf("Evaluate changed its input: %+v", passed)
 	}
 	// A subject the directory does not know is an error, not an outcome.
-	if _, err := e.Evaluate(context.Background(), "no-such-user", []session.Passed{pwd}, nil, nil); err == nil {
+	if _, err := e.Evaluate(context.Background(), "no-such-user", []session.Passed{pwd}, nil, time.Time{}); err == nil {
 		t.Fatal("unknown subject evaluated")
 	}
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // maxFailures is how many wrong answers one attempt may give before it is
-// thrown away and the person has to start again from the application.
+// locked and the person has to start again from the application.
 const maxFailures = 10
 
 // ServeHTTP serves the login pages at LoginPath: GET shows the next step
@@ -30,14 +30,18 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Engine) fail(w http.ResponseWriter, err error) {
-	if errors.Is(err, errAttemptGone) {
+	switch {
+	case errors.Is(err, errAttemptGone):
 		web.Error(w, e.opt.StaticPath, http.StatusBadRequest, "This sign-in has expired",
 			"The sign-in page was open too long, was already used, or was started in another browser. Go back to the application and sign in again.")
-		return
+	case errors.Is(err, errAttemptLocked):
+		web.Error(w, e.opt.StaticPath, http.StatusTooManyRequests, "Too many attempts",
+			"This sign-in was stopped after too many failed attempts. Go back to the application to start again.")
+	default:
+		e.opt.Logger.Error("login step failed", "error", err)
+		web.Error(w, e.opt.StaticPath, http.StatusServiceUnavailable, "Sign-in is not available right now",
+			"The sign-in service could not complete this step. Please try again in a moment.")
 	}
-	e.opt.Logger.Error("login step failed", "error", err)
-	web.Error(w, e.opt.StaticPath, http.StatusInternalServerError, "Something went wrong",
-		"Sign-in is not available right now. Please try again in a moment.")
 }
 
 type choice struct{ Name, URL string }
@@ -49,20 +53,23 @@ type loginData struct {
 }
 
 func (e *Engine) stepURL(a *Attempt, module string) string {
-	q := url.Values{"attempt": {a.ID}}
+	q := url.Values{"attempt": {a.Token}}
 	if module != "" {
 		q.Set("module", module)
 	}
 	return e.opt.LoginPath + "?" + q.Encode()
 }
 
-func (e *Engine) show(w http.ResponseWriter, r *http.Request, attemptID, module, message string) {
-	browser := e.opt.Sessions.Browser(w, r)
-	a, err := e.loadAttempt(r.Context(), attemptID, browser)
+func (e *Engine) show(w http.ResponseWriter, r *http.Request, token, module, message string) {
+	a, err := e.loadAttempt(w, r, token)
 	if err != nil {
 		e.fail(w, err)
 		return
 	}
+	e.showAttempt(w, r, a, module, message)
+}
+
+func (e *Engine) showAttempt(w http.ResponseWriter, r *http.Request, a *Attempt, module, message string) {
 	offered, err := e.next(r.Context(), a.Subject, a.Passed, a.Req.AcrValues)
 	if err != nil {
 		e.fail(w, err)
@@ -100,8 +107,8 @@ func (e *Engine) show(w http.ResponseWriter, r *http.Request, attemptID, module,
 		e.fail(w, err)
 		return
 	}
-	d := loginData{Client: a.Req.Client, Action: e.opt.LoginPath, CSRF: e.opt.Sessions.CSRFToken(browser, "login:"+a.ID),
-		Attempt: a.ID, Module: n.Name, Prompt: p}
+	d := loginData{Client: a.Req.Client, Action: e.opt.LoginPath, CSRF: e.opt.Sessions.CSRFToken(a.Browser, "login:"+a.ID),
+		Attempt: a.Token, Module: n.Name, Prompt: p}
 	if d.Submit == "" {
 		d.Submit = "Continue"
 	}
@@ -127,21 +134,25 @@ func (e *Engine) submit(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, e.opt.StaticPath, http.StatusBadRequest, "Bad request", "The form could not be read.")
 		return
 	}
-	browser := e.opt.Sessions.Browser(w, r)
-	attemptID := r.PostForm.Get("attempt")
-	if !e.opt.Sessions.CheckCSRF(browser, "login:"+attemptID, r.PostForm.Get("csrf")) {
-		web.Error(w, e.opt.StaticPath, http.StatusForbidden, "This form has expired",
-			"The form was not sent from this sign-in page (its security token is missing or wrong). Go back to the application and sign in again.")
-		return
-	}
-	a, err := e.loadAttempt(r.Context(), attemptID, browser)
+	a, err := e.loadAttempt(w, r, r.PostForm.Get("attempt"))
 	if err != nil {
 		e.fail(w, err)
+		return
+	}
+	if !e.opt.Sessions.CheckCSRF(a.Browser, "login:"+a.ID, r.PostForm.Get("csrf")) {
+		web.Error(w, e.opt.StaticPath, http.StatusForbidden, "This form has expired",
+			"The form was not sent from this sign-in page (its security token is missing or wrong). Go back to the application and sign in again.")
 		return
 	}
 	offered, err := e.next(r.Context(), a.Subject, a.Passed, a.Req.AcrValues)
 	if err != nil {
 		e.fail(w, err)
+		return
+	}
+	if len(offered) == 0 {
+		// Nothing is left to ask (another tab signed in meanwhile): this
+		// form's answer is not needed.
+		e.finish(w, r, a)
 		return
 	}
 	name := r.PostForm.Get("module")
@@ -163,11 +174,10 @@ func (e *Engine) submit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if locked {
-			web.Error(w, e.opt.StaticPath, http.StatusTooManyRequests, "Too many attempts",
-				"This sign-in was stopped after too many failed attempts. Go back to the application to start again.")
+			e.fail(w, errAttemptLocked)
 			return
 		}
-		e.show(w, r, a.ID, n.Name, rej.Message)
+		e.showAttempt(w, r, a, n.Name, rej.Message)
 		return
 	}
 	if err != nil {
@@ -182,6 +192,9 @@ func (e *Engine) submit(w http.ResponseWriter, r *http.Request) {
 	a.Subject = sub
 	passed := session.Passed{Module: n.Name, Kind: n.Kind, Levels: n.Levels, AMR: n.amr, At: e.opt.Sessions.Now().Truncate(time.Second)}
 	a.Passed = append(slices.DeleteFunc(a.Passed, func(p session.Passed) bool { return p.Module == n.Name }), passed)
+	if n == e.start {
+		a.Fresh = true
+	}
 	if err := e.remember(r.Context(), w, r, a, n, passed); err != nil {
 		e.fail(w, err)
 		return
@@ -213,8 +226,9 @@ func (e *Engine) finish(w http.ResponseWriter, r *http.Request, a *Attempt) {
 			"No sign-in method is enabled right now. Please contact the administrator.")
 		return
 	}
-	if _, err := e.opt.Store.Take(ctx, keyAttempt+a.ID); err != nil {
-		e.fail(w, errAttemptGone)
+	// One use only: a finished attempt cannot be finished again.
+	if err := e.markFinished(ctx, a); err != nil {
+		e.fail(w, err)
 		return
 	}
 	s, err := e.opt.Sessions.Load(r)
@@ -226,10 +240,18 @@ func (e *Engine) finish(w http.ResponseWriter, r *http.Request, a *Attempt) {
 		if s != nil {
 			// Another person signs in in this browser: the previous
 			// person's session ends everywhere.
-			_ = e.opt.Sessions.End(ctx, nil, s)
+			if err := e.opt.Logout.EndReplaced(ctx, s.ID); err != nil {
+				e.fail(w, err)
+				return
+			}
 		}
 		// A new id whenever the person changes: no session fixation.
 		s = e.opt.Sessions.New(a.Subject)
+	}
+	if a.Fresh {
+		// A new authentication: the tokens of this session describe what
+		// was passed now, not what was passed before.
+		s.Passed = nil
 	}
 	for _, p := range a.Passed {
 		s.Pass(p)

@@ -2,7 +2,6 @@ package chain
 
 import (
 	"context"
-	"crypto/hmac"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -50,7 +49,7 @@ func (e *Engine) device(w http.ResponseWriter, r *http.Request, persistent, crea
 	name := e.deviceCookie(persistent)
 	if c, err := r.Cookie(name); err == nil {
 		id, mac, ok := strings.Cut(c.Value, ".")
-		if ok && id != "" && hmac.Equal([]byte(mac), []byte(e.opt.Sessions.Sign("device\x00"+id))) {
+		if ok && id != "" && e.opt.Sessions.Verify("device", id, mac) {
 			return id
 		}
 	}
@@ -58,12 +57,11 @@ func (e *Engine) device(w http.ResponseWriter, r *http.Request, persistent, crea
 		return ""
 	}
 	id := randomID()
-	ck := &http.Cookie{Name: name, Value: id + "." + e.opt.Sessions.Sign("device\x00"+id), Path: "/",
-		HttpOnly: true, Secure: e.opt.Sessions.Secure(), SameSite: http.SameSiteLaxMode}
+	var life time.Duration // a browser-session cookie
 	if persistent {
-		ck.MaxAge = int(deviceCookieLife / time.Second)
+		life = deviceCookieLife
 	}
-	http.SetCookie(w, ck)
+	e.opt.Sessions.SetCookie(w, name, id+"."+e.opt.Sessions.Sign("device", id), life)
 	return id
 }
 
@@ -121,8 +119,8 @@ func (e *Engine) addRemembered(ctx context.Context, r *http.Request, a *Attempt)
 			return err
 		}
 		var rec rememberRecord
-		if json.Unmarshal(b, &rec) != nil {
-			continue
+		if json.Unmarshal(b, &rec) != nil || rec.At.Before(a.Req.Since) {
+			continue // too old for this request's max_age
 		}
 		if u == nil {
 			usr, err := e.opt.Users.Get(ctx, a.Subject)

@@ -2,7 +2,6 @@ package gate
 
 import (
 	"crypto/tls"
-	"net/http"
 	"time"
 )
 
@@ -13,8 +12,8 @@ var fakeTLS = &tls.ConnectionState{}
 // re-signed when less than a third is left, so signing is off the hot path.
 const assertionLife = 5 * time.Minute
 
-// assertion returns the signed JWT about s for the upstream of orig.
-func (g *Gate) assertion(orig *http.Request, s *Session) (string, error) {
+// assertion returns the signed JWT about s for the upstream of origin.
+func (g *Gate) assertion(aud string, s *Session) (string, error) {
 	e := g.cache.getID(s.ID)
 	if e == nil {
 		e = &entry{s: s}
@@ -22,7 +21,6 @@ func (g *Gate) assertion(orig *http.Request, s *Session) (string, error) {
 	e.amu.Lock()
 	defer e.amu.Unlock()
 	now := g.cfg.Now()
-	aud := origin(orig)
 	if e.assertion != "" && e.assertionExp.Sub(now) > assertionLife/3 && e.s == s {
 		return e.assertion, nil
 	}

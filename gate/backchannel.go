@@ -15,35 +15,6 @@ const (
 	keyJTI           = "gate-jti:"
 )
 
-// DropSessions ends the gate sessions of an IdP session (sid), or all of
-// a user's (sub) when sid is empty, on every instance, and returns them.
-func DropSessions(ctx context.Context, st store.Store, sid, sub string) ([]Session, error) {
-	set := setBySID + sid
-	if sid == "" {
-		set = setBySubject + sub
-	}
-	ids, err := st.SetMembers(ctx, set)
-	if err != nil {
-		return nil, err
-	}
-	c := sharedCache(st)
-	var out []Session
-	for _, id := range ids {
-		b, err := st.Take(ctx, keySession+id)
-		if err == nil {
-			var s Session
-			if json.Unmarshal(b, &s) == nil && (sub == "" || s.Subject == sub) {
-				out = append(out, s)
-			}
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return out, err
-		}
-		c.forget(ctx, id)
-		_ = st.SetRemove(ctx, set, id)
-	}
-	return out, nil
-}
-
 // backchannel receives a logout token from the provider (Back-Channel
 // Logout 1.0 §2.5–2.8) and ends the gate sessions it names.
 func (g *Gate) backchannel(w http.ResponseWriter, r *http.Request) {
@@ -82,7 +53,8 @@ func (g *Gate) backchannel(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
 		return
 	}
-	if _, err := DropSessions(ctx, g.cfg.Store, c.SID, c.Subject); err != nil {
+	// The upstream hooks of the sessions hear of it, as with any logout.
+	if _, err := dropSessions(ctx, g.cfg.Store, g.cfg.Queue, c.SID, c.Subject, g.cfg.Now()); err != nil {
 		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
 		return
 	}

@@ -4,12 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/gatehouse-idp/gatehouse/session"
-	"github.com/gatehouse-idp/gatehouse/store/embedded"
 )
 
 // BenchmarkCheck measures the hot path of a signed-in request (cookie,
@@ -17,24 +13,14 @@ import (
 // cookie, and reports the ratio.
 func BenchmarkCheck(b *testing.B) {
 	ctx := context.Background()
-	st, err := embedded.Open(filepath.Join(b.TempDir(), "g.db"), embedded.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	sm, _ := session.NewManager(ctx, st, session.Options{})
-	g, err := New(ctx, Config{Issuer: "http://idp.localhost", ClientID: "c", Store: st, Cookies: sm, Headers: DefaultHeaders(),
-		Policy: Policy{ACR: []string{"1"}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := &Session{ID: "sess-1", Host: "app.localhost", Subject: "sub", Username: "alice", Email: "a@example.com", Name: "Alice",
+	g := newTestGate(b, nil, Config{Policy: Policy{ACR: []string{"1"}}}, Site{})
+	s := &Session{ID: "sess-1", Origin: "http://app.localhost", Subject: "sub", Username: "alice", Email: "a@example.com", Name: "Alice",
 		Groups: []string{"staff", "ops"}, ACR: "1", Levels: []string{"1"}, AuthTime: time.Now(), Created: time.Now(), Expires: time.Now().Add(time.Hour)}
 	if err := g.save(ctx, s); err != nil {
 		b.Fatal(err)
 	}
 	rec := httptest.NewRecorder()
-	g.cookies.set(rec, s.Host, s.ID, s.Expires)
+	g.cookies.set(rec, s.Origin, s.ID, time.Hour)
 	cookie := rec.Result().Cookies()[0]
 	newReq := func() *http.Request {
 		r := httptest.NewRequest(http.MethodGet, "http://app.localhost/page", nil)

@@ -115,21 +115,21 @@ func (c *cache) forget(ctx context.Context, id string) {
 	_ = c.st.Publish(ctx, channelRevoke, []byte(id))
 }
 
-// session returns the live gate session of r, or nil. An error means the
-// store failed: the caller fails closed.
-func (g *Gate) session(r *http.Request) (*Session, error) {
+// session returns the live gate session of r for origin, or nil. An
+// error means the store failed: the caller fails closed.
+func (g *Gate) session(r *http.Request, origin string) (*Session, error) {
 	ck, err := r.Cookie(g.cookies.name)
 	if err != nil {
 		return nil, nil
 	}
 	now := g.cfg.Now()
-	if e := g.cache.get(ck.Value); e != nil && e.s.Host == r.Host && now.Sub(e.loaded) < g.cfg.CacheTTL {
+	if e := g.cache.get(ck.Value); e != nil && e.s.Origin == origin && now.Sub(e.loaded) < g.cfg.CacheTTL {
 		if now.After(e.s.Expires) {
 			return nil, nil
 		}
 		return e.s, nil
 	}
-	id := g.cookies.verify(ck.Value, r.Host)
+	id := g.cookies.verify(ck.Value, origin)
 	if id == "" {
 		return nil, nil
 	}
@@ -137,12 +137,12 @@ func (g *Gate) session(r *http.Request) (*Session, error) {
 	if s == nil || err != nil {
 		return nil, err
 	}
-	if s.Host != r.Host {
+	if s.Origin != origin {
 		return nil, nil
 	}
 	if g.cfg.Refresh != nil {
 		if err := g.cfg.Refresh(r.Context(), s); errors.Is(err, ErrUserGone) {
-			g.drop(r.Context(), id)
+			g.forget(r.Context(), id)
 			return nil, nil
 		} else if err != nil {
 			return nil, err
@@ -154,7 +154,11 @@ func (g *Gate) session(r *http.Request) (*Session, error) {
 
 // load reads a session from the store (nil when gone or expired).
 func (g *Gate) load(ctx context.Context, id string) (*Session, error) {
-	b, err := g.cfg.Store.Get(ctx, keySession+id)
+	return loadSession(ctx, g.cfg.Store, id, g.cfg.Now())
+}
+
+func loadSession(ctx context.Context, st store.Store, id string, now time.Time) (*Session, error) {
+	b, err := st.Get(ctx, keySession+id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	} else if err != nil {
@@ -164,7 +168,7 @@ func (g *Gate) load(ctx context.Context, id string) (*Session, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, err
 	}
-	if g.cfg.Now().After(s.Expires) {
+	if now.After(s.Expires) {
 		return nil, nil
 	}
 	return &s, nil

@@ -9,16 +9,12 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
-
-	"github.com/gatehouse-idp/gatehouse/session"
-	"github.com/gatehouse-idp/gatehouse/store/embedded"
 )
 
 // fakeIdP is a minimal OpenID provider whose token endpoint returns an ID
@@ -41,6 +37,7 @@ func newFakeIdP(t *testing.T) *fakeIdP {
 		json.NewEncoder(w).Encode(map[string]any{
 			"issuer": f.srv.URL, "authorization_endpoint": f.srv.URL + "/authorize", "token_endpoint": f.srv.URL + "/token",
 			"jwks_uri": f.srv.URL + "/jwks", "id_token_signing_alg_values_supported": []string{"RS256"},
+			"end_session_endpoint": f.srv.URL + "/logout",
 		})
 	})
 	mux.HandleFunc("/jwks", func(w http.ResponseWriter, r *http.Request) {
@@ -82,19 +79,14 @@ func TestCallbackRejectsBadIDTokens(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f.mint = func(nonce string) map[string]any { c := good(nonce); tc.change(c); return c }
-			st, _ := embedded.Open(filepath.Join(t.TempDir(), "g.db"), embedded.Options{})
-			defer st.Close()
-			sm, _ := session.NewManager(context.Background(), st, session.Options{})
-			g, err := New(context.Background(), Config{Issuer: f.srv.URL, ClientID: "gate", ClientSecret: "s", Store: st, Cookies: sm, Headers: DefaultHeaders()})
-			if err != nil {
-				t.Fatal(err)
-			}
+			var g *Gate
 			site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if s, handled := g.Check(w, r); !handled {
 					w.Write([]byte("upstream for " + s.Username))
 				}
 			}))
 			defer site.Close()
+			g = newTestGate(t, nil, Config{Issuer: f.srv.URL, ClientID: "gate", ClientSecret: "s"}, Site{Origins: []string{site.URL}})
 			jar, _ := cookiejar.New(nil)
 			c := &http.Client{Jar: jar}
 			req, _ := http.NewRequest(http.MethodGet, site.URL+"/page", nil)
@@ -121,13 +113,10 @@ func TestCallbackRejectsBadIDTokens(t *testing.T) {
 
 func TestBackchannelEndpoint(t *testing.T) {
 	f := newFakeIdP(t)
-	st, _ := embedded.Open(filepath.Join(t.TempDir(), "g.db"), embedded.Options{})
-	defer st.Close()
-	sm, _ := session.NewManager(context.Background(), st, session.Options{})
-	g, err := New(context.Background(), Config{Issuer: f.srv.URL, ClientID: "gate", ClientSecret: "s", Store: st, Cookies: sm})
-	if err != nil {
-		t.Fatal(err)
-	}
+	var g *Gate
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.Check(w, r) }))
+	defer site.Close()
+	g = newTestGate(t, nil, Config{Issuer: f.srv.URL, ClientID: "gate", ClientSecret: "s"}, Site{Origins: []string{site.URL}})
 	ctx := context.Background()
 	for _, s := range []*Session{{ID: "g1", SID: "sid-1", Subject: "u1"}, {ID: "g2", SID: "sid-2", Subject: "u1"}, {ID: "g3", SID: "sid-3", Subject: "u2"}} {
 		s.Expires = time.Now().Add(time.Hour)
@@ -135,8 +124,6 @@ func TestBackchannelEndpoint(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.Check(w, r) }))
-	defer site.Close()
 	signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: f.key, KeyID: "k1"}},
 		(&jose.SignerOptions{}).WithType("logout+jwt"))
 	token := func(change func(map[string]any)) string {

@@ -17,7 +17,7 @@ import (
 // 2xx answers have an empty body and carry the identity headers, for the
 // proxy to copy upstream. Otherwise the answer is the redirect (or 401)
 // the user should get.
-func (g *Gate) verify(w http.ResponseWriter, r *http.Request) {
+func (g *Gate) verify(w http.ResponseWriter, r *http.Request, b *bound) {
 	policy, err := g.policyFromQuery(r.URL.Query())
 	if err != nil {
 		g.page(w, http.StatusBadRequest, "Bad gate configuration", err.Error())
@@ -28,17 +28,25 @@ func (g *Gate) verify(w http.ResponseWriter, r *http.Request) {
 		g.page(w, http.StatusBadRequest, "Bad forward-auth request", err.Error())
 		return
 	}
+	// The path the proxy will pass upstream: one spelling only, as in
+	// front of an in-Caddy gate.
+	p, err := CanonicalPath(orig.URL.EscapedPath())
+	if err != nil {
+		g.page(w, http.StatusBadRequest, "Bad address", "This address is not in its plain form: "+err.Error()+".")
+		return
+	}
 	// nginx auth_request understands only 2xx, 401 and 403: with
 	// redirect=off every missing login is a 401 (nginx then sends the
 	// browser to /.gatehouse/login with error_page).
 	if r.URL.Query().Get("redirect") == "off" {
 		orig.Header.Del("Accept")
 	}
-	if !g.hostAllowed(orig.Host) {
-		g.page(w, http.StatusForbidden, "Unknown site", "This sign-in gate is not configured for this host name.")
+	origin, ok := b.origin(orig)
+	if !ok {
+		g.page(w, http.StatusForbidden, "Unknown site", "This sign-in gate is not configured for this host name and port.")
 		return
 	}
-	if policy.Bypassed(orig.URL.Path) {
+	if policy.Bypassed(p) {
 		w.Header().Set("Content-Length", "0")
 		w.WriteHeader(http.StatusOK)
 		return
@@ -47,7 +55,7 @@ func (g *Gate) verify(w http.ResponseWriter, r *http.Request) {
 	resp := http.Header{}
 	sub := &http.Request{Header: resp}
 	sub = sub.WithContext(r.Context())
-	if _, handled := g.enforce(w, sub, orig, policy); handled {
+	if _, handled := g.enforce(w, sub, orig, b, origin, policy); handled {
 		return
 	}
 	for k, v := range resp {

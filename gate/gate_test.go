@@ -4,12 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/gatehouse-idp/gatehouse/session"
-	"github.com/gatehouse-idp/gatehouse/store/embedded"
 )
 
 func TestPolicyDecide(t *testing.T) {
@@ -122,30 +118,55 @@ func TestIsNavigation(t *testing.T) {
 	}
 }
 
-func TestHostAllowed(t *testing.T) {
-	g := &Gate{cfg: Config{Hosts: []string{"app.example.com", "*.apps.example.com"}}}
-	for host, want := range map[string]bool{
-		"app.example.com": true, "APP.example.com:8443": true, "x.apps.example.com": true,
-		"a.b.apps.example.com": false, "apps.example.com": false, "evil.com": false, "app.example.com.evil.com": false,
+func TestOrigins(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://App.Localhost:80": "http://app.localhost", "https://a.example:443": "https://a.example",
+		"https://a.example:8443": "https://a.example:8443", "http://127.0.0.1:9000": "http://127.0.0.1:9000",
+		"http://[::1]:8080": "http://[::1]:8080", "https://a.example/": "https://a.example",
 	} {
-		if got := g.hostAllowed(host); got != want {
-			t.Errorf("hostAllowed(%q) = %v", host, got)
+		if got, err := CanonicalOrigin(in); err != nil || got != want {
+			t.Errorf("CanonicalOrigin(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"a.example", "ftp://a.example", "https://*.a.example", "https://a.example/x", "https://u@a.example",
+		"https://a.example?x", "https://a.example:port", "https://a b.example"} {
+		if got, err := CanonicalOrigin(bad); err == nil {
+			t.Errorf("CanonicalOrigin(%q) = %q, want an error", bad, got)
+		}
+	}
+	g := newTestGate(t, nil, Config{}, Site{Origins: []string{"http://app.localhost:9002", "https://app.example.com"}})
+	for _, c := range []struct {
+		host string
+		tls  bool
+		ok   bool
+	}{
+		{"app.localhost:9002", false, true}, {"APP.localhost:9002", false, true},
+		{"app.localhost:4444", false, false}, {"app.localhost", false, false}, {"app.localhost:9002", true, false},
+		{"app.example.com", true, true}, {"app.example.com:443", true, true}, {"app.example.com", false, false},
+		{"app.example.com:8443", true, false}, {"evil.example", true, false}, {"app.example.com.evil.example", true, false},
+		{"app.example.com@evil.example", true, false}, {"", false, false},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Host = c.host
+		if !c.tls {
+			r.TLS = nil
+		} else {
+			r.TLS = fakeTLS
+		}
+		if _, ok := g.site.Load().origin(r); ok != c.ok {
+			t.Errorf("host %q tls=%v: served=%v, want %v", c.host, c.tls, ok, c.ok)
 		}
 	}
 }
 
 func TestStoreDownFailsClosed(t *testing.T) {
 	ctx := context.Background()
-	st, _ := embedded.Open(filepath.Join(t.TempDir(), "g.db"), embedded.Options{})
-	sm, _ := session.NewManager(ctx, st, session.Options{})
-	g, err := New(ctx, Config{Issuer: "http://idp.localhost", ClientID: "c", Store: st, Cookies: sm})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Session{ID: "s1", Host: "app.localhost", Subject: "u", Username: "alice", Expires: time.Now().Add(time.Hour)}
+	st := testStore(t)
+	g := newTestGate(t, st, Config{}, Site{})
+	s := &Session{ID: "s1", Origin: "http://app.localhost", Subject: "u", Username: "alice", Expires: time.Now().Add(time.Hour)}
 	g.save(ctx, s)
 	rec := httptest.NewRecorder()
-	g.cookies.set(rec, s.Host, s.ID, s.Expires)
+	g.cookies.set(rec, s.Origin, s.ID, time.Hour)
 	st.Close() // the store is gone
 	r := httptest.NewRequest(http.MethodGet, "http://app.localhost/", nil)
 	r.Header.Set("Accept", "text/html")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-idp/gatehouse/chain"
+	"github.com/gatehouse-idp/gatehouse/logout"
 	"github.com/gatehouse-idp/gatehouse/web"
 )
 
@@ -37,7 +38,7 @@ func (p *Provider) account(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	browser := p.cfg.Sessions.Browser(w, r)
+	browser := p.cfg.Sessions.BrowserID(w, r)
 	csrf := p.cfg.Sessions.CSRFToken(browser, "account:"+s.ID)
 	switch r.Method {
 	case http.MethodGet:
@@ -56,22 +57,22 @@ func (p *Provider) account(w http.ResponseWriter, r *http.Request) {
 		case "end":
 			for _, o := range list {
 				if o.ID == r.PostForm.Get("sid") {
-					var cw http.ResponseWriter
-					if o.ID == s.ID {
-						cw = w // signing out here clears this browser's cookie
-						p.newBrowserState(w, nil)
-					}
-					if err := p.cfg.Sessions.End(ctx, cw, o); err != nil {
-						p.serverErrorPage(w, "ending session", err)
+					if err := p.cfg.Logout.End(ctx, o.ID, logout.ByUser); err != nil {
+						p.accountActionFailed(w, err)
 						return
+					}
+					if o.ID == s.ID {
+						// Signing out here clears this browser's cookie.
+						p.cfg.Sessions.ClearCookie(w)
+						p.newBrowserState(w, nil)
 					}
 				}
 			}
 		case "others":
 			for _, o := range list {
 				if o.ID != s.ID {
-					if err := p.cfg.Sessions.End(ctx, nil, o); err != nil {
-						p.serverErrorPage(w, "ending session", err)
+					if err := p.cfg.Logout.End(ctx, o.ID, logout.ByUser); err != nil {
+						p.accountActionFailed(w, err)
 						return
 					}
 				}
@@ -111,4 +112,11 @@ func (p *Provider) account(w http.ResponseWriter, r *http.Request) {
 			User, Action, CSRF string
 			Sessions           []accountSession
 		}{user.Username, p.prefix + PathAccount, csrf, rows}})
+}
+
+// accountActionFailed says a sign-out on the account page did not happen.
+func (p *Provider) accountActionFailed(w http.ResponseWriter, err error) {
+	p.cfg.Logger.Error("gatehouse provider: sign-out could not be recorded", "error", err)
+	p.errorPage(w, http.StatusServiceUnavailable, "Sign-out did not complete",
+		"The sign-in service could not record the sign-out, so that session is still active. Go back and try again in a moment.")
 }

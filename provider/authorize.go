@@ -20,25 +20,37 @@ import (
 )
 
 // Limits on authorization request input. Real requests are far smaller;
-// anything beyond is an attack or a bug and gets a clear error.
+// anything beyond is an attack or a bug and gets a clear error. The
+// request travels sealed through the login pages' URLs, so these bounds
+// also bound those URLs.
 const (
 	maxQueryBytes = 16 << 10
 	maxParamBytes = 2048
 	authReqTTL    = 30 * time.Minute
-	keyAuthReq    = "authreq:"
 	keyCode       = "code:"
+	keyAuthDone   = "authreq-done:"
 	// codeRecordTTL keeps a redeemed code's record after it stops being
 	// redeemable, so a replay is recognised and its tokens revoked.
-	codeRecordTTL = 10 * time.Minute
+	codeRecordTTL  = 10 * time.Minute
+	purposeAuthReq = "authorize"
 )
+
+// paramLimits are tighter bounds for parameters that are echoed or kept.
+var paramLimits = map[string]int{
+	"state": 2048, "nonce": 512, "login_hint": 256, "ui_locales": 64, "acr_values": 256,
+	"scope": 512, "prompt": 64, "max_age": 10, "response_type": 64, "response_mode": 32,
+	"code_challenge": 128, "code_challenge_method": 16, "display": 16, "id_token_hint": 8192,
+}
 
 // pkceChallenge is the form of an S256 challenge and of a verifier
 // (RFC 7636 §4.1, §4.2): 43 to 128 unreserved characters.
 var pkceChallenge = regexp.MustCompile(`^[A-Za-z0-9\-._~]{43,128}$`)
 
-// authRequest is a validated authorization request, kept in the store
-// while the browser walks the chain.
+// authRequest is a validated authorization request. It is not stored:
+// while the browser walks the chain it travels sealed (encrypted,
+// authenticated, bound to the browser, expiring) in the return URL.
 type authRequest struct {
+	// ID makes the request single use once it comes back from the chain.
 	ID          string         `json:"id"`
 	Browser     string         `json:"browser"`
 	ClientID    string         `json:"client_id"`
@@ -59,6 +71,18 @@ type authRequest struct {
 }
 
 func (a *authRequest) prompt(v string) bool { return slices.Contains(a.Prompt, v) }
+
+// since is the earliest time a passed module counts for this request:
+// max_age before the request began, or its start for a forced login.
+func (a *authRequest) since() time.Time {
+	switch {
+	case a.forceLogin():
+		return a.StartedAt
+	case a.MaxAge != nil:
+		return a.StartedAt.Add(-*a.MaxAge)
+	}
+	return time.Time{}
+}
 
 // forceLogin: the user must authenticate again now (prompt=login,
 // max_age=0).
@@ -147,10 +171,10 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.ClientID, req.RedirectURI = client.ID, redirectURI
-	req.Browser = p.cfg.Sessions.Browser(w, r)
+	req.Browser = p.cfg.Sessions.BrowserID(w, r)
+	req.ID = randomToken()[:22]
 	// Chain records are kept to the second; so is the start.
 	req.StartedAt = p.cfg.Sessions.Now().Truncate(time.Second)
-	req.ID = randomToken()
 
 	ctx := r.Context()
 	if !req.forceLogin() {
@@ -164,7 +188,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if s != nil {
-			out, err := p.cfg.Chain.Evaluate(ctx, s.Subject, s.Passed, req.AcrValues, req.MaxAge)
+			out, err := p.cfg.Chain.Evaluate(ctx, s.Subject, s.Passed, req.AcrValues, req.since())
 			if err != nil {
 				p.serverErrorPage(w, "evaluating session", err)
 				return
@@ -179,24 +203,31 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		fail(&oauthError{Code: "login_required", Description: "the user must sign in"})
 		return
 	}
-	if err := p.saveAuthRequest(ctx, req); err != nil {
-		p.serverErrorPage(w, "saving authorization request", err)
-		return
-	}
 	p.startChain(w, r, req, client.DisplayName())
 }
 
-func (p *Provider) saveAuthRequest(ctx context.Context, req *authRequest) error {
-	b, _ := json.Marshal(req)
-	return p.cfg.Store.Set(ctx, keyAuthReq+req.ID, b, authReqTTL)
+// resumeURL is where the chain sends the browser back: the sealed
+// request is in it, so nothing was stored for a request that has not
+// posted a form.
+func (p *Provider) resumeURL(req *authRequest, extra string) (string, error) {
+	sealed, err := p.cfg.Sessions.Seal(purposeAuthReq, req, authReqTTL)
+	if err != nil {
+		return "", err
+	}
+	return p.prefix + PathResume + "?req=" + url.QueryEscape(sealed) + extra, nil
 }
 
 // startChain hands the browser to the chain, which returns it to resume.
 func (p *Provider) startChain(w http.ResponseWriter, r *http.Request, req *authRequest, clientName string) {
-	err := p.cfg.Chain.Start(w, r, chain.Request{
-		ReturnTo:   p.prefix + PathResume + "?req=" + url.QueryEscape(req.ID),
+	ret, err := p.resumeURL(req, "")
+	if err != nil {
+		p.serverErrorPage(w, "sealing the authorization request", err)
+		return
+	}
+	err = p.cfg.Chain.Start(w, r, chain.Request{
+		ReturnTo:   ret,
 		AcrValues:  req.AcrValues,
-		MaxAge:     req.MaxAge,
+		Since:      req.since(),
 		ForceLogin: req.forceLogin(),
 		LoginHint:  req.LoginHint,
 		UILocales:  req.UILocales,
@@ -210,11 +241,11 @@ func (p *Provider) startChain(w http.ResponseWriter, r *http.Request, req *authR
 // chooseAccount answers prompt=select_account with a session: continue
 // as the signed-in user, or sign in as someone else (OIDC Core §3.1.2.1).
 func (p *Provider) chooseAccount(w http.ResponseWriter, r *http.Request, req *authRequest, client *Client, user users.User) {
-	if err := p.saveAuthRequest(r.Context(), req); err != nil {
-		p.serverErrorPage(w, "saving authorization request", err)
+	base, err := p.resumeURL(req, "&choose=")
+	if err != nil {
+		p.serverErrorPage(w, "sealing the authorization request", err)
 		return
 	}
-	base := p.prefix + PathResume + "?req=" + url.QueryEscape(req.ID) + "&choose="
 	name := user.Username
 	if user.Name != "" {
 		name = user.Name + " (" + user.Username + ")"
@@ -235,8 +266,12 @@ func (p *Provider) parseAuthRequest(params url.Values, client *Client) (*authReq
 		if len(vs) > 1 {
 			return nil, errInvalidRequest("parameter " + k + " is repeated")
 		}
-		if len(vs[0]) > maxParamBytes {
-			return nil, errInvalidRequest("parameter " + k + " is too long")
+		limit, ok := paramLimits[k]
+		if !ok {
+			limit = maxParamBytes
+		}
+		if len(vs[0]) > limit {
+			return nil, errInvalidRequest("parameter " + k + " is too long (at most " + strconv.Itoa(limit) + " bytes)")
 		}
 	}
 	if params.Has("request") {
@@ -363,17 +398,11 @@ func (p *Provider) liveSession(ctx context.Context, r *http.Request) (*session.S
 // resume is where the chain returns the browser after login.
 func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	id := r.URL.Query().Get("req")
 	var req authRequest
-	b, err := p.cfg.Store.Get(ctx, keyAuthReq+id)
-	if err == nil {
-		err = json.Unmarshal(b, &req)
-	}
-	if errors.Is(err, store.ErrNotFound) || id == "" || len(id) > 64 || err == nil && req.Browser != p.cfg.Sessions.Browser(w, r) {
+	sealed := r.URL.Query().Get("req")
+	if len(sealed) > maxQueryBytes || p.cfg.Sessions.Open(purposeAuthReq, sealed, &req) != nil ||
+		req.Browser == "" || req.Browser != p.cfg.Sessions.BrowserID(w, r) {
 		p.errorPage(w, http.StatusBadRequest, "Sign-in expired", "This sign-in request has expired or belongs to another browser. Go back to the application and start again.")
-		return
-	} else if err != nil {
-		p.serverErrorPage(w, "loading authorization request", err)
 		return
 	}
 	switch r.URL.Query().Get("choose") {
@@ -381,11 +410,7 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 		// Another account: a fresh login, whoever it turns out to be.
 		req.Prompt = append(slices.DeleteFunc(req.Prompt, func(v string) bool { return v == "select_account" }), "login")
 		req.StartedAt = p.cfg.Sessions.Now().Truncate(time.Second)
-		if err := p.saveAuthRequest(ctx, &req); err != nil {
-			p.serverErrorPage(w, "saving authorization request", err)
-			return
-		}
-		p.startChain(w, r, &req, req.ClientID)
+		p.startChain(w, r, &req, p.clientName(ctx, req.ClientID))
 		return
 	case "current":
 		req.Prompt = slices.DeleteFunc(req.Prompt, func(v string) bool { return v == "select_account" })
@@ -395,14 +420,14 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if s != nil {
-			out, err := p.cfg.Chain.Evaluate(ctx, s.Subject, s.Passed, req.AcrValues, req.MaxAge)
+			out, err := p.cfg.Chain.Evaluate(ctx, s.Subject, s.Passed, req.AcrValues, req.since())
 			if err != nil {
 				p.serverErrorPage(w, "evaluating session", err)
 				return
 			}
 			if !out.Done {
 				// The session needs more (a step-up): the chain asks.
-				p.startChain(w, r, &req, req.ClientID)
+				p.startChain(w, r, &req, p.clientName(ctx, req.ClientID))
 				return
 			}
 		}
@@ -416,7 +441,7 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 		p.redirectError(w, r, req.RedirectURI, req.State, &oauthError{Code: "login_required", Description: "sign-in was not completed"})
 		return
 	}
-	out, err := p.cfg.Chain.Evaluate(ctx, s.Subject, s.Passed, req.AcrValues, req.MaxAge)
+	out, err := p.cfg.Chain.Evaluate(ctx, s.Subject, s.Passed, req.AcrValues, req.since())
 	if err != nil {
 		p.serverErrorPage(w, "evaluating session", err)
 		return
@@ -425,8 +450,26 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 		p.redirectError(w, r, req.RedirectURI, req.State, &oauthError{Code: "access_denied", Description: "authentication was not completed"})
 		return
 	}
+	// One code per authorization request: the resume URL cannot be
+	// replayed (the browser is signed in by now, so this write is not
+	// one an unauthenticated client can cause).
+	if err := p.cfg.Store.Create(ctx, keyAuthDone+req.ID, []byte{1}, authReqTTL); errors.Is(err, store.ErrExists) {
+		p.errorPage(w, http.StatusBadRequest, "Sign-in already completed", "This sign-in request was already completed. Go back to the application.")
+		return
+	} else if err != nil {
+		p.serverErrorPage(w, "completing authorization request", err)
+		return
+	}
 	p.newBrowserState(w, r) // a sign-in changes the OP browser state
 	p.issueCode(w, r, &req, s, user, out)
+}
+
+// clientName is the name shown for a client id.
+func (p *Provider) clientName(ctx context.Context, id string) string {
+	if c, err := p.cfg.Clients.Get(ctx, id); err == nil {
+		return c.DisplayName()
+	}
+	return id
 }
 
 // issueCode ends a successful authorization: one-time code, recorded in
@@ -455,9 +498,6 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, req *authRe
 	if err := p.cfg.Sessions.Save(ctx, w, s); err != nil {
 		p.serverErrorPage(w, "saving session", err)
 		return
-	}
-	if req.ID != "" {
-		_ = p.cfg.Store.Delete(ctx, keyAuthReq+req.ID)
 	}
 	q := url.Values{"code": {code}, "iss": {p.cfg.Issuer},
 		"session_state": {SessionState(req.ClientID, originOf(req.RedirectURI), p.browserState(w, r), randomToken()[:16])}}

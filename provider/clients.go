@@ -186,6 +186,28 @@ func NewClients(st store.Store, static []Client) (*Clients, error) {
 	return c, nil
 }
 
+// SetStatic adds or replaces a client that lives in the configuration
+// (not the store), such as the gates' own client, which Gatehouse derives
+// from the sites it protects.
+func (c *Clients) SetStatic(cl Client) error {
+	if err := cl.Validate(); err != nil {
+		return err
+	}
+	cl.Static = true
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.static[cl.ID] = &cl
+	return nil
+}
+
+// RemoveStatic removes a client SetStatic added.
+func (c *Clients) RemoveStatic(id string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.static, id)
+	return nil
+}
+
 // ErrUnknownClient: no such client.
 var ErrUnknownClient = errors.New("unknown client")
 

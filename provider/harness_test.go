@@ -21,6 +21,7 @@ import (
 	"github.com/gatehouse-idp/gatehouse/chain"
 	_ "github.com/gatehouse-idp/gatehouse/chain/password"
 	"github.com/gatehouse-idp/gatehouse/internal/memstore"
+	"github.com/gatehouse-idp/gatehouse/logout"
 	"github.com/gatehouse-idp/gatehouse/provider"
 	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/store"
@@ -47,15 +48,18 @@ const (
 // conf (client_secret_basic by default), post (client_secret_post only)
 // and spa (public).
 type env struct {
-	t       *testing.T
-	srv     *httptest.Server
-	issuer  string
-	clock   *clock
-	users   *users.Directory
-	keys    *provider.Keys
-	alice   users.User
-	clients *provider.Clients
-	p       *provider.Provider
+	t        *testing.T
+	srv      *httptest.Server
+	issuer   string
+	clock    *clock
+	users    *users.Directory
+	keys     *provider.Keys
+	alice    users.User
+	clients  *provider.Clients
+	p        *provider.Provider
+	st       store.Store
+	sessions *session.Manager
+	logout   *logout.Service
 }
 
 func newEnv(t *testing.T, alg string, opts ...func(*provider.Config)) *env {
@@ -70,6 +74,11 @@ type envSetup struct {
 	alg, path string
 	memory    bool
 	opts      []func(*provider.Config)
+	queue     func(*logout.QueueConfig)
+	logout    func(*logout.Config)
+	chain     *chain.Config
+	// wrap, when set, wraps the store the provider uses.
+	wrap func(store.Store) store.Store
 }
 
 func newEnvWith(t *testing.T, setup envSetup) *env {
@@ -89,6 +98,9 @@ func newEnvWith(t *testing.T, setup envSetup) *env {
 		st = es
 	}
 	t.Cleanup(func() { st.Close() })
+	if setup.wrap != nil {
+		st = setup.wrap(st)
+	}
 	// The issuer is the server's URL, known only once it listens: the
 	// handler is filled in below, before any request is made.
 	var h http.Handler
@@ -119,12 +131,28 @@ func newEnvWith(t *testing.T, setup envSetup) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	engine, err := chain.New(chain.DefaultConfig(), chain.Options{Store: st, Sessions: sessions, Users: dir,
+	qc := logout.QueueConfig{Store: st, Issuer: issuer, Signer: keys, Now: c.Now}
+	if setup.queue != nil {
+		setup.queue(&qc)
+	}
+	lc := logout.Config{Store: st, Sessions: sessions, Queue: logout.NewQueue(qc), Now: c.Now}
+	if setup.logout != nil {
+		setup.logout(&lc)
+	}
+	lo, err := logout.New(lc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := chain.DefaultConfig()
+	if setup.chain != nil {
+		cc = *setup.chain
+	}
+	engine, err := chain.New(cc, chain.Options{Store: st, Sessions: sessions, Users: dir, Logout: lo,
 		LoginPath: provider.LoginPath(issuer), StaticPath: provider.StaticPath(issuer)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := provider.Config{Issuer: issuer, Store: st, Users: dir, Clients: clients, Keys: keys, Sessions: sessions, Chain: engine}
+	cfg := provider.Config{Issuer: issuer, Store: st, Users: dir, Clients: clients, Keys: keys, Sessions: sessions, Chain: engine, Logout: lo}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -133,7 +161,8 @@ func newEnvWith(t *testing.T, setup envSetup) *env {
 		t.Fatal(err)
 	}
 	h = p
-	return &env{t: t, srv: srv, issuer: issuer, clock: c, users: dir, keys: keys, alice: alice, clients: clients, p: p}
+	return &env{t: t, srv: srv, issuer: issuer, clock: c, users: dir, keys: keys, alice: alice, clients: clients, p: p,
+		st: st, sessions: sessions, logout: lo}
 }
 
 // browser is a cookie-keeping client that stops at the client's

@@ -54,6 +54,7 @@ type Keys struct {
 	active   jose.JSONWebKey
 	public   jose.JSONWebKeySet
 	loadedAt time.Time
+	raw      []byte // the ring as last read from the store
 }
 
 // NewKeys loads the key ring from st, creating a first key of algorithm alg
@@ -152,9 +153,28 @@ func (k *Keys) Reload(ctx context.Context) error {
 		return errors.New("the active signing key is missing from the store")
 	}
 	k.mu.Lock()
-	k.active, k.public, k.loadedAt = active, set, now
+	k.active, k.public, k.loadedAt, k.raw = active, set, now, b
 	k.mu.Unlock()
 	return nil
+}
+
+// Sync brings this instance in step with the store: a rotation by
+// another instance is loaded, and a ring the store lost (Redis flushed)
+// is written back, so tokens this instance signed keep verifying and
+// every instance signs with the same key again.
+func (k *Keys) Sync(ctx context.Context) error {
+	_, err := k.st.Get(ctx, keySigning)
+	if errors.Is(err, store.ErrNotFound) {
+		k.mu.RLock()
+		raw := k.raw
+		k.mu.RUnlock()
+		if err := k.st.Create(ctx, keySigning, raw, 0); err != nil && !errors.Is(err, store.ErrExists) {
+			return fmt.Errorf("restoring signing keys: %w", err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("loading signing keys: %w", err)
+	}
+	return k.Reload(ctx)
 }
 
 // Rotate generates a new active key. The previous keys stay in the JWKS

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/gatehouse-idp/gatehouse/logout"
 	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/web"
 )
@@ -21,13 +23,23 @@ type hint struct {
 	Audience []string
 }
 
-// verifyHint checks an id_token_hint: our signature and our issuer. An
-// expired token is fine (OIDC RP-Initiated Logout §2: the hint's job is
-// to name the session, and clients often hold expired ID tokens).
-func (p *Provider) verifyHint(raw string) (*hint, error) {
+// idTokenType is the typ header of our ID tokens; every other JWT we sign
+// (logout tokens, gate assertions) has its own.
+const idTokenType = "JWT"
+
+// verifyHint checks an id_token_hint: an ID token this provider issued to
+// a registered client. Our signature and issuer, typ JWT (not a logout
+// token, not a gate's upstream assertion), every audience a registered
+// client, a subject and a session id. An expired token is fine (OIDC
+// RP-Initiated Logout §2: the hint's job is to name the session, and
+// clients often hold expired ID tokens).
+func (p *Provider) verifyHint(ctx context.Context, raw string) (*hint, error) {
 	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
 	if err != nil || len(tok.Headers) != 1 {
 		return nil, errors.New("not a signed JWT")
+	}
+	if typ, _ := tok.Headers[0].ExtraHeaders[jose.HeaderType].(string); typ != idTokenType {
+		return nil, errors.New("not an ID token")
 	}
 	set := p.cfg.Keys.JWKS()
 	keys := set.Key(tok.Headers[0].KeyID)
@@ -36,13 +48,24 @@ func (p *Provider) verifyHint(raw string) (*hint, error) {
 	}
 	var c jwt.Claims
 	var extra struct {
-		SID string `json:"sid"`
+		SID    string          `json:"sid"`
+		Azp    string          `json:"azp"`
+		Events json.RawMessage `json:"events"`
+		Nonce  *string         `json:"nonce"`
 	}
 	if err := tok.Claims(keys[0].Key, &c, &extra); err != nil {
 		return nil, errors.New("bad signature")
 	}
-	if c.Issuer != p.cfg.Issuer || c.Subject == "" {
-		return nil, errors.New("not issued by this provider")
+	if c.Issuer != p.cfg.Issuer || c.Subject == "" || extra.SID == "" || len(c.Audience) == 0 || extra.Events != nil {
+		return nil, errors.New("not an ID token of this provider")
+	}
+	for _, aud := range c.Audience {
+		if _, err := p.cfg.Clients.Get(ctx, aud); err != nil {
+			return nil, errors.New("not issued to a registered client")
+		}
+	}
+	if extra.Azp != "" && !slices.Contains(c.Audience, extra.Azp) {
+		return nil, errors.New("azp is not an audience")
 	}
 	return &hint{Subject: c.Subject, SID: extra.SID, Audience: c.Audience}, nil
 }
@@ -66,8 +89,8 @@ func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 	var h *hint
 	if raw := q.Get("id_token_hint"); raw != "" {
 		var err error
-		if h, err = p.verifyHint(raw); err != nil {
-			p.errorPage(w, http.StatusBadRequest, "Bad sign-out request", "The application sent an ID token that this service did not issue.")
+		if h, err = p.verifyHint(ctx, raw); err != nil {
+			p.errorPage(w, http.StatusBadRequest, "Bad sign-out request", "The application sent an ID token that this service did not issue to it.")
 			return
 		}
 	}
@@ -92,26 +115,31 @@ func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 	}
 	state := q.Get("state")
 
-	s, _, err := p.liveSession(ctx, r)
-	if err != nil {
-		p.serverErrorPage(w, "loading session", err)
+	s, err := p.cfg.Sessions.Load(r)
+	if errors.Is(err, session.ErrNoSession) {
+		s = nil
+	} else if err != nil {
+		p.logoutFailed(w, r, q, err)
 		return
 	}
 	if s != nil {
-		tied := h != nil && h.Subject == s.Subject && (h.SID == "" || h.SID == s.ID)
+		tied := h != nil && h.Subject == s.Subject && h.SID == s.ID
+		reason := logout.ByClient
 		if !tied {
 			// Cannot tell the request comes from this session's
 			// application: ask the person (logout CSRF).
-			browser := p.cfg.Sessions.Browser(w, r)
+			browser := p.cfg.Sessions.BrowserID(w, r)
 			if r.Method != http.MethodPost || !p.cfg.Sessions.CheckCSRF(browser, "logout", q.Get("csrf")) {
 				p.confirmLogout(w, r, q)
 				return
 			}
+			reason = logout.UserLogout
 		}
-		if err := p.cfg.Sessions.End(ctx, w, s); err != nil {
-			p.serverErrorPage(w, "ending session", err)
+		if err := p.cfg.Logout.End(ctx, s.ID, reason); err != nil {
+			p.logoutFailed(w, r, q, err)
 			return
 		}
+		p.cfg.Sessions.ClearCookie(w)
 		p.newBrowserState(w, nil) // relying parties' iframes see "changed"
 	}
 	if redirect != "" {
@@ -137,6 +165,38 @@ func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 		}{frames, redirect}})
 }
 
+// logoutFailed tells the person the sign-out did not happen (the store
+// could not record it) and offers to try again. Cookies are left alone:
+// nothing is reported as signed out that is not.
+func (p *Provider) logoutFailed(w http.ResponseWriter, r *http.Request, q url.Values, err error) {
+	p.cfg.Logger.Error("gatehouse provider: sign-out could not be recorded", "error", err)
+	p.logoutForm(w, r, q, http.StatusServiceUnavailable, "Sign-out did not complete",
+		"The sign-in service could not record your sign-out, so you are still signed in. Please try again in a moment.",
+		"Try to sign out again?")
+}
+
+// confirmLogout asks the person before ending the session.
+func (p *Provider) confirmLogout(w http.ResponseWriter, r *http.Request, q url.Values) {
+	p.logoutForm(w, r, q, http.StatusOK, "Sign out?", "", "Do you want to sign out of every application that uses this sign-in?")
+}
+
+// logoutForm shows a page whose button posts the sign-out request again,
+// with a CSRF token bound to this browser.
+func (p *Provider) logoutForm(w http.ResponseWriter, r *http.Request, q url.Values, status int, title, message, question string) {
+	browser := p.cfg.Sessions.BrowserID(w, r)
+	fields := map[string]string{"csrf": p.cfg.Sessions.CSRFToken(browser, "logout")}
+	for _, k := range []string{"client_id", "post_logout_redirect_uri", "state", "id_token_hint", "ui_locales"} {
+		if v := q.Get(k); v != "" {
+			fields[k] = v
+		}
+	}
+	web.Render(w, status, "confirm.html", web.Page{Title: title, Static: p.staticPath(), Message: message,
+		Data: struct {
+			Action, Question, Submit string
+			Fields                   map[string]string
+		}{p.prefix + PathEndSession, question, "Sign out", fields}})
+}
+
 // frontchannel returns the front-channel logout URLs (with iss and sid)
 // of the clients of s, and their origins for the page's CSP.
 func (p *Provider) frontchannel(ctx context.Context, s *session.Session) (frames, origins []string) {
@@ -158,20 +218,4 @@ func (p *Provider) frontchannel(ctx context.Context, s *session.Session) (frames
 		}
 	}
 	return frames, origins
-}
-
-// confirmLogout asks the person before ending the session.
-func (p *Provider) confirmLogout(w http.ResponseWriter, r *http.Request, q url.Values) {
-	browser := p.cfg.Sessions.Browser(w, r)
-	fields := map[string]string{"csrf": p.cfg.Sessions.CSRFToken(browser, "logout")}
-	for _, k := range []string{"client_id", "post_logout_redirect_uri", "state", "id_token_hint", "ui_locales"} {
-		if v := q.Get(k); v != "" {
-			fields[k] = v
-		}
-	}
-	web.Render(w, http.StatusOK, "confirm.html", web.Page{Title: "Sign out?", Static: p.staticPath(),
-		Data: struct {
-			Action, Question, Submit string
-			Fields                   map[string]string
-		}{p.prefix + PathEndSession, "Do you want to sign out of every application that uses this sign-in?", "Sign out", fields}})
 }

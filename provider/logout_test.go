@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-idp/gatehouse/logout"
 	"github.com/gatehouse-idp/gatehouse/provider"
 )
 
@@ -28,9 +29,9 @@ func TestBackchannelRetriesAndGivesUp(t *testing.T) {
 	dead := "http://" + l.Addr().String() + "/logout"
 	l.Close()
 
-	e := newEnv(t, "", func(c *provider.Config) {
-		c.LogoutAttempts, c.LogoutBackoff = 3, 20*time.Millisecond
-	})
+	e := newEnvWith(t, envSetup{path: "/idp", queue: func(q *logout.QueueConfig) {
+		q.Attempts, q.Backoff = 3, 20*time.Millisecond
+	}})
 	ctx := context.Background()
 	for id, uri := range map[string]string{"good": recv.URL + "/bcl", "dead": dead} {
 		if err := e.clients.Add(ctx, provider.Client{ID: id, RedirectURIs: []string{redirectURI}, BackchannelLogoutURI: uri}, "secret-"+id); err != nil {
@@ -43,7 +44,7 @@ func TestBackchannelRetriesAndGivesUp(t *testing.T) {
 
 	run, stop := context.WithCancel(ctx)
 	defer stop()
-	go e.p.RunDeliveries(run)
+	go e.logout.Run(run)
 
 	// End the session (confirmation form, CSRF, POST).
 	resp, page := b.get(e.issuer + "/logout")
@@ -53,12 +54,13 @@ func TestBackchannelRetriesAndGivesUp(t *testing.T) {
 		t.Fatalf("logout: %d %s", resp.StatusCode, page)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) && (good.Load() < 1 || e.p.Stats.GivenUp.Load() < 1) {
+	stats := &e.logout.Queue().Stats
+	for time.Now().Before(deadline) && (good.Load() < 1 || stats.GivenUp.Load() < 1) {
 		e.clock.Advance(time.Second) // the back-off runs on the provider's clock
 		time.Sleep(20 * time.Millisecond)
 	}
-	if good.Load() != 1 || e.p.Stats.GivenUp.Load() != 1 || e.p.Stats.Failed.Load() != 3 {
-		t.Fatalf("delivered %d, failed %d, given up %d", good.Load(), e.p.Stats.Failed.Load(), e.p.Stats.GivenUp.Load())
+	if good.Load() != 1 || stats.GivenUp.Load() != 1 || stats.Failed.Load() != 3 {
+		t.Fatalf("delivered %d, failed %d, given up %d", good.Load(), stats.Failed.Load(), stats.GivenUp.Load())
 	}
 }
 
@@ -118,7 +120,7 @@ func TestExpiredSessionIsLoggedOut(t *testing.T) {
 		}
 	}))
 	defer recv.Close()
-	e := newEnv(t, "", func(c *provider.Config) { c.ExpirySweepEvery = 1 })
+	e := newEnvWith(t, envSetup{path: "/idp", logout: func(c *logout.Config) { c.SweepEvery = time.Second }})
 	ctx := context.Background()
 	if err := e.clients.Add(ctx, provider.Client{ID: "bc", RedirectURIs: []string{redirectURI}, BackchannelLogoutURI: recv.URL}, "s"); err != nil {
 		t.Fatal(err)
@@ -126,7 +128,7 @@ func TestExpiredSessionIsLoggedOut(t *testing.T) {
 	e.login(e.browser(), authParams("bc"))
 	run, stop := context.WithCancel(ctx)
 	defer stop()
-	go e.p.RunDeliveries(run)
+	go e.logout.Run(run)
 	time.Sleep(1500 * time.Millisecond)
 	if got.Load() != 0 {
 		t.Fatal("logout token for a live session")

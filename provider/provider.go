@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-idp/gatehouse/chain"
+	"github.com/gatehouse-idp/gatehouse/logout"
 	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/store"
 	"github.com/gatehouse-idp/gatehouse/users"
@@ -32,6 +32,9 @@ type Config struct {
 	Keys     *Keys
 	Sessions *session.Manager
 	Chain    *chain.Engine
+	// Logout ends sessions; the provider subscribes to it to revoke
+	// tokens and notify clients.
+	Logout *logout.Service
 	// AccessTokenTTL is the life of an access token. Default 15m.
 	AccessTokenTTL time.Duration
 	// IDTokenTTL is the life of an ID token. Default 15m.
@@ -39,19 +42,7 @@ type Config struct {
 	// CodeTTL is how long an authorization code can be redeemed.
 	// Default 60s (RFC 6749 §4.1.2 recommends at most 10 minutes).
 	CodeTTL time.Duration
-	// OnSessionEnd runs in process when an SSO session ends (the gates
-	// drop their sessions for it).
-	OnSessionEnd func(ctx context.Context, sid, sub string)
-	// HTTPClient posts back-channel logout tokens. Default: 5s timeout.
-	HTTPClient *http.Client
-	// LogoutAttempts (default 8) and LogoutBackoff (default 2s, doubled
-	// after each failure) shape back-channel retries.
-	LogoutAttempts int
-	LogoutBackoff  time.Duration
-	// ExpirySweepEvery: expired sessions are looked for every this many
-	// seconds of the delivery loop (default 30).
-	ExpirySweepEvery int
-	Logger           *slog.Logger
+	Logger  *slog.Logger
 }
 
 // Paths of the provider's endpoints, below the issuer's path.
@@ -74,9 +65,6 @@ type Provider struct {
 	prefix string
 	mux    *http.ServeMux
 	static http.Handler
-	wake   chan struct{}
-	// Stats counts back-channel logout deliveries.
-	Stats DeliveryStats
 }
 
 // PathPrefix returns the URL path of issuer ("" for a host-only issuer).
@@ -103,8 +91,8 @@ func New(cfg Config) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Store == nil || cfg.Users == nil || cfg.Clients == nil || cfg.Keys == nil || cfg.Sessions == nil || cfg.Chain == nil {
-		return nil, errors.New("provider: Store, Users, Clients, Keys, Sessions and Chain are required")
+	if cfg.Store == nil || cfg.Users == nil || cfg.Clients == nil || cfg.Keys == nil || cfg.Sessions == nil || cfg.Chain == nil || cfg.Logout == nil {
+		return nil, errors.New("provider: Store, Users, Clients, Keys, Sessions, Chain and Logout are required")
 	}
 	if cfg.AccessTokenTTL <= 0 {
 		cfg.AccessTokenTTL = 15 * time.Minute
@@ -118,20 +106,8 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 5 * time.Second}
-	}
-	if cfg.LogoutAttempts <= 0 {
-		cfg.LogoutAttempts = 8
-	}
-	if cfg.LogoutBackoff <= 0 {
-		cfg.LogoutBackoff = 2 * time.Second
-	}
-	if cfg.ExpirySweepEvery <= 0 {
-		cfg.ExpirySweepEvery = 30
-	}
-	p := &Provider{cfg: cfg, prefix: prefix, mux: http.NewServeMux(), wake: make(chan struct{}, 1)}
-	cfg.Sessions.SetOnEnd(p.sessionEnded)
+	p := &Provider{cfg: cfg, prefix: prefix, mux: http.NewServeMux()}
+	cfg.Logout.Subscribe(p)
 	p.static = http.StripPrefix(prefix+"/static", web.Static())
 	p.mux.HandleFunc(prefix+PathDiscovery, p.discovery)
 	p.mux.HandleFunc(prefix+PathJWKS, p.jwks)

@@ -512,7 +512,7 @@ func TestTamperedCookieAndCSRF(t *testing.T) {
 	}
 	// Another browser cannot use this browser's form.
 	resp, page = e.browser().post(e.issuer+"/login", f)
-	if resp.StatusCode != http.StatusForbidden {
+	if resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("form from another browser: %d", resp.StatusCode)
 	}
 	resp, page = b.post(e.issuer+"/login", f)

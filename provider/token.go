@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/store"
 	"github.com/gatehouse-idp/gatehouse/users"
 )
@@ -217,16 +218,25 @@ func (p *Provider) codeGrant(w http.ResponseWriter, r *http.Request, client *Cli
 		Expires: now.Add(p.cfg.AccessTokenTTL),
 	}
 	tb, _ := json.Marshal(tok)
-	if err := p.cfg.Store.Set(ctx, atKey, tb, p.cfg.AccessTokenTTL); err != nil {
+	// Indexed by session before the session is checked: a logout that
+	// removes the session after the check finds the token in the index.
+	if err := p.cfg.Store.Apply(ctx, store.Put(atKey, tb, p.cfg.AccessTokenTTL), store.SetAdd(setTokensBySID+rec.SID, atKey)); err != nil {
 		writeJSONError(w, errServer("could not store the access token"))
 		return
 	}
 	issued := false
 	defer func() {
 		if !issued {
-			_ = p.cfg.Store.Delete(context.WithoutCancel(ctx), atKey)
+			_ = p.cfg.Store.Apply(context.WithoutCancel(ctx), store.Delete(atKey), store.SetRemove(setTokensBySID+rec.SID, atKey))
 		}
 	}()
+	if _, err := p.cfg.Sessions.Get(ctx, rec.SID); errors.Is(err, session.ErrNoSession) {
+		writeJSONError(w, errInvalidGrant("the sign-in session of this code has ended"))
+		return
+	} else if err != nil {
+		writeJSONError(w, errServer("could not check the session"))
+		return
+	}
 
 	var replay bool
 	var reject *oauthError

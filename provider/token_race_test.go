@@ -36,6 +36,20 @@ func (h *hookStore) Set(ctx context.Context, key string, value []byte, ttl time.
 	return h.Store.Set(ctx, key, value, ttl)
 }
 
+func (h *hookStore) Apply(ctx context.Context, ops ...store.Op) error {
+	h.mu.Lock()
+	fn := h.onSet
+	h.mu.Unlock()
+	if fn != nil {
+		for _, o := range ops {
+			if o.Kind() == store.OpPut || o.Kind() == store.OpCreate {
+				fn(o.Key())
+			}
+		}
+	}
+	return h.Store.Apply(ctx, ops...)
+}
+
 type tokenResult struct {
 	status int
 	body   map[string]any

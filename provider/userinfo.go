@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/store"
 	"github.com/gatehouse-idp/gatehouse/users"
 )
@@ -36,6 +37,17 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		p.cfg.Logger.Error("gatehouse provider: loading access token", "error", err)
 		writeJSONError(w, errServer("could not check the access token"))
 		return
+	}
+	// A token dies with its session (it is revoked then; this also holds
+	// while a revocation is still being finished).
+	if at.SID != "" {
+		if _, err := p.cfg.Sessions.Get(ctx, at.SID); errors.Is(err, session.ErrNoSession) {
+			writeJSONError(w, errInvalidToken("the sign-in session of this token has ended"))
+			return
+		} else if err != nil {
+			writeJSONError(w, errServer("could not check the session"))
+			return
+		}
 	}
 	user, err := p.cfg.Users.Get(ctx, at.Subject)
 	if errors.Is(err, users.ErrNotFound) || err == nil && user.Disabled {

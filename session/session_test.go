@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -75,93 +76,6 @@ func roundTrip(t *testing.T, m *Manager, s *Session) (*http.Request, *http.Cooki
 	return requestWith(c), c
 }
 
-func TestKeysPersistedAndShared(t *testing.T) {
-	ctx := context.Background()
-	st := newStore(t, nil)
-	if _, err := st.Get(ctx, keyCookieKeys); err == nil {
-		t.Fatal("fresh store already has keys")
-	}
-	m1, err := NewManager(ctx, st, Options{Secure: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := st.Get(ctx, keyCookieKeys)
-	if err != nil {
-		t.Fatalf("keys not saved in the store: %v", err)
-	}
-	var k cookieKeys
-	if err := json.Unmarshal(raw, &k); err != nil || len(k.Hash) != 64 || len(k.Block) != 32 || len(k.CSRF) != 32 {
-		t.Fatalf("stored keys %s: %v", raw, err)
-	}
-	// A second manager (another instance, or after a restart) reuses them.
-	m2, err := NewManager(ctx, st, Options{Secure: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if again, _ := st.Get(ctx, keyCookieKeys); string(again) != string(raw) {
-		t.Fatal("second manager replaced the keys")
-	}
-	s := m1.New("sub")
-	r, _ := roundTrip(t, m1, s)
-	if got, err := m2.Load(r); err != nil || got.ID != s.ID {
-		t.Fatalf("second manager cannot read the first's cookie: %v", err)
-	}
-	if tok := m1.CSRFToken("b", "p"); !m2.CheckCSRF("b", "p", tok) {
-		t.Fatal("second manager refuses the first's CSRF token")
-	}
-	if m1.Sign("x") != m2.Sign("x") {
-		t.Fatal("Sign differs between managers on one store")
-	}
-	// A manager on another store (another deployment) has other keys.
-	other, err := NewManager(ctx, newStore(t, nil), Options{Secure: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := other.Load(r); !errors.Is(err, ErrNoSession) {
-		t.Fatalf("foreign keys: %v", err)
-	}
-	if other.CheckCSRF("b", "p", m1.CSRFToken("b", "p")) || other.Sign("x") == m1.Sign("x") {
-		t.Fatal("another deployment accepts this one's tokens")
-	}
-}
-
-func TestKeysRaceAndCorruption(t *testing.T) {
-	ctx := context.Background()
-	st := newStore(t, nil)
-	const n = 8
-	ms := make([]*Manager, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m, err := NewManager(ctx, st, Options{})
-			if err != nil {
-				t.Error(err)
-			}
-			ms[i] = m
-		}()
-	}
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
-	}
-	tok := ms[0].CSRFToken("b", "p")
-	for i, m := range ms {
-		if !m.CheckCSRF("b", "p", tok) {
-			t.Fatalf("manager %d started concurrently has other keys", i)
-		}
-	}
-	for _, bad := range []string{"not json", `{"hash":"AA==","block":"AA==","csrf":"AA=="}`, `{}`} {
-		if err := st.Set(ctx, keyCookieKeys, []byte(bad), 0); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := NewManager(ctx, st, Options{}); err == nil {
-			t.Errorf("corrupt keys %q accepted", bad)
-		}
-	}
-}
-
 func TestDefaults(t *testing.T) {
 	st := newStore(t, nil)
 	m, err := NewManager(context.Background(), st, Options{})
@@ -177,10 +91,6 @@ func TestDefaults(t *testing.T) {
 	s := m.New("x")
 	if !s.Expires.Equal(s.Created.Add(30*24*time.Hour)) || !s.LastSeen.Equal(s.Created) {
 		t.Fatalf("new session times %+v", s)
-	}
-	named, _ := NewManager(context.Background(), st, Options{CookieName: "sso", Secure: true})
-	if named.CookieName() != "sso" {
-		t.Fatalf("custom cookie name %q", named.CookieName())
 	}
 }
 
@@ -243,7 +153,7 @@ func TestCookieAttributes(t *testing.T) {
 			t.Errorf("secure=%v: session cookie %+v", secure, ck)
 		}
 		w := httptest.NewRecorder()
-		m.Browser(w, httptest.NewRequest(http.MethodGet, "/", nil))
+		m.BrowserID(w, httptest.NewRequest(http.MethodGet, "/", nil))
 		bc := w.Result().Cookies()
 		if len(bc) != 1 || bc[0].Name != wantName+"-b" || bc[0].Secure != secure || !bc[0].HttpOnly ||
 			bc[0].SameSite != http.SameSiteLaxMode || bc[0].Path != "/" || bc[0].Domain != "" {
@@ -257,7 +167,7 @@ func TestTamperedCookies(t *testing.T) {
 	s := m.New("sub")
 	_, ck := roundTrip(t, m, s)
 	wb := httptest.NewRecorder()
-	m.Browser(wb, httptest.NewRequest(http.MethodGet, "/", nil))
+	m.BrowserID(wb, httptest.NewRequest(http.MethodGet, "/", nil))
 	browserCookie := wb.Result().Cookies()[0]
 	flip := []byte(ck.Value)
 	flip[len(flip)/2] ^= 1
@@ -382,15 +292,16 @@ func TestLifetimeExpiry(t *testing.T) {
 	}
 }
 
-func TestDestroy(t *testing.T) {
+func TestRemoveAndClearCookie(t *testing.T) {
 	for _, secure := range []bool{true, false} {
 		m, _, _ := setup(t, secure)
 		s := m.New("sub")
 		r, ck := roundTrip(t, m, s)
 		w := httptest.NewRecorder()
-		if err := m.Destroy(context.Background(), w, s.ID); err != nil {
+		if err := m.Remove(context.Background(), s.ID, s.Subject); err != nil {
 			t.Fatal(err)
 		}
+		m.ClearCookie(w)
 		cs := w.Result().Cookies()
 		if len(cs) != 1 || cs[0].Name != ck.Name || cs[0].MaxAge >= 0 || cs[0].Value != "" || cs[0].Path != "/" ||
 			cs[0].Secure != secure || !cs[0].HttpOnly {
@@ -399,8 +310,8 @@ func TestDestroy(t *testing.T) {
 		if got, err := m.Load(r); got != nil || !errors.Is(err, ErrNoSession) {
 			t.Fatalf("after Destroy: %v %v", got, err)
 		}
-		// Destroying again, or without a writer, is fine.
-		if err := m.Destroy(context.Background(), nil, s.ID); err != nil {
+		// Removing again is fine.
+		if err := m.Remove(context.Background(), s.ID, s.Subject); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -411,11 +322,11 @@ func TestBrowser(t *testing.T) {
 	w := httptest.NewRecorder()
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	r.AddCookie(&http.Cookie{Name: "other", Value: "keep-me"})
-	id := m.Browser(w, r)
+	id := m.BrowserID(w, r)
 	if len(id) < 24 {
 		t.Fatalf("browser id %q too short", id)
 	}
-	if again := m.Browser(w, r); again != id {
+	if again := m.BrowserID(w, r); again != id {
 		t.Fatal("two ids for one request")
 	}
 	if len(w.Result().Cookies()) != 1 {
@@ -428,7 +339,7 @@ func TestBrowser(t *testing.T) {
 	// Later requests with the cookie get the same id and no new cookie.
 	for range 3 {
 		w2 := httptest.NewRecorder()
-		if got := m.Browser(w2, requestWith(bc)); got != id {
+		if got := m.BrowserID(w2, requestWith(bc)); got != id {
 			t.Fatalf("browser id not stable: %q vs %q", got, id)
 		}
 		if len(w2.Result().Cookies()) != 0 {
@@ -437,17 +348,17 @@ func TestBrowser(t *testing.T) {
 	}
 	// Another manager on the same store knows the browser too.
 	m2, _ := NewManager(context.Background(), m.st, m.opt)
-	if got := m2.Browser(httptest.NewRecorder(), requestWith(bc)); got != id {
+	if got := m2.BrowserID(httptest.NewRecorder(), requestWith(bc)); got != id {
 		t.Fatal("browser id not shared between managers")
 	}
 	// A forged or foreign browser cookie gets a fresh id.
 	w3 := httptest.NewRecorder()
-	forged := m.Browser(w3, requestWith(&http.Cookie{Name: bc.Name, Value: "forged"}))
+	forged := m.BrowserID(w3, requestWith(&http.Cookie{Name: bc.Name, Value: "forged"}))
 	if forged == id || forged == "" || len(w3.Result().Cookies()) != 1 {
 		t.Fatalf("forged browser cookie: id %q, cookies %v", forged, w3.Result().Cookies())
 	}
 	// A fresh browser gets another id.
-	if other := m.Browser(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil)); other == id {
+	if other := m.BrowserID(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil)); other == id {
 		t.Fatal("two browsers share an id")
 	}
 }
@@ -471,7 +382,7 @@ func TestCSRF(t *testing.T) {
 		{"other case", "browser-1", "login:a1", strings.ToUpper(tok)},
 		// The separator keeps browser and purpose apart.
 		{"shifted boundary", "browser-1\x00login", ":a1", tok},
-		{"signature as token", "browser-1", "login:a1", m.Sign("browser-1\x00login:a1")},
+		{"signature as token", "browser-1", "login:a1", m.Sign("csrf", "browser-1\x00login:a1")},
 	} {
 		if m.CheckCSRF(c.b, c.p, c.tok) {
 			t.Errorf("%s: CheckCSRF(%q,%q,%q) accepted", c.name, c.b, c.p, c.tok)
@@ -506,11 +417,9 @@ func TestSessionHelpers(t *testing.T) {
 	}
 }
 
-func TestListForAndEnd(t *testing.T) {
+func TestListForAndRemove(t *testing.T) {
 	m, c, st := setup(t, true)
 	ctx := context.Background()
-	var ended []string
-	m.SetOnEnd(func(_ context.Context, s *Session) { ended = append(ended, s.ID) })
 	s1 := m.New("alice")
 	m.Save(ctx, nil, s1)
 	c.add(time.Minute)
@@ -525,61 +434,116 @@ func TestListForAndEnd(t *testing.T) {
 		t.Fatalf("ListFor nobody = %v", list)
 	}
 	r, _ := roundTrip(t, m, s2)
-	w := httptest.NewRecorder()
-	if err := m.End(ctx, w, s2); err != nil {
+	if md, err := m.Meta(ctx, s2.ID); err != nil || md.Subject != "alice" || md.Expiry.IsZero() {
+		t.Fatalf("Meta = %+v, %v", md, err)
+	}
+	if err := m.Remove(ctx, s2.ID, s2.Subject); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(ended, []string{s2.ID}) {
-		t.Fatalf("end hook saw %v", ended)
-	}
-	if cs := w.Result().Cookies(); len(cs) != 1 || cs[0].MaxAge >= 0 {
-		t.Fatalf("End did not clear the cookie: %v", cs)
+	if err := m.Remove(ctx, s2.ID, s2.Subject); err != nil {
+		t.Fatalf("removing twice: %v", err)
 	}
 	if _, err := m.Load(r); !errors.Is(err, ErrNoSession) {
-		t.Fatalf("after End: %v", err)
+		t.Fatalf("after Remove: %v", err)
+	}
+	if _, err := m.Meta(ctx, s2.ID); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("meta after Remove: %v", err)
 	}
 	if list, _ := m.ListFor(ctx, "alice"); len(list) != 1 || list[0].ID != s1.ID {
-		t.Fatalf("ListFor after End = %v", list)
+		t.Fatalf("ListFor after Remove = %v", list)
 	}
 	for _, k := range []string{keySession + s2.ID, keyMeta + s2.ID} {
 		if _, err := st.Get(ctx, k); err == nil {
-			t.Errorf("%s left behind by End", k)
+			t.Errorf("%s left behind by Remove", k)
 		}
 	}
-	if members, _ := st.SetMembers(ctx, setLive); slices.Contains(members, s2.ID) {
-		t.Error("ended session still in the live set")
+	if members, _ := st.SetMembers(ctx, setBySubject+"alice"); slices.Contains(members, s2.ID) {
+		t.Error("removed session still in the subject index")
+	}
+	w := httptest.NewRecorder()
+	m.ClearCookie(w)
+	if cs := w.Result().Cookies(); len(cs) != 1 || cs[0].MaxAge >= 0 || cs[0].Name != m.CookieName() {
+		t.Fatalf("ClearCookie: %v", cs)
 	}
 }
 
-func TestSweepExpiredEndsSessions(t *testing.T) {
-	m, c, _ := setup(t, true)
-	var ended []*Session
-	m.SetOnEnd(func(_ context.Context, s *Session) { ended = append(ended, s) })
+func TestExpiredIndex(t *testing.T) {
+	m, c, st := setup(t, true) // idle 1h, lifetime 10h
 	ctx := context.Background()
+	// The first walk starts the index's cursor now.
+	if ids, cur, err := m.Expired(ctx); err != nil || len(ids) != 0 {
+		t.Fatalf("first walk: %v %v", ids, err)
+	} else if err := m.Done(ctx, cur); err != nil {
+		t.Fatal(err)
+	}
 	old := m.New("sub-old")
 	old.AddClient("wiki")
 	m.Save(ctx, nil, old)
 	c.add(30 * time.Minute)
-	live := m.New("sub-live")
-	m.Save(ctx, nil, live)
+	used := m.New("sub-used")
+	m.Save(ctx, nil, used)
 	gone := m.New("sub-gone")
 	m.Save(ctx, nil, gone)
-	if err := m.End(ctx, nil, gone); err != nil {
+	if err := m.Remove(ctx, gone.ID, gone.Subject); err != nil {
 		t.Fatal(err)
 	}
-	ended = nil
-	c.add(40 * time.Minute) // old: idle 70m > 1h; live: 40m
-	n, err := m.SweepExpired(ctx)
-	if err != nil || n != 1 || len(ended) != 1 || ended[0].ID != old.ID || ended[0].Subject != "sub-old" || ended[0].Clients[0] != "wiki" {
-		t.Fatalf("sweep: %d %v %+v", n, err, ended)
+	c.add(25 * time.Minute)
+	m.Save(ctx, nil, used)  // used: its expiry moves 25 minutes on
+	c.add(10 * time.Minute) // old: idle 65m > 1h; used: 10m; gone: removed
+	ids, cur, err := m.Expired(ctx)
+	if err != nil || !slices.Equal(ids, []string{old.ID}) {
+		t.Fatalf("Expired = %v, %v; want only %s", ids, err, old.ID)
 	}
-	if n, _ := m.SweepExpired(ctx); n != 0 {
-		t.Fatalf("second sweep found %d", n)
+	if md, err := m.Meta(ctx, old.ID); err != nil || md.Subject != "sub-old" || !slices.Equal(md.Clients, []string{"wiki"}) {
+		t.Fatalf("an expired session's meta: %+v %v", md, err)
 	}
-	if list, _ := m.ListFor(ctx, "sub-live"); len(list) != 1 {
-		t.Fatal("live session lost")
+	// Until Done, the same minutes are walked again (a failed sweep
+	// loses nothing).
+	if again, _, _ := m.Expired(ctx); !slices.Equal(again, ids) {
+		t.Fatalf("walk after no Done: %v", again)
 	}
-	if list, _ := m.ListFor(ctx, "sub-old"); len(list) != 0 {
-		t.Fatal("swept session still listed")
+	if err := m.Remove(ctx, old.ID, old.Subject); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Done(ctx, cur); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _, _ := m.Expired(ctx); len(ids) != 0 {
+		t.Fatalf("second walk found %v", ids)
+	}
+	// The used session expires 1h after its last use, and is found then.
+	c.add(time.Hour)
+	ids, cur, err = m.Expired(ctx)
+	if err != nil || !slices.Equal(ids, []string{used.ID}) {
+		t.Fatalf("later walk = %v, %v", ids, err)
+	}
+	m.Done(ctx, cur)
+	// Walked minutes are dropped: the index does not grow without end.
+	for minute := cur - 200; minute <= cur; minute++ {
+		if members, _ := st.SetMembers(ctx, bucketPrefix+strconv.FormatInt(minute, 10)); len(members) != 0 {
+			t.Fatalf("minute %d still indexed: %v", minute, members)
+		}
+	}
+}
+
+func TestExpiredMigratesTheLegacyLiveSet(t *testing.T) {
+	m, c, st := setup(t, true)
+	ctx := context.Background()
+	s := m.New("sub")
+	m.Save(ctx, nil, s)
+	// A session indexed by the previous version only.
+	st.SetRemove(ctx, bucketName(m.expiry(s)), s.ID)
+	st.SetAdd(ctx, setLegacyLive, s.ID)
+	if _, cur, err := m.Expired(ctx); err != nil {
+		t.Fatal(err)
+	} else {
+		m.Done(ctx, cur)
+	}
+	if members, _ := st.SetMembers(ctx, setLegacyLive); len(members) != 0 {
+		t.Fatalf("legacy set left: %v", members)
+	}
+	c.add(2 * time.Hour)
+	if ids, _, err := m.Expired(ctx); err != nil || !slices.Equal(ids, []string{s.ID}) {
+		t.Fatalf("migrated session not found expired: %v %v", ids, err)
 	}
 }

@@ -1,0 +1,76 @@
+package provider
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-idp/gatehouse/chain"
+	_ "github.com/gatehouse-idp/gatehouse/chain/password"
+	"github.com/gatehouse-idp/gatehouse/internal/memstore"
+	"github.com/gatehouse-idp/gatehouse/logout"
+	"github.com/gatehouse-idp/gatehouse/session"
+	"github.com/gatehouse-idp/gatehouse/users"
+)
+
+// fuzzProvider is a provider for parser fuzzing (no HTTP server).
+func fuzzProvider(f *testing.F) *Provider {
+	ctx := context.Background()
+	st := memstore.New()
+	f.Cleanup(func() { st.Close() })
+	sessions, err := session.NewManager(ctx, st, session.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	dir := users.New(st, nil)
+	clients, err := NewClients(st, []Client{{ID: "conf", Secret: "s", RedirectURIs: []string{"https://app.example/cb"}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	keys, err := NewKeys(ctx, st, RS256, time.Hour, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	lo, err := logout.New(logout.Config{Store: st, Sessions: sessions,
+		Queue: logout.NewQueue(logout.QueueConfig{Store: st, Issuer: "https://idp.example", Signer: keys})})
+	if err != nil {
+		f.Fatal(err)
+	}
+	engine, err := chain.New(chain.DefaultConfig(), chain.Options{Store: st, Sessions: sessions, Users: dir, Logout: lo, LoginPath: "/login"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	p, err := New(Config{Issuer: "https://idp.example", Store: st, Users: dir, Clients: clients, Keys: keys, Sessions: sessions, Chain: engine, Logout: lo})
+	if err != nil {
+		f.Fatal(err)
+	}
+	return p
+}
+
+// FuzzIDTokenHint: verifyHint never panics, and whatever it accepts names
+// the subject and session of an ID token this provider signed for a
+// registered client.
+func FuzzIDTokenHint(f *testing.F) {
+	p := fuzzProvider(f)
+	now := time.Now()
+	idToken, err := p.cfg.Keys.SignClaims(idTokenType, map[string]any{"iss": p.cfg.Issuer, "sub": "alice", "aud": "conf",
+		"sid": "sid-1", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	assertion, _ := p.cfg.Keys.SignClaims("gatehouse-assertion+jwt", map[string]any{"iss": p.cfg.Issuer, "sub": "alice",
+		"aud": "https://app.example", "sid": "sid-1"})
+	f.Add(idToken)
+	f.Add(assertion)
+	f.Add("a.b.c")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, raw string) {
+		h, err := p.verifyHint(context.Background(), raw)
+		if err != nil {
+			return
+		}
+		if h.Subject != "alice" || h.SID != "sid-1" || len(h.Audience) != 1 || h.Audience[0] != "conf" {
+			t.Fatalf("accepted a hint naming %+v", h)
+		}
+	})
+}
