@@ -109,7 +109,7 @@ const gateCaddyfile = `{
 http://:%[6]d {
 	gatehouse_gate {
 		forward_auth
-		hosts fwd.localhost
+		hosts %[5]s
 	}
 }
 `
@@ -244,7 +244,15 @@ func TestGateSingleSignOnHeadersAndStepUp(t *testing.T) {
 	// Gate logout drops the gate session and signs out at the IdP too
 	// (no confirmation: the gate sends its ID token as the hint); back on
 	// the site, the browser must sign in again.
-	if _, page := b.get(s.app + "/.gatehouse/logout"); !strings.Contains(page, `name="password"`) {
+	// The site's own sign-out link: a same-origin navigation.
+	lreq, _ := http.NewRequest(http.MethodGet, s.app+"/.gatehouse/logout", nil)
+	lreq.Header.Set("Accept", "text/html")
+	lreq.Header.Set("Sec-Fetch-Site", "same-origin")
+	lresp, err := b.client.Do(lreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page := readAll(lresp); !strings.Contains(page, `name="password"`) {
 		t.Fatalf("after gate logout, no login page:\n%s", page)
 	}
 	b.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -402,8 +410,12 @@ func TestGateBadInput(t *testing.T) {
 		t.Fatalf("POST that needed a login: %d\n%s", presp.StatusCode, ppage)
 	}
 
-	// (The pending login was consumed by that attempt: a replay fails too.)
+	// The other browser's try did not spend this browser's login: the
+	// callback works once here, and a replay fails.
 	nb.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if r, _ := nb.get(cb); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("callback in its own browser: %d", r.StatusCode)
+	}
 	if r, _ := nb.get(cb); r.StatusCode != http.StatusBadRequest {
 		t.Fatalf("replayed callback: %d", r.StatusCode)
 	}

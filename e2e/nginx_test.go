@@ -35,10 +35,10 @@ func TestForwardAuthWithNginx(t *testing.T) {
 http://:%d {
 	gatehouse_gate {
 		forward_auth
-		hosts nginx.localhost
+		hosts http://nginx.localhost:%d
 	}
 }
-`, issuer, issuer, gatePort))
+`, issuer, issuer, gatePort, nginxPort))
 	if out, err := c.cli("correct horse battery\n", "user", "add", "alice", "--password-stdin", "--email", "alice@example.com"); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}

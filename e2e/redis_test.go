@@ -63,15 +63,16 @@ http://%s {
 }
 `, issuer, appHost, strings.TrimPrefix(up.URL, "http://")))
 	// The second instance serves the same site on another port (the
-	// "load balancer" here is the test choosing where to send requests).
+	// "load balancer" here is the test choosing where to send requests):
+	// `hosts` names the public origin it serves.
 	startCaddy(t, global+fmt.Sprintf(`
 http://:%d {
 	gatehouse_gate {
-		hosts app.localhost
+		hosts http://%s
 	}
 	reverse_proxy %s
 }
-`, otherPort, strings.TrimPrefix(up.URL, "http://")))
+`, otherPort, appHost, strings.TrimPrefix(up.URL, "http://")))
 	if out, err := a.cli("correct horse battery\n", "user", "add", "alice", "--password-stdin"); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
