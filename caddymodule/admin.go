@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/chain"
 	"github.com/gatehouse-idp/gatehouse/chain/totp"
 	"github.com/gatehouse-idp/gatehouse/logout"
@@ -40,7 +42,19 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			app, err := runningApp()
 			if err == nil {
+				// Every change through the admin API leaves an audit line:
+				// what, on what, and from where (the admin API has no
+				// accounts; its address is the caller).
+				var target string
+				r = r.WithContext(context.WithValue(r.Context(), adminTargetKey{}, &target))
 				err = h(app, w, r)
+				if r.Method != http.MethodGet {
+					ev := audit.Event{Event: audit.AdminAction, Admin: r.RemoteAddr, Target: target, Reason: r.Method + " " + r.URL.Path}
+					if err != nil {
+						ev.Reason += " (refused: " + err.Error() + ")"
+					}
+					app.audit.Record(r.Context(), ev)
+				}
 			}
 			if err != nil {
 				var apiErr caddy.APIError
@@ -68,6 +82,9 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 	handle("GET /gatehouse/clients", listClients)
 	handle("POST /gatehouse/clients", addClient)
 	handle("POST /gatehouse/keys/rotate", rotateKeys)
+	handle("GET /gatehouse/bans", listBans)
+	handle("POST /gatehouse/bans", addBan)
+	handle("POST /gatehouse/bans/lift", liftBan)
 	mux.HandleFunc("/gatehouse/", func(w http.ResponseWriter, r *http.Request) {
 		writeAdminJSON(w, http.StatusNotFound, map[string]string{"error": "unknown gatehouse admin endpoint " + r.Method + " " + r.URL.Path})
 	})
@@ -142,6 +159,7 @@ func addUser(a *App, w http.ResponseWriter, r *http.Request) error {
 	if req.Password == "" {
 		return badRequest("a password is required")
 	}
+	setAdminTarget(r, "user:"+req.Username)
 	u, err := a.users.Create(r.Context(), users.User{
 		Username: req.Username, Email: req.Email, EmailVerified: req.EmailVerified, Name: req.Name,
 		GivenName: req.GivenName, FamilyName: req.FamilyName, Groups: req.Groups,
@@ -177,6 +195,7 @@ func onUser(fn userHandler) func(*App, http.ResponseWriter, *http.Request) error
 		if err != nil {
 			return err
 		}
+		setAdminTarget(r, "user:"+u.Username)
 		out, err := fn(a, r, req, u)
 		if err != nil {
 			return err
@@ -194,6 +213,7 @@ var setPassword = onUser(func(a *App, r *http.Request, req userRequest, u users.
 	if err != nil {
 		return nil, badRequest("%v", err)
 	}
+	a.audit.Record(r.Context(), audit.Event{Event: audit.PasswordChanged, User: u.Username, Subject: u.Subject, Admin: r.RemoteAddr})
 	// A new password ends every session: whoever knew the old one is out.
 	if !a.KeepSessionsOnPasswordChange {
 		if _, err := a.logout.EndAll(r.Context(), u.Subject, logout.Password); err != nil {
@@ -239,6 +259,7 @@ var resetTOTP = onUser(func(a *App, r *http.Request, _ userRequest, u users.User
 	if err := totp.Reset(r.Context(), a.state.st, u.Subject); err != nil {
 		return nil, err
 	}
+	a.audit.Record(r.Context(), audit.Event{Event: audit.FactorReset, User: u.Username, Subject: u.Subject, Module: "totp", Admin: r.RemoteAddr})
 	// Devices trusted for the old second factor are not trusted any more.
 	return forgetDevicesOf(a, r, u)
 })

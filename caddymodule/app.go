@@ -17,6 +17,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/browser"
 	"github.com/gatehouse-idp/gatehouse/chain"
 	_ "github.com/gatehouse-idp/gatehouse/chain/password" // password module kind
@@ -24,6 +25,7 @@ import (
 	"github.com/gatehouse-idp/gatehouse/gate"
 	"github.com/gatehouse-idp/gatehouse/logout"
 	"github.com/gatehouse-idp/gatehouse/provider"
+	"github.com/gatehouse-idp/gatehouse/regulate"
 	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/store"
 	"github.com/gatehouse-idp/gatehouse/store/embedded"
@@ -64,10 +66,26 @@ type App struct {
 	// DemoUser, when set, is created at start with a known password. Only
 	// for trying Gatehouse out: a warning is logged while it is active.
 	DemoUser *DemoUser `json:"demo_user,omitempty"`
+	// Regulation of guessing, per kind of key (user, ip, client); always
+	// on, these tune the defaults.
+	Regulation map[string]RuleConfig `json:"regulation,omitempty"`
+	// PasswordPolicy for every new password (default: 12 characters,
+	// zxcvbn score 3).
+	PasswordPolicy *users.PasswordPolicy `json:"password_policy,omitempty"`
+	// PasswordHashing sets argon2id and bounds concurrent checks.
+	PasswordHashing *HashingConfig `json:"password_hashing,omitempty"`
+	// HSTS is the Strict-Transport-Security value of https responses of
+	// the IdP and the gates; default "max-age=31536000", "off" for none.
+	HSTS string `json:"hsts,omitempty"`
+	// MaxSessionsPerUser caps a user's SSO sessions (default 50); a new
+	// one ends the oldest.
+	MaxSessionsPerUser int `json:"max_sessions_per_user,omitempty"`
 
 	state    *sharedState
 	poolKey  string
 	provider *provider.Provider
+	audit    *audit.Log
+	regulate *regulate.Limiter
 	browser  *browser.State
 	sessions *session.Manager
 	logout   *logout.Service
@@ -241,7 +259,26 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("gatehouse: sessions: %w", err)
 	}
-	a.users = users.New(st, nil)
+	a.audit = auditLog(ctx)
+	hasher, err := a.PasswordHashing.hasher()
+	if err != nil {
+		return fmt.Errorf("gatehouse: password_hashing: %w", err)
+	}
+	policy := users.DefaultPasswordPolicy()
+	if a.PasswordPolicy != nil {
+		policy = *a.PasswordPolicy
+		if err := policy.Validate(); err != nil {
+			return fmt.Errorf("gatehouse: password_policy: %w", err)
+		}
+	}
+	a.users = users.NewWith(st, users.Options{Hasher: hasher, Policy: &policy})
+	rp, err := regulationPolicy(a.Regulation)
+	if err != nil {
+		return fmt.Errorf("gatehouse: %w", err)
+	}
+	if a.regulate, err = regulate.New(st, rp, nil); err != nil {
+		return fmt.Errorf("gatehouse: %w", err)
+	}
 
 	var clients []provider.Client
 	for _, c := range a.Clients {
@@ -261,8 +298,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("gatehouse: signing keys: %w", err)
 	}
 
-	a.logout, err = logout.New(logout.Config{Store: st, Sessions: a.sessions, Logger: a.logger,
-		Queue: logout.NewQueue(logout.QueueConfig{Store: st, Issuer: a.Issuer, Signer: a.keys, Logger: a.logger})})
+	a.logout, err = logout.New(logout.Config{Store: st, Sessions: a.sessions, Logger: a.logger, Audit: a.audit,
+		MaxSessionsPerUser: a.MaxSessionsPerUser,
+		Queue:              logout.NewQueue(logout.QueueConfig{Store: st, Issuer: a.Issuer, Signer: a.keys, Logger: a.logger, Audit: a.audit})})
 	if err != nil {
 		return fmt.Errorf("gatehouse: %w", err)
 	}
@@ -283,7 +321,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	}
 	a.chain, err = chain.New(cc, chain.Options{
-		Store: st, Sessions: a.sessions, Users: a.users, Logout: a.logout,
+		Store: st, Sessions: a.sessions, Users: a.users, Logout: a.logout, Regulate: a.regulate, Audit: a.audit,
 		LoginPath: provider.LoginPath(a.Issuer), StaticPath: provider.StaticPath(a.Issuer),
 		Logger: a.logger,
 	})
@@ -293,7 +331,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 
 	a.provider, err = provider.New(provider.Config{
 		Issuer: a.Issuer, Store: st, Users: a.users, Clients: a.clients, Keys: a.keys,
-		Sessions: a.sessions, Chain: a.chain, Logout: a.logout,
+		Sessions: a.sessions, Chain: a.chain, Logout: a.logout, Regulate: a.regulate, Audit: a.audit, HSTS: hstsHeader(a.HSTS),
 		AccessTokenTTL: time.Duration(a.AccessTokenTTL), IDTokenTTL: time.Duration(a.IDTokenTTL),
 		Logger: a.logger,
 	})

@@ -2,6 +2,8 @@ package caddymodule
 
 import (
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -28,6 +30,16 @@ func init() {
 //		access_token_ttl <duration>
 //		id_token_ttl <duration>
 //		demo_user <username> <password>
+//		regulation {                     # guessing: slowed, then banned
+//			user|ip|client {
+//				max_retries <n>  find_time <d>  ban_time <d>  max_ban_time <d>
+//				free_retries <n>  delay <d>
+//			}
+//		}
+//		password_policy { min_length <n>  max_length <n>  min_strength <0-4> }
+//		password_hashing { memory <size>  time <n>  threads <n>  concurrency <n>  wait <d> }
+//		hsts <value>|off
+//		max_sessions_per_user <n>
 //		client <id> {
 //			name <display name>
 //			secret <secret> | public
@@ -149,6 +161,40 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			ptr := map[string]*caddy.Duration{"session_idle": &a.SessionIdle, "session_lifetime": &a.SessionLifetime,
 				"access_token_ttl": &a.AccessTokenTTL, "id_token_ttl": &a.IDTokenTTL}[opt]
 			*ptr = caddy.Duration(dur)
+		case "regulation":
+			r, err := parseRegulation(d)
+			if err != nil {
+				return err
+			}
+			a.Regulation = r
+		case "password_policy":
+			p, err := parsePasswordPolicy(d)
+			if err != nil {
+				return err
+			}
+			a.PasswordPolicy = p
+		case "password_hashing":
+			h, err := parseHashing(d)
+			if err != nil {
+				return err
+			}
+			a.PasswordHashing = h
+		case "hsts":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Err("hsts <header value>|off")
+			}
+			a.HSTS = strings.Join(args, " ")
+		case "max_sessions_per_user":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return d.Errf("max_sessions_per_user must be a positive number, not %q", v)
+			}
+			a.MaxSessionsPerUser = n
 		case "demo_user":
 			args := d.RemainingArgs()
 			if len(args) != 2 {

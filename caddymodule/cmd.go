@@ -22,7 +22,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "gatehouse",
-		Usage: "user|client|keys ...",
+		Usage: "user|client|session|keys|bans ...",
 		Short: "Manages Gatehouse users, clients and signing keys in a running Caddy",
 		Long: `
 Manages Gatehouse through the admin API of the running Caddy (the store is
@@ -40,6 +40,9 @@ a file that the running Caddy holds open, so changes go through it).
   caddy gatehouse session list --user <username>
   caddy gatehouse session revoke --user <username> | --sid <sid>
   caddy gatehouse keys rotate
+  caddy gatehouse bans list
+  caddy gatehouse bans add --user U | --ip A | --client C [--for 1h]
+  caddy gatehouse bans remove --user U | --ip A | --client C | --key K
 
 Passwords are asked on the terminal, or read from the first line of
 standard input with --password-stdin. The admin address is found like
@@ -292,7 +295,7 @@ func buildCommand(cmd *cobra.Command) {
 			return nil
 		},
 	})
-	cmd.AddCommand(user, client, sessions, keys)
+	cmd.AddCommand(user, client, sessions, keys, bansCommand())
 }
 
 // readPassword asks twice on a terminal, or reads one line from stdin.

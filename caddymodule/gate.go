@@ -82,7 +82,7 @@ func (h *Gate) Provision(ctx caddy.Context) error {
 		Policy: gate.Policy{ACR: h.ACR, MaxAge: time.Duration(h.MaxAge), AllowUsers: h.AllowUsers, AllowGroups: h.AllowGroups,
 			DenyUsers: h.DenyUsers, DenyGroups: h.DenyGroups, Bypass: h.Bypass},
 		SessionLifetime: time.Duration(h.SessionLifetime), CacheTTL: time.Duration(h.CacheTTL),
-		ForwardAuth: h.ForwardAuth, Logger: ctx.Slogger(),
+		ForwardAuth: h.ForwardAuth, HSTS: hstsHeader(app.HSTS), Logger: ctx.Slogger(),
 	}
 	if h.Issuer != "" {
 		cfg.Issuer = repl.ReplaceKnown(h.Issuer, "")

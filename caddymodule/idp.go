@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/gatehouse-idp/gatehouse/provider"
+	"github.com/gatehouse-idp/gatehouse/regulate"
 )
 
 func init() {
@@ -61,6 +62,11 @@ func gatehouseApp(ctx caddy.Context, who string) (*App, error) {
 func (h *IDP) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if h.prefix != "" && r.URL.Path != h.prefix && !strings.HasPrefix(r.URL.Path, h.prefix+"/") {
 		return next.ServeHTTP(w, r)
+	}
+	// The client address Caddy determined (honouring trusted_proxies),
+	// for regulation and the audit trail: never a raw X-Forwarded-For.
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		r = r.WithContext(regulate.WithClientIP(r.Context(), ip))
 	}
 	h.provider.ServeHTTP(w, r)
 	return nil

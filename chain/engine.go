@@ -13,6 +13,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gatehouse-idp/gatehouse/audit"
+	"github.com/gatehouse-idp/gatehouse/regulate"
 	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/store"
 	"github.com/gatehouse-idp/gatehouse/users"
@@ -35,8 +37,10 @@ type Request struct {
 	ForceLogin bool
 	LoginHint  string
 	UILocales  string
-	// Client is the display name of the application asking.
-	Client string
+	// Client is the display name of the application asking, ClientID its
+	// id (for the audit trail).
+	Client   string
+	ClientID string
 }
 
 // Attempt is one browser's walk through the chain. Until a form is
@@ -73,6 +77,7 @@ type attemptRequest struct {
 	LoginHint  string    `json:"login_hint,omitempty"`
 	UILocales  string    `json:"ui_locales,omitempty"`
 	Client     string    `json:"client,omitempty"`
+	ClientID   string    `json:"client_id,omitempty"`
 }
 
 // attemptToken is the sealed part: who started it and what it asks.
@@ -104,6 +109,8 @@ type Outcome struct {
 // logout); the chain calls it when another person signs in in a browser.
 type Ender interface {
 	EndReplaced(ctx context.Context, sid string) error
+	// LimitSessions ends a user's oldest sessions beyond the cap.
+	LimitSessions(ctx context.Context, subject string) error
 }
 
 // Options configure an Engine.
@@ -113,6 +120,11 @@ type Options struct {
 	Users    *users.Directory
 	// Logout ends the previous person's session when another signs in.
 	Logout Ender
+	// Regulate, when set, counts failures per account and address and
+	// refuses attempts while they are delayed or banned.
+	Regulate *regulate.Limiter
+	// Audit takes the security events of sign-ins.
+	Audit *audit.Log
 	// LoginPath is the URL path the engine's handler is mounted at.
 	LoginPath string
 	// StaticPath is the URL prefix of web assets.
@@ -135,7 +147,7 @@ func New(cfg Config, opt Options) (*Engine, error) {
 	if opt.Sessions == nil || opt.Logout == nil {
 		return nil, errors.New("chain: Sessions and Logout are required")
 	}
-	start, nodes, ranks, err := build(cfg, Deps{Users: opt.Users, Store: opt.Store, Now: opt.Sessions.Now})
+	start, nodes, ranks, err := build(cfg, Deps{Users: opt.Users, Store: opt.Store, Now: opt.Sessions.Now, Audit: opt.Audit})
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +339,7 @@ func (e *Engine) Start(w http.ResponseWriter, r *http.Request, req Request) erro
 		Browser: e.opt.Sessions.BrowserID(w, r),
 		Req: attemptRequest{
 			ReturnTo: req.ReturnTo, AcrValues: req.AcrValues, Since: req.Since, ForceLogin: req.ForceLogin,
-			LoginHint: req.LoginHint, UILocales: req.UILocales, Client: req.Client,
+			LoginHint: req.LoginHint, UILocales: req.UILocales, Client: req.Client, ClientID: req.ClientID,
 		},
 		Expires: e.opt.Sessions.Now().Add(e.opt.AttemptTTL),
 	}

@@ -397,6 +397,8 @@ func TestRemember(t *testing.T) {
 					RememberFor: time.Hour, Settings: settingsFor("testcode")},
 			}})
 			srv, c := loginServer(t, e)
+			// trust ticks "Trust this browser" on the code's page.
+			trust := true
 			login := func(user, pw string, wantCode bool) {
 				t.Helper()
 				_, page := get(t, c, srv.URL+"/start")
@@ -405,7 +407,14 @@ func TestRemember(t *testing.T) {
 					t.Fatalf("%s: code asked = %v, want %v (%d)", user, asked, wantCode, st)
 				}
 				if wantCode {
-					if st, body := post(t, c, srv.URL+"/login", form(page, "code", "123456")); body != "DONE" {
+					if !strings.Contains(page, `name="remember"`) || strings.Contains(page, "checked") {
+						t.Fatalf("no unticked trust box on the code's page:\n%s", page)
+					}
+					f := form(page, "code", "123456")
+					if trust {
+						f.Set("remember", "on")
+					}
+					if st, body := post(t, c, srv.URL+"/login", f); body != "DONE" {
 						t.Fatalf("code: %d %s", st, body)
 					}
 				}
@@ -422,6 +431,11 @@ func TestRemember(t *testing.T) {
 				c.Jar, _ = cookiejar.New(nil)
 				c.Jar.SetCookies(u, keep)
 			}
+			// Not ticked: the browser is not trusted.
+			trust = false
+			login("alice", "pw", true)
+			dropSSO()
+			trust = true
 			login("alice", "pw", true)
 			dropSSO()
 			login("alice", "pw", false) // trusted device: no code

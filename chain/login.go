@@ -5,9 +5,14 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/gatehouse-idp/gatehouse/audit"
+	"github.com/gatehouse-idp/gatehouse/regulate"
 	"github.com/gatehouse-idp/gatehouse/session"
+	"github.com/gatehouse-idp/gatehouse/users"
 	"github.com/gatehouse-idp/gatehouse/web"
 )
 
@@ -31,6 +36,10 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (e *Engine) fail(w http.ResponseWriter, err error) {
 	switch {
+	case errors.Is(err, users.ErrBusy):
+		w.Header().Set("Retry-After", "2")
+		web.Error(w, e.opt.StaticPath, http.StatusServiceUnavailable, "Busy",
+			"Many people are signing in right now. Please try again in a few seconds.")
 	case errors.Is(err, errAttemptGone):
 		web.Error(w, e.opt.StaticPath, http.StatusBadRequest, "This sign-in has expired",
 			"The sign-in page was open too long, was already used, or was started in another browser. Go back to the application and sign in again.")
@@ -50,6 +59,9 @@ type loginData struct {
 	Client, Action, CSRF, Attempt, Module string
 	Prompt
 	Others []choice
+	// Remember labels the "trust this browser" box of a module that can
+	// be remembered.
+	Remember string
 }
 
 func (e *Engine) stepURL(a *Attempt, module string) string {
@@ -112,6 +124,12 @@ func (e *Engine) showAttempt(w http.ResponseWriter, r *http.Request, a *Attempt,
 	if d.Submit == "" {
 		d.Submit = "Continue"
 	}
+	switch n.Remember {
+	case RememberPersistent:
+		d.Remember = "Trust this browser for " + days(n.RememberFor)
+	case RememberSession:
+		d.Remember = "Trust this browser until it is closed"
+	}
 	for _, o := range offered {
 		if o != n {
 			d.Others = append(d.Others, choice{Name: o.Name, URL: e.stepURL(a, o.Name)})
@@ -166,9 +184,19 @@ func (e *Engine) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n := offered[i]
-	sub, err := n.mod.Verify(r.Context(), a, r.PostForm)
+	ctx := r.Context()
+	g, err := e.guardFor(ctx, r, a, n, r.PostForm)
+	if err != nil {
+		e.fail(w, err)
+		return
+	}
+	if !e.begin(w, r, g, a, n) {
+		return
+	}
+	sub, err := n.mod.Verify(ctx, a, r.PostForm)
 	if rej, ok := IsRejection(err); ok {
-		locked, err := e.countFailure(r.Context(), a)
+		e.failed(ctx, g, a, n, rej.Message)
+		locked, err := e.countFailure(ctx, a)
 		if err != nil {
 			e.fail(w, err)
 			return
@@ -179,6 +207,10 @@ func (e *Engine) submit(w http.ResponseWriter, r *http.Request) {
 		}
 		e.showAttempt(w, r, a, n.Name, rej.Message)
 		return
+	}
+	e.passed(ctx, g) // a right answer, or a failure that is not the person's
+	if errors.Is(err, users.ErrBusy) {
+		e.record(ctx, audit.Event{Event: audit.Busy}, g, a, n)
 	}
 	if err != nil {
 		e.fail(w, err)
@@ -195,23 +227,36 @@ func (e *Engine) submit(w http.ResponseWriter, r *http.Request) {
 	if n == e.start {
 		a.Fresh = true
 	}
-	if err := e.remember(r.Context(), w, r, a, n, passed); err != nil {
-		e.fail(w, err)
-		return
-	}
-	if firstID {
-		// Now that we know who it is, this device may be trusted for
-		// later steps.
-		if err := e.addRemembered(r.Context(), r, a); err != nil {
+	if r.PostForm.Get("remember") == "on" {
+		if err := e.remember(ctx, w, r, a, n, passed); err != nil {
 			e.fail(w, err)
 			return
 		}
 	}
-	if err := e.saveAttempt(r.Context(), a); err != nil {
+	if firstID {
+		// Now that we know who it is, this device may be trusted for
+		// later steps.
+		if err := e.addRemembered(ctx, r, a); err != nil {
+			e.fail(w, err)
+			return
+		}
+	}
+	if err := e.saveAttempt(ctx, a); err != nil {
 		e.fail(w, err)
 		return
 	}
 	http.Redirect(w, r, e.stepURL(a, ""), http.StatusSeeOther)
+}
+
+// days says a remember duration for people.
+func days(d time.Duration) string {
+	if d <= 0 {
+		d = defaultRemember
+	}
+	if n := int(d / (24 * time.Hour)); n > 1 {
+		return strconv.Itoa(n) + " days"
+	}
+	return "a day"
 }
 
 // finish turns a completed attempt into the SSO session and returns the
@@ -248,6 +293,7 @@ func (e *Engine) finish(w http.ResponseWriter, r *http.Request, a *Attempt) {
 		// A new id whenever the person changes: no session fixation.
 		s = e.opt.Sessions.New(a.Subject)
 	}
+	stepUp := !a.Fresh && len(s.Passed) > 0
 	if a.Fresh {
 		// A new authentication: the tokens of this session describe what
 		// was passed now, not what was passed before.
@@ -256,9 +302,33 @@ func (e *Engine) finish(w http.ResponseWriter, r *http.Request, a *Attempt) {
 	for _, p := range a.Passed {
 		s.Pass(p)
 	}
+	newSession := s.LastSeen.Equal(s.Created)
 	if err := e.opt.Sessions.Save(ctx, w, s); err != nil {
 		e.fail(w, err)
 		return
 	}
+	if newSession {
+		// A user's sessions are capped: the oldest end (the account page
+		// stays usable, a script cannot pile them up).
+		if err := e.opt.Logout.LimitSessions(ctx, s.Subject); err != nil {
+			e.opt.Logger.Error("gatehouse chain: limiting sessions", "error", err)
+		}
+	}
+	ev := audit.Event{Event: audit.LoginSucceeded, SID: s.ID}
+	if stepUp {
+		ev.Event = audit.StepUp
+	}
+	var mods []string
+	for _, p := range a.Passed {
+		mods = append(mods, p.Module)
+		ev.AMR = append(ev.AMR, p.AMR...)
+	}
+	ev.Reason = "modules: " + strings.Join(mods, " ")
+	g := guard{ip: regulate.ClientIP(r), subject: a.Subject}
+	if u, err := e.opt.Users.Get(ctx, a.Subject); err == nil {
+		g.user = u.Username
+	}
+	e.record(ctx, ev, g, a, nil)
+	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, a.Req.ReturnTo, http.StatusSeeOther)
 }

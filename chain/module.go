@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/store"
 	"github.com/gatehouse-idp/gatehouse/users"
 )
@@ -30,6 +31,13 @@ type Module interface {
 // offered as a next step.
 type Applicable interface {
 	Applicable(ctx context.Context, u users.User) (bool, error)
+}
+
+// Claimant is implemented by modules whose form names the account it
+// tries before anyone is identified (a login name), so that failures are
+// regulated per account from the first attempt.
+type Claimant interface {
+	Claimed(form url.Values) string
 }
 
 // Prompt is a module's form.
@@ -70,6 +78,8 @@ type Deps struct {
 	Store store.Store
 	// Now is the clock.
 	Now func() time.Time
+	// Audit takes the module's security events (a factor enrolled).
+	Audit *audit.Log
 }
 
 // Factory builds a module of one kind from its raw settings.

@@ -117,7 +117,11 @@ func TestChainPasswordThenTOTP(t *testing.T) {
 	if !strings.Contains(page, "Wrong code") {
 		t.Fatalf("wrong enrolment code: %d", resp.StatusCode)
 	}
-	resp, page = b.submitForm(resp.Request.URL.String(), page, url.Values{"code": {totpCode(t, secret, time.Now())}})
+	// "Trust this browser" is a choice, unticked by default.
+	if !strings.Contains(page, `name="remember"`) || strings.Contains(page, "checked") {
+		t.Fatalf("no unticked trust box on the TOTP page:\n%s", page)
+	}
+	resp, page = b.submitForm(resp.Request.URL.String(), page, url.Values{"code": {totpCode(t, secret, time.Now())}, "remember": {"on"}})
 	var echo2 map[string]string
 	json.Unmarshal([]byte(page), &echo2)
 	if echo2["Remote-Acr"] != "2" || echo2["_path"] != "/admin/" {

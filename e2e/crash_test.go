@@ -160,7 +160,7 @@ func burstAndKill(t *testing.T, c *caddy, names []string) (created []string, ans
 // returns the status, 0 when no answer came (refused, reset, killed).
 func addUser(ctx context.Context, client *http.Client, adminAddr, name string) (int, string) {
 	body, _ := json.Marshal(map[string]any{
-		"username": name, "email": name + "@example.com", "password": "pw-" + name, "groups": []string{"crash"},
+		"username": name, "email": name + "@example.com", "password": "tulip-orbit-canoe-gravel", "groups": []string{"crash"},
 	})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+adminAddr+"/gatehouse/users", bytes.NewReader(body))
 	if err != nil {

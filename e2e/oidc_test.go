@@ -227,7 +227,7 @@ func TestAdminCLI(t *testing.T) {
 	if err != nil || !strings.Contains(out, "alice") || !strings.Contains(out, "active") {
 		t.Fatalf("user list: %v\n%s", err, out)
 	}
-	if out, err := s.caddy.cli("x\n", "user", "add", "alice", "--password-stdin"); err == nil || !strings.Contains(out, "already in use") {
+	if out, err := s.caddy.cli("another good passphrase\n", "user", "add", "alice", "--password-stdin"); err == nil || !strings.Contains(out, "already in use") {
 		t.Fatalf("duplicate user add: %v\n%s", err, out)
 	}
 	if out, err := s.caddy.cli("second password\n", "user", "passwd", "alice", "--password-stdin"); err != nil {

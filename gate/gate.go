@@ -74,8 +74,11 @@ type Config struct {
 	// ForwardAuth makes the gate answer /.gatehouse/verify for nginx
 	// auth_request, Traefik ForwardAuth and Caddy forward_auth.
 	ForwardAuth bool
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// HSTS, when set, is the Strict-Transport-Security header of every
+	// response on an https origin.
+	HSTS   string
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Site is what a gate learns of its site once the server configuration
@@ -232,6 +235,9 @@ func (g *Gate) Check(w http.ResponseWriter, r *http.Request) (s *Session, handle
 	if !ok {
 		g.page(w, http.StatusMisdirectedRequest, "Unknown site", "This sign-in gate is not configured for this host name and port.")
 		return nil, true
+	}
+	if g.cfg.HSTS != "" && r.TLS != nil {
+		w.Header().Set("Strict-Transport-Security", g.cfg.HSTS)
 	}
 	if g.cfg.Policy.Bypassed(p) {
 		return nil, false

@@ -103,6 +103,7 @@ func (g *Gate) redirectToProvider(w http.ResponseWriter, r *http.Request, origin
 	if p.MaxAge > 0 {
 		opts = append(opts, oauth2.SetAuthURLParam("max_age", strconv.Itoa(int(p.MaxAge/time.Second))))
 	}
+	noStore(w)
 	http.Redirect(w, r, g.oauth2Config(prov, callbackURL(origin)).AuthCodeURL(p.State, opts...), http.StatusFound)
 }
 
@@ -212,7 +213,13 @@ func (g *Gate) callback(w http.ResponseWriter, r *http.Request, b *bound, origin
 			p.ReturnTo, "Back to the page")
 		return
 	}
+	noStore(w)
 	http.Redirect(w, r, safeOrRoot(p.ReturnTo), http.StatusSeeOther)
+}
+
+// noStore keeps a response that sets or clears a session out of caches.
+func noStore(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
 }
 
 // sessionFromToken verifies the ID token and builds a session from it.

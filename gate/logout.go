@@ -62,6 +62,7 @@ func (g *Gate) logout(w http.ResponseWriter, r *http.Request, origin string) {
 		if idToken != "" {
 			q.Set("id_token_hint", idToken)
 		}
+		noStore(w)
 		http.Redirect(w, r, g.endSess+"?"+q.Encode(), http.StatusFound)
 		return
 	}

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/store"
 )
@@ -18,15 +20,16 @@ type Reason string
 
 // Reasons a session ends.
 const (
-	ByClient   Reason = "client_logout"    // RP-initiated logout
-	ByGate     Reason = "gate_logout"      // /.gatehouse/logout on a protected site
-	ByUser     Reason = "account_page"     // the user, on the account page
-	ByAdmin    Reason = "admin"            // the admin API or CLI
-	Disabled   Reason = "user_disabled"    // the account was disabled
-	Password   Reason = "password_changed" // a new password ends the other sessions
-	Replaced   Reason = "replaced"         // another person signed in in this browser
-	Expired    Reason = "expired"          // idle or absolute expiry
-	UserLogout Reason = "user_logout"      // sign-out at the provider, confirmed by the person
+	ByClient   Reason = "client_logout"     // RP-initiated logout
+	ByGate     Reason = "gate_logout"       // /.gatehouse/logout on a protected site
+	ByUser     Reason = "account_page"      // the user, on the account page
+	ByAdmin    Reason = "admin"             // the admin API or CLI
+	Disabled   Reason = "user_disabled"     // the account was disabled
+	Password   Reason = "password_changed"  // a new password ends the other sessions
+	Replaced   Reason = "replaced"          // another person signed in in this browser
+	Expired    Reason = "expired"           // idle or absolute expiry
+	UserLogout Reason = "user_logout"       // sign-out at the provider, confirmed by the person
+	TooMany    Reason = "too_many_sessions" // the user's oldest session beyond the cap
 )
 
 // Ended is the news that a session ended. SID is empty when every
@@ -55,8 +58,12 @@ type Config struct {
 	// SweepEvery is how often expired sessions are looked for, and
 	// interrupted jobs finished. Default 30s.
 	SweepEvery time.Duration
-	Now        func() time.Time
-	Logger     *slog.Logger
+	// MaxSessionsPerUser caps a user's live SSO sessions; a new one ends
+	// the oldest beyond it. Default 50.
+	MaxSessionsPerUser int
+	Audit              *audit.Log
+	Now                func() time.Time
+	Logger             *slog.Logger
 }
 
 // Service ends sessions.
@@ -82,6 +89,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.SweepEvery <= 0 {
 		cfg.SweepEvery = 30 * time.Second
+	}
+	if cfg.MaxSessionsPerUser <= 0 {
+		cfg.MaxSessionsPerUser = 50
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -134,6 +144,20 @@ func (s *Service) End(ctx context.Context, sid string, reason Reason) error {
 // EndReplaced ends sid because another person signed in in its browser.
 func (s *Service) EndReplaced(ctx context.Context, sid string) error {
 	return s.End(ctx, sid, Replaced)
+}
+
+// LimitSessions ends subject's oldest sessions beyond the cap.
+func (s *Service) LimitSessions(ctx context.Context, subject string) error {
+	list, err := s.cfg.Sessions.ListFor(ctx, subject) // newest first
+	if err != nil {
+		return err
+	}
+	for i := s.cfg.MaxSessionsPerUser; i < len(list); i++ {
+		if err := s.End(ctx, list[i].ID, TooMany); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // EndAll ends every session of subject, and has the parties drop what
@@ -212,7 +236,8 @@ func (s *Service) run(ctx context.Context, e Ended) error {
 		return fmt.Errorf("ending session: %w", err)
 	}
 	if e.SID != "" {
-		s.cfg.Logger.Info("gatehouse: session ended", "sid", e.SID, "sub", e.Subject, "reason", string(e.Reason), "clients", e.Clients)
+		s.cfg.Audit.Record(ctx, audit.Event{Event: audit.SessionEnded, SID: e.SID, Subject: e.Subject, Reason: string(e.Reason),
+			Client: strings.Join(e.Clients, " ")})
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/store"
 )
 
@@ -78,6 +79,7 @@ type QueueConfig struct {
 	Backoff  time.Duration
 	Now      func() time.Time
 	Logger   *slog.Logger
+	Audit    *audit.Log
 }
 
 // Queue is the durable queue of logout tokens.
@@ -208,6 +210,8 @@ func (q *Queue) deliver(ctx context.Context, d delivery) {
 		q.Stats.GivenUp.Add(1)
 		q.cfg.Logger.Error("gatehouse logout: back-channel logout given up", "uri", d.URI, "aud", d.Audience,
 			"attempts", d.Attempts, "error", err)
+		q.cfg.Audit.Record(ctx, audit.Event{Event: audit.LogoutGivenUp, Target: d.URI, Client: d.Audience, Subject: d.Subject,
+			SID: d.SID, Reason: err.Error()})
 		q.finish(ctx, d.ID)
 		return
 	}

@@ -12,7 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/chain"
+	"github.com/gatehouse-idp/gatehouse/regulate"
 	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/store"
 	"github.com/gatehouse-idp/gatehouse/users"
@@ -145,6 +147,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	client, err := p.cfg.Clients.Get(r.Context(), clientID)
 	if errors.Is(err, ErrUnknownClient) {
+		p.cfg.Audit.Record(r.Context(), audit.Event{Event: audit.UnknownClient, Client: clientID, IP: regulate.ClientIP(r), Reason: "authorize"})
 		p.errorPage(w, http.StatusBadRequest, "Unknown application", "The application that sent you here is not registered with this sign-in service.")
 		return
 	} else if err != nil {
@@ -152,6 +155,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if redirectURI == "" || !client.HasRedirectURI(redirectURI) {
+		p.cfg.Audit.Record(r.Context(), audit.Event{Event: audit.BadRedirectURI, Client: clientID, IP: regulate.ClientIP(r), Target: redirectURI})
 		p.errorPage(w, http.StatusBadRequest, "Unregistered redirect address",
 			"The application asked to send you back to an address it has not registered. For your safety you were not sent there.")
 		return
@@ -232,6 +236,7 @@ func (p *Provider) startChain(w http.ResponseWriter, r *http.Request, req *authR
 		LoginHint:  req.LoginHint,
 		UILocales:  req.UILocales,
 		Client:     clientName,
+		ClientID:   req.ClientID,
 	})
 	if err != nil {
 		p.serverErrorPage(w, "starting login", err)
@@ -504,6 +509,7 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, req *authRe
 	if req.State != "" {
 		q.Set("state", req.State)
 	}
+	noStore(w)
 	http.Redirect(w, r, appendQuery(req.RedirectURI, q), http.StatusFound)
 }
 

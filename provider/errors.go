@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
+	"time"
 )
 
 // oauthError is an OAuth 2.0 / OIDC error (RFC 6749 §4.1.2.1, §5.2;
@@ -14,6 +16,8 @@ type oauthError struct {
 	status      int
 	// wwwAuth, when set, is sent as WWW-Authenticate.
 	wwwAuth string
+	// retryAfter, when set, is sent as Retry-After (seconds).
+	retryAfter int
 }
 
 func (e *oauthError) Error() string { return e.Code + ": " + e.Description }
@@ -35,6 +39,15 @@ func errInvalidToken(desc string) *oauthError {
 	return &oauthError{Code: "invalid_token", Description: desc, status: http.StatusUnauthorized,
 		wwwAuth: `Bearer error="invalid_token", error_description="` + desc + `"`}
 }
+
+// errSlowDown answers a client whose authentication attempts are
+// delayed or banned: 429 with Retry-After; no secret was checked.
+func errSlowDown(after time.Duration) *oauthError {
+	secs := int((after + time.Second - 1) / time.Second)
+	return &oauthError{Code: "invalid_client", Description: "too many failed attempts; retry later", status: http.StatusTooManyRequests,
+		retryAfter: max(secs, 1)}
+}
+
 func errServer(desc string) *oauthError {
 	return &oauthError{Code: "server_error", Description: desc, status: http.StatusInternalServerError}
 }
@@ -44,14 +57,16 @@ func writeJSONError(w http.ResponseWriter, e *oauthError) {
 	if e.wwwAuth != "" {
 		w.Header().Set("WWW-Authenticate", e.wwwAuth)
 	}
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.retryAfter))
+	}
 	writeJSON(w, e.status, e)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
+	noStore(w)
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
@@ -66,7 +81,15 @@ func (p *Provider) redirectError(w http.ResponseWriter, r *http.Request, redirec
 	if state != "" {
 		q.Set("state", state)
 	}
+	noStore(w)
 	http.Redirect(w, r, appendQuery(redirectURI, q), http.StatusFound)
+}
+
+// noStore keeps a response that carries a code, a token or a session
+// change out of every cache.
+func noStore(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
 }
 
 func appendQuery(u string, q url.Values) string {

@@ -12,8 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/chain"
 	"github.com/gatehouse-idp/gatehouse/logout"
+	"github.com/gatehouse-idp/gatehouse/regulate"
 	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/store"
 	"github.com/gatehouse-idp/gatehouse/users"
@@ -35,6 +37,14 @@ type Config struct {
 	// Logout ends sessions; the provider subscribes to it to revoke
 	// tokens and notify clients.
 	Logout *logout.Service
+	// Regulate, when set, slows and bans guessing of client secrets.
+	Regulate *regulate.Limiter
+	// Audit takes security events (unknown clients, bad redirect URIs,
+	// bad client secrets, replayed codes).
+	Audit *audit.Log
+	// HSTS, when set, is the Strict-Transport-Security header of every
+	// response (an https issuer only).
+	HSTS string
 	// AccessTokenTTL is the life of an access token. Default 15m.
 	AccessTokenTTL time.Duration
 	// IDTokenTTL is the life of an ID token. Default 15m.
@@ -106,6 +116,9 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if !strings.HasPrefix(cfg.Issuer, "https://") {
+		cfg.HSTS = "" // browsers ignore it over http, and it would pin localhost
+	}
 	p := &Provider{cfg: cfg, prefix: prefix, mux: http.NewServeMux()}
 	cfg.Logout.Subscribe(p)
 	p.static = http.StripPrefix(prefix+"/static", web.Static())
@@ -141,6 +154,9 @@ func (p *Provider) Endpoint(path string) string { return p.cfg.Issuer + path }
 
 // ServeHTTP routes the request to an endpoint.
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.cfg.HSTS != "" {
+		w.Header().Set("Strict-Transport-Security", p.cfg.HSTS)
+	}
 	p.mux.ServeHTTP(w, r)
 }
 

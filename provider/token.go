@@ -16,6 +16,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/gatehouse-idp/gatehouse/audit"
+	"github.com/gatehouse-idp/gatehouse/regulate"
 	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/store"
 	"github.com/gatehouse-idp/gatehouse/users"
@@ -117,13 +119,31 @@ func (p *Provider) authenticateClient(r *http.Request, form url.Values) (*Client
 	case form.Has("client_secret"):
 		method = AuthSecretPost
 	}
-	if id == "" {
+	if id == "" || len(id) > 128 {
 		return nil, errInvalidClient("client authentication is required", true)
 	}
-	client, err := p.cfg.Clients.Get(r.Context(), id)
+	ctx := r.Context()
+	ip := regulate.ClientIP(r)
+	// A secret is checked only when regulation allows: per client id and
+	// per address, the same way for unknown ids.
+	keys := []regulate.Key{regulate.Client(id), regulate.IP(ip)}
+	if method != AuthNone && p.cfg.Regulate != nil {
+		blocked, err := p.cfg.Regulate.Begin(ctx, keys...)
+		if err != nil {
+			p.cfg.Logger.Error("gatehouse provider: regulation", "error", err)
+			return nil, errServer("could not check the client")
+		}
+		if blocked != nil {
+			p.cfg.Audit.Record(ctx, audit.Event{Event: audit.RateLimited, Client: id, IP: ip, Key: blocked.Key.String(), Reason: "token endpoint"})
+			return nil, errSlowDown(blocked.RetryAfter)
+		}
+	}
+	client, err := p.cfg.Clients.Get(ctx, id)
 	if errors.Is(err, ErrUnknownClient) {
 		// Hash anyway so unknown and known clients take similar time.
 		(&Client{Secret: "x"}).CheckSecret(secret)
+		p.cfg.Audit.Record(ctx, audit.Event{Event: audit.UnknownClient, Client: id, IP: ip, Reason: "token endpoint"})
+		p.secretFailed(ctx, method, keys)
 		return nil, errInvalidClient("client authentication failed", basic)
 	} else if err != nil {
 		p.cfg.Logger.Error("gatehouse provider: looking up client", "error", err)
@@ -144,9 +164,30 @@ func (p *Provider) authenticateClient(r *http.Request, form url.Values) (*Client
 		return nil, errInvalidClient("this client must authenticate with "+client.TokenEndpointAuthMethod, basic)
 	}
 	if !client.CheckSecret(secret) {
+		p.cfg.Audit.Record(ctx, audit.Event{Event: audit.BadClientSecret, Client: id, IP: ip})
+		p.secretFailed(ctx, method, keys)
 		return nil, errInvalidClient("client authentication failed", basic)
 	}
+	if p.cfg.Regulate != nil {
+		if err := p.cfg.Regulate.Succeed(ctx, keys...); err != nil {
+			p.cfg.Logger.Error("gatehouse provider: regulation", "error", err)
+		}
+	}
 	return client, nil
+}
+
+// secretFailed counts a failed client authentication on its keys.
+func (p *Provider) secretFailed(ctx context.Context, method string, keys []regulate.Key) {
+	if method == AuthNone || p.cfg.Regulate == nil {
+		return
+	}
+	bans, err := p.cfg.Regulate.Fail(ctx, keys...)
+	if err != nil {
+		p.cfg.Logger.Error("gatehouse provider: regulation", "error", err)
+	}
+	for _, b := range bans {
+		p.cfg.Audit.Record(ctx, audit.Event{Event: audit.Banned, Key: b.Key.String(), Until: b.Until, Reason: "client authentication"})
+	}
 }
 
 func (p *Provider) codeGrant(w http.ResponseWriter, r *http.Request, client *Client, form url.Values) {
@@ -182,6 +223,8 @@ func (p *Provider) codeGrant(w http.ResponseWriter, r *http.Request, client *Cli
 				_ = p.cfg.Store.Delete(ctx, k)
 			}
 			p.cfg.Logger.Warn("gatehouse provider: authorization code replayed; its tokens are revoked", "client", client.ID, "sub", rec.Subject)
+			p.cfg.Audit.Record(ctx, audit.Event{Event: audit.CodeReplayed, Client: client.ID, Subject: rec.Subject, SID: rec.SID,
+				IP: regulate.ClientIP(r)})
 			reject = errInvalidGrant("the code has already been used")
 		}
 		writeJSONError(w, reject)

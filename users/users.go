@@ -50,16 +50,50 @@ func (u User) Public() User {
 
 // Directory is the user directory over a store.
 type Directory struct {
-	st  store.Store
-	now func() time.Time
+	st     store.Store
+	now    func() time.Time
+	hasher *Hasher
+	policy *PasswordPolicy
+}
+
+// Options configure a Directory.
+type Options struct {
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Hasher hashes and checks passwords; default: argon2id with OWASP's
+	// parameters, twice the CPUs at once.
+	Hasher *Hasher
+	// Policy, when set, is checked on every new password.
+	Policy *PasswordPolicy
 }
 
 // New returns a directory over st; now may be nil for time.Now.
 func New(st store.Store, now func() time.Time) *Directory {
-	if now == nil {
-		now = time.Now
+	return NewWith(st, Options{Now: now})
+}
+
+// NewWith returns a directory over st with opts.
+func NewWith(st store.Store, opts Options) *Directory {
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
-	return &Directory{st: st, now: now}
+	if opts.Hasher == nil {
+		opts.Hasher = defaultHasher
+	}
+	return &Directory{st: st, now: opts.Now, hasher: opts.Hasher, policy: opts.Policy}
+}
+
+// Hasher is the directory's password hasher.
+func (d *Directory) Hasher() *Hasher { return d.hasher }
+
+// newHash checks password against the policy (for u) and hashes it.
+func (d *Directory) newHash(ctx context.Context, password string, u User) (string, error) {
+	if d.policy != nil {
+		if err := d.policy.Check(password, u); err != nil {
+			return "", err
+		}
+	}
+	return d.hasher.Hash(ctx, password)
 }
 
 const (
@@ -93,7 +127,7 @@ func (d *Directory) Create(ctx context.Context, u User, password string) (User, 
 		return User{}, fmt.Errorf("email %q is not an email address", u.Email)
 	}
 	if password != "" {
-		h, err := HashPassword(password)
+		h, err := d.newHash(ctx, password, u)
 		if err != nil {
 			return User{}, err
 		}
@@ -177,21 +211,43 @@ func (d *Directory) Lookup(ctx context.Context, login string) (User, error) {
 
 // Authenticate checks login and password. Every failure (unknown user,
 // wrong password, disabled account, no password set) returns
-// ErrInvalidCredentials after the same amount of hashing work.
+// ErrInvalidCredentials after the same amount of hashing work. ErrBusy
+// means too many checks are running: nothing was checked. A password
+// hashed under other parameters is rehashed with the current ones.
 func (d *Directory) Authenticate(ctx context.Context, login, password string) (User, error) {
 	u, err := d.Lookup(ctx, login)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return User{}, err
 	}
-	hash := u.PasswordHash
-	if hash == "" {
-		hash = dummyHash
+	ok, stale, herr := d.hasher.Check(ctx, u.PasswordHash, password)
+	if errors.Is(herr, ErrBusy) || errors.Is(herr, context.Canceled) || errors.Is(herr, context.DeadlineExceeded) {
+		return User{}, herr
 	}
-	ok, herr := CheckPassword(hash, password)
 	if herr != nil || !ok || u.Subject == "" || u.PasswordHash == "" || u.Disabled {
 		return User{}, ErrInvalidCredentials
 	}
+	if stale {
+		if h, err := d.hasher.Hash(ctx, password); err == nil {
+			old := u.PasswordHash
+			// Only if nobody changed the password meanwhile.
+			_, _ = d.Update(ctx, u.Subject, func(x *User) error {
+				if x.PasswordHash == old {
+					x.PasswordHash = h
+				}
+				return nil
+			})
+		}
+	}
 	return u, nil
+}
+
+// CheckPassword checks a new password against the directory's policy
+// without setting it.
+func (d *Directory) CheckPassword(password string, u User) error {
+	if d.policy == nil {
+		return nil
+	}
+	return d.policy.Check(password, u)
 }
 
 // maxUpdateAttempts bounds how often Update reads the user again after
@@ -328,7 +384,11 @@ func (d *Directory) SetPassword(ctx context.Context, sub, password string) (User
 	if password == "" {
 		return User{}, errors.New("password must not be empty")
 	}
-	h, err := HashPassword(password)
+	cur, err := d.Get(ctx, sub)
+	if err != nil {
+		return User{}, err
+	}
+	h, err := d.newHash(ctx, password, cur)
 	if err != nil {
 		return User{}, err
 	}

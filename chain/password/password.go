@@ -49,6 +49,16 @@ func (m *Module) Prompt(ctx context.Context, a *chain.Attempt) (chain.Prompt, er
 
 const maxField = 1024
 
+// Claimed is the login name the form tries (regulation counts failures
+// on that account, or on the name when no account has it).
+func (m *Module) Claimed(form url.Values) string {
+	login := form.Get("username")
+	if len(login) > maxField {
+		return ""
+	}
+	return login
+}
+
 // Verify checks the credentials. Unknown user, wrong password and disabled
 // account get the same message after the same work.
 func (m *Module) Verify(ctx context.Context, a *chain.Attempt, form url.Values) (string, error) {
@@ -69,4 +79,7 @@ func (m *Module) Verify(ctx context.Context, a *chain.Attempt, form url.Values) 
 	return u.Subject, nil
 }
 
-var _ chain.Module = (*Module)(nil)
+var (
+	_ chain.Module   = (*Module)(nil)
+	_ chain.Claimant = (*Module)(nil)
+)

@@ -35,6 +35,7 @@ import (
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
+	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/chain"
 	"github.com/gatehouse-idp/gatehouse/store"
 	"github.com/gatehouse-idp/gatehouse/users"
@@ -57,6 +58,7 @@ const (
 
 // Module is the TOTP module.
 type Module struct {
+	audit     *audit.Log
 	users     *users.Directory
 	st        store.Store
 	now       func() time.Time
@@ -66,7 +68,7 @@ type Module struct {
 
 // New builds the module.
 func New(d chain.Deps, settings map[string]string) (chain.Module, error) {
-	m := &Module{users: d.Users, st: d.Store, now: d.Now, issuer: "Gatehouse"}
+	m := &Module{users: d.Users, st: d.Store, now: d.Now, issuer: "Gatehouse", audit: d.Audit}
 	if m.st == nil || m.users == nil {
 		return nil, errors.New("totp module needs the store and the user directory")
 	}
@@ -327,6 +329,7 @@ func (m *Module) confirm(ctx context.Context, a *chain.Attempt, code string) (st
 	}
 	_ = m.st.Delete(ctx, keyPending+a.ID)
 	_ = m.st.Delete(ctx, keyFailures+a.Subject)
+	m.audit.Record(ctx, audit.Event{Event: audit.FactorEnrolled, Subject: a.Subject, Module: "totp"})
 	return a.Subject, nil
 }
 
