@@ -110,7 +110,21 @@ func (s *State) Now() time.Time { return s.opt.Now() }
 // Lax, Secure unless in development. maxAge < 0 deletes it; 0 makes a
 // browser-session cookie.
 func (s *State) SetCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
-	c := &http.Cookie{Name: name, Value: value, Path: "/", HttpOnly: true, Secure: s.opt.Secure, SameSite: http.SameSiteLaxMode}
+	s.SetPathCookie(w, name, "/", value, maxAge)
+}
+
+// PathName is the name of a cookie scoped to a path below /: the
+// __Host- prefix requires Path=/, so such cookies get __Secure- instead.
+func (s *State) PathName(suffix string) string {
+	if s.opt.Secure {
+		return "__Secure-gatehouse-" + suffix
+	}
+	return "gatehouse-" + suffix
+}
+
+// SetPathCookie is SetCookie for a cookie sent only to path (and below).
+func (s *State) SetPathCookie(w http.ResponseWriter, name, path, value string, maxAge time.Duration) {
+	c := &http.Cookie{Name: name, Value: value, Path: path, HttpOnly: true, Secure: s.opt.Secure, SameSite: http.SameSiteLaxMode}
 	switch {
 	case maxAge < 0:
 		c.Value, c.MaxAge = "", -1

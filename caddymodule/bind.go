@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -85,12 +86,23 @@ func (a *App) bindGates() error {
 		}
 		walk(srv.Routes, nil, scheme, ports, nil)
 	}
-	var local []string
+	// Every gate strips every identity header any gate sends: a name one
+	// route gate uses must not be forgeable on the rest of the site.
+	sites := map[*Gate]gate.Site{}
+	var strip []string
 	for _, g := range order {
 		site, err := g.site()
 		if err != nil {
 			return err
 		}
+		sites[g] = site
+		h := site.Headers
+		strip = append(strip, h.User, h.Email, h.Name, h.Groups, h.ACR, h.Assertion)
+	}
+	var local []string
+	for _, g := range order {
+		site := sites[g]
+		site.Strip = strip
 		if err := g.gate.Bind(site); err != nil {
 			return fmt.Errorf("gatehouse_gate: %w", err)
 		}
@@ -207,6 +219,11 @@ func (h *Gate) origins(p placement) ([]string, error) {
 // configuration of every instance, not in the store, so a flushed store
 // loses nothing.
 func (a *App) registerGateClient(origins []string) error {
+	// Versions before this one kept the gates' client in the store, with
+	// redirect URIs taken from requests: it must not linger as a fallback.
+	if err := a.clients.Delete(context.Background(), localGateClient); err != nil {
+		return err
+	}
 	slices.Sort(origins)
 	origins = slices.Compact(origins)
 	c := provider.Client{ID: localGateClient, Name: "Gatehouse gates", Public: true}
@@ -215,7 +232,8 @@ func (a *App) registerGateClient(origins []string) error {
 		c.PostLogoutRedirectURIs = append(c.PostLogoutRedirectURIs, o+"/")
 	}
 	if len(origins) == 0 {
-		return a.clients.RemoveStatic(localGateClient)
+		a.clients.RemoveStatic(localGateClient)
+		return nil
 	}
 	return a.clients.SetStatic(c)
 }

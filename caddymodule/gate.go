@@ -114,6 +114,25 @@ func (h *Gate) Provision(ctx caddy.Context) error {
 
 // ServeHTTP lets the request through when the gate passes it.
 func (h *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// TLS that ended at a proxy Caddy trusts (trusted_proxies): the
+	// scheme the browser used is the proxy's X-Forwarded-Proto.
+	if r.TLS == nil {
+		if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); trusted {
+			if p := r.Header.Get("X-Forwarded-Proto"); p == "https" {
+				r = r.WithContext(gate.WithScheme(r.Context(), p))
+			}
+		}
+	}
+	// The gate decides on the path as it is now; a rewrite before it
+	// (try_files, uri) may hide the path an upstream such as FastCGI
+	// still routes on (REQUEST_URI): that one must be plain too.
+	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil &&
+		orig.URL.EscapedPath() != r.URL.EscapedPath() {
+		if _, err := gate.CanonicalPath(orig.URL.EscapedPath()); err != nil {
+			gate.RefusePath(w, err)
+			return nil
+		}
+	}
 	s, handled := h.gate.Check(w, r)
 	if handled {
 		return nil

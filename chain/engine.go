@@ -64,9 +64,14 @@ type Attempt struct {
 	// authentication and replaces what the session had passed.
 	Fresh bool `json:"fresh,omitempty"`
 	// Finished: the attempt made its session; its token is spent.
-	Finished bool      `json:"finished,omitempty"`
-	Expires  time.Time `json:"expires"`
-	stored   bool
+	Finished bool `json:"finished,omitempty"`
+	// SessionID and FromSession: the SSO session the attempt started
+	// from and the modules it took from it; if that session ends while
+	// the attempt goes on, those passes no longer count.
+	SessionID   string    `json:"sid,omitempty"`
+	FromSession []string  `json:"from_session,omitempty"`
+	Expires     time.Time `json:"expires"`
+	stored      bool
 }
 
 type attemptRequest struct {
@@ -219,6 +224,14 @@ func (e *Engine) outcome(p []session.Passed, acrValues []string) Outcome {
 			o.AuthTime = x.At
 		}
 	}
+	// auth_time is when the person authenticated: when the start module
+	// (which identifies them) was passed. A later step-up does not make
+	// an old sign-in fresh, so max_age still asks for the first factor.
+	for _, x := range p {
+		if x.Module == e.start.Name {
+			o.AuthTime = x.At
+		}
+	}
 	if len(factors) > 1 && !slices.Contains(amr, "mfa") {
 		amr = append(amr, "mfa")
 	}
@@ -354,6 +367,7 @@ func (e *Engine) Start(w http.ResponseWriter, r *http.Request, req Request) erro
 var (
 	errAttemptGone   = errors.New("login attempt expired or unknown")
 	errAttemptLocked = errors.New("login attempt locked after too many failures")
+	errSessionEnded  = errors.New("the session ended during the sign-in")
 )
 
 // loadAttempt opens the sealed attempt token for this browser: the
@@ -385,6 +399,9 @@ func (e *Engine) loadAttempt(w http.ResponseWriter, r *http.Request, token strin
 			return nil, errAttemptLocked
 		}
 		a.stored = true
+		if err := e.revalidate(ctx, &a); err != nil {
+			return nil, err
+		}
 		return &a, nil
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, fmt.Errorf("loading login attempt: %w", err)
@@ -394,6 +411,10 @@ func (e *Engine) loadAttempt(w http.ResponseWriter, r *http.Request, token strin
 		if s, err := e.opt.Sessions.Load(r); err == nil {
 			a.Subject = s.Subject
 			a.Passed = fresh(s.Passed, tok.Req.Since)
+			a.SessionID = s.ID
+			for _, p := range a.Passed {
+				a.FromSession = append(a.FromSession, p.Module)
+			}
 		} else if !errors.Is(err, session.ErrNoSession) {
 			return nil, err
 		}
@@ -401,7 +422,40 @@ func (e *Engine) loadAttempt(w http.ResponseWriter, r *http.Request, token strin
 	if err := e.addRemembered(ctx, r, a); err != nil {
 		return nil, err
 	}
+	if err := e.revalidate(ctx, a); err != nil {
+		return nil, err
+	}
 	return a, nil
+}
+
+// revalidate keeps a stored attempt honest about what happened since it
+// was saved: a user disabled or removed meanwhile cannot finish it,
+// passes made before a password change no longer count, and passes taken
+// from an SSO session that has ended since are dropped.
+func (e *Engine) revalidate(ctx context.Context, a *Attempt) error {
+	if a.Subject == "" {
+		return nil
+	}
+	u, err := e.opt.Users.Get(ctx, a.Subject)
+	if errors.Is(err, users.ErrNotFound) {
+		return errAttemptGone
+	} else if err != nil {
+		return err
+	}
+	if u.Disabled {
+		return errAttemptGone
+	}
+	changed := u.PasswordChangedAt.Truncate(time.Second)
+	a.Passed = slices.DeleteFunc(a.Passed, func(p session.Passed) bool { return p.At.Before(changed) })
+	if a.SessionID != "" {
+		if _, err := e.opt.Sessions.Get(ctx, a.SessionID); errors.Is(err, session.ErrNoSession) {
+			a.Passed = slices.DeleteFunc(a.Passed, func(p session.Passed) bool { return slices.Contains(a.FromSession, p.Module) })
+			a.SessionID, a.FromSession = "", nil
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (e *Engine) saveAttempt(ctx context.Context, a *Attempt) error {

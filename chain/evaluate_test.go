@@ -42,6 +42,8 @@ func TestEvaluateBranches(t *testing.T) {
 		amr       []string
 		authTime  time.Time
 	}{
+		// auth_time is when the start module (the password) was passed: a
+		// later step-up does not make an old sign-in fresh.
 		{"nothing", "alice", nil, nil, nil, false, false, "", nil, nil, time.Time{}},
 		{"nothing, acr asked", "alice", nil, []string{"1"}, nil, false, false, "", nil, nil, time.Time{}},
 		// The default path goes on to Code (not shown-only-when-needed).
@@ -49,26 +51,26 @@ func TestEvaluateBranches(t *testing.T) {
 		// acr_values only add to the default path: asking for 1 does not
 		// skip Code, which every login passes.
 		{"password only, asks 1", "alice", []session.Passed{pwd}, []string{"1"}, nil, false, true, "1", []string{"1"}, []string{"pwd"}, pwd.At},
-		{"password and code, asks 1", "alice", []session.Passed{pwd, code}, []string{"1"}, nil, true, true, "1", []string{"1", "2"}, []string{"pwd", "otp"}, code.At},
-		{"password and code, default", "alice", []session.Passed{pwd, code}, nil, nil, true, true, "2", []string{"1", "2"}, []string{"pwd", "otp"}, code.At},
+		{"password and code, asks 1", "alice", []session.Passed{pwd, code}, []string{"1"}, nil, true, true, "1", []string{"1", "2"}, []string{"pwd", "otp"}, pwd.At},
+		{"password and code, default", "alice", []session.Passed{pwd, code}, nil, nil, true, true, "2", []string{"1", "2"}, []string{"pwd", "otp"}, pwd.At},
 		// acr_values: the first entry satisfied wins, not the highest.
-		{"asks 3 then 2, has 2", "alice", []session.Passed{pwd, code}, []string{"3", "2"}, nil, true, true, "2", []string{"1", "2"}, []string{"pwd", "otp"}, code.At},
-		{"asks 2 then 3, has both", "alice", []session.Passed{pwd, code, key}, []string{"2", "3"}, nil, true, true, "2", []string{"1", "2", "3"}, []string{"pwd", "otp"}, key.At},
-		{"asks 1 then 3, has all", "alice", []session.Passed{pwd, code, key}, []string{"1", "3"}, nil, true, true, "1", []string{"1", "2", "3"}, []string{"pwd", "otp"}, key.At},
+		{"asks 3 then 2, has 2", "alice", []session.Passed{pwd, code}, []string{"3", "2"}, nil, true, true, "2", []string{"1", "2"}, []string{"pwd", "otp"}, pwd.At},
+		{"asks 2 then 3, has both", "alice", []session.Passed{pwd, code, key}, []string{"2", "3"}, nil, true, true, "2", []string{"1", "2", "3"}, []string{"pwd", "otp"}, pwd.At},
+		{"asks 1 then 3, has all", "alice", []session.Passed{pwd, code, key}, []string{"1", "3"}, nil, true, true, "1", []string{"1", "2", "3"}, []string{"pwd", "otp"}, pwd.At},
 		// Nothing asked: the highest-ranked passed level.
-		{"all passed, none asked", "alice", []session.Passed{key, code, pwd}, nil, nil, true, true, "3", []string{"1", "2", "3"}, []string{"otp", "pwd"}, key.At},
-		{"password and key, none asked", "alice", []session.Passed{pwd, key}, nil, nil, false, true, "3", []string{"1", "3"}, []string{"pwd", "otp"}, key.At},
+		{"all passed, none asked", "alice", []session.Passed{key, code, pwd}, nil, nil, true, true, "3", []string{"1", "2", "3"}, []string{"otp", "pwd"}, pwd.At},
+		{"password and key, none asked", "alice", []session.Passed{pwd, key}, nil, nil, false, true, "3", []string{"1", "3"}, []string{"pwd", "otp"}, pwd.At},
 		// Asked for more than passed: highest passed, not satisfied, go on.
-		{"asks 3, has 2", "alice", []session.Passed{pwd, code}, []string{"3"}, nil, false, false, "2", []string{"1", "2"}, []string{"pwd", "otp"}, code.At},
+		{"asks 3, has 2", "alice", []session.Passed{pwd, code}, []string{"3"}, nil, false, false, "2", []string{"1", "2"}, []string{"pwd", "otp"}, pwd.At},
 		{"asks 3, has 1", "alice", []session.Passed{pwd}, []string{"3"}, nil, false, false, "1", []string{"1"}, []string{"pwd"}, pwd.At},
 		// A level no module grants cannot be reached: the default path,
 		// then done, unsatisfied.
 		{"asks unknown", "alice", []session.Passed{pwd}, []string{"9"}, nil, false, false, "1", []string{"1"}, []string{"pwd"}, pwd.At},
-		{"asks unknown, default path done", "alice", []session.Passed{pwd, code}, []string{"9"}, nil, true, false, "2", []string{"1", "2"}, []string{"pwd", "otp"}, code.At},
-		{"asks unknown then 1", "alice", []session.Passed{pwd, code}, []string{"9", "1"}, nil, true, true, "1", []string{"1", "2"}, []string{"pwd", "otp"}, code.At},
+		{"asks unknown, default path done", "alice", []session.Passed{pwd, code}, []string{"9"}, nil, true, false, "2", []string{"1", "2"}, []string{"pwd", "otp"}, pwd.At},
+		{"asks unknown then 1", "alice", []session.Passed{pwd, code}, []string{"9", "1"}, nil, true, true, "1", []string{"1", "2"}, []string{"pwd", "otp"}, pwd.At},
 		// max_age: only records passed recently enough count.
-		{"max_age keeps all", "alice", []session.Passed{pwd, code}, []string{"2"}, dur(2 * time.Hour), true, true, "2", []string{"1", "2"}, []string{"pwd", "otp"}, code.At},
-		{"max_age exactly the password's age", "alice", []session.Passed{pwd, code}, []string{"2"}, dur(time.Hour), true, true, "2", []string{"1", "2"}, []string{"pwd", "otp"}, code.At},
+		{"max_age keeps all", "alice", []session.Passed{pwd, code}, []string{"2"}, dur(2 * time.Hour), true, true, "2", []string{"1", "2"}, []string{"pwd", "otp"}, pwd.At},
+		{"max_age exactly the password's age", "alice", []session.Passed{pwd, code}, []string{"2"}, dur(time.Hour), true, true, "2", []string{"1", "2"}, []string{"pwd", "otp"}, pwd.At},
 		{"max_age drops the password", "alice", []session.Passed{pwd, code}, []string{"2"}, dur(59 * time.Minute), false, true, "2", []string{"2"}, []string{"otp"}, code.At},
 		{"max_age drops everything", "alice", []session.Passed{pwd, code}, nil, dur(time.Minute), false, false, "", nil, nil, time.Time{}},
 		{"max_age 0: only this instant", "alice", []session.Passed{pwdNow, code}, []string{"1"}, dur(0), false, true, "1", []string{"1"}, []string{"pwd"}, now},

@@ -43,6 +43,9 @@ func (e *Engine) fail(w http.ResponseWriter, err error) {
 	case errors.Is(err, errAttemptGone):
 		web.Error(w, e.opt.StaticPath, http.StatusBadRequest, "This sign-in has expired",
 			"The sign-in page was open too long, was already used, or was started in another browser. Go back to the application and sign in again.")
+	case errors.Is(err, errSessionEnded):
+		web.Error(w, e.opt.StaticPath, http.StatusConflict, "Your sign-in has ended",
+			"Your session was ended while you were signing in (you signed out elsewhere, or an administrator ended it). Go back to the application and sign in again.")
 	case errors.Is(err, errAttemptLocked):
 		web.Error(w, e.opt.StaticPath, http.StatusTooManyRequests, "Too many attempts",
 			"This sign-in was stopped after too many failed attempts. Go back to the application to start again.")
@@ -196,14 +199,19 @@ func (e *Engine) submit(w http.ResponseWriter, r *http.Request) {
 	sub, err := n.mod.Verify(ctx, a, r.PostForm)
 	if rej, ok := IsRejection(err); ok {
 		e.failed(ctx, g, a, n, rej.Message)
-		locked, err := e.countFailure(ctx, a)
-		if err != nil {
-			e.fail(w, err)
-			return
-		}
-		if locked {
-			e.fail(w, errAttemptLocked)
-			return
+		// The attempt's own count is kept only once someone is
+		// identified: before that nothing is stored for a failed form
+		// (regulation counts it, in small records per address and name).
+		if a.Subject != "" || a.stored {
+			locked, err := e.countFailure(ctx, a)
+			if err != nil {
+				e.fail(w, err)
+				return
+			}
+			if locked {
+				e.fail(w, errAttemptLocked)
+				return
+			}
 		}
 		e.showAttempt(w, r, a, n.Name, rej.Message)
 		return
@@ -271,6 +279,20 @@ func (e *Engine) finish(w http.ResponseWriter, r *http.Request, a *Attempt) {
 			"No sign-in method is enabled right now. Please contact the administrator.")
 		return
 	}
+	if err := e.revalidate(ctx, a); err != nil {
+		e.fail(w, err)
+		return
+	}
+	if offered, err := e.next(ctx, a.Subject, a.Passed, a.Req.AcrValues); err != nil || len(offered) > 0 || a.Subject == "" {
+		// Something changed since the page was shown (a password change,
+		// an ended session): the chain asks again.
+		if err != nil {
+			e.fail(w, err)
+		} else {
+			http.Redirect(w, r, e.stepURL(a, ""), http.StatusSeeOther)
+		}
+		return
+	}
 	// One use only: a finished attempt cannot be finished again.
 	if err := e.markFinished(ctx, a); err != nil {
 		e.fail(w, err)
@@ -281,29 +303,43 @@ func (e *Engine) finish(w http.ResponseWriter, r *http.Request, a *Attempt) {
 		e.fail(w, err)
 		return
 	}
-	if s == nil || s.Subject != a.Subject {
-		if s != nil {
-			// Another person signs in in this browser: the previous
-			// person's session ends everywhere.
-			if err := e.opt.Logout.EndReplaced(ctx, s.ID); err != nil {
-				e.fail(w, err)
-				return
-			}
+	if s != nil && s.Subject != a.Subject {
+		// Another person signs in in this browser: the previous person's
+		// session ends everywhere.
+		if err := e.opt.Logout.EndReplaced(ctx, s.ID); err != nil {
+			e.fail(w, err)
+			return
 		}
+		s = nil
+	}
+	// apply puts what this attempt passed into a session: a new
+	// authentication replaces what it had passed (its tokens describe
+	// what was passed now), a step-up adds to it.
+	stepUp := false
+	apply := func(x *session.Session) error {
+		stepUp = !a.Fresh && len(x.Passed) > 0
+		if a.Fresh {
+			x.Passed = nil
+		}
+		for _, p := range a.Passed {
+			x.Pass(p)
+		}
+		return nil
+	}
+	newSession := s == nil
+	if newSession {
 		// A new id whenever the person changes: no session fixation.
 		s = e.opt.Sessions.New(a.Subject)
+		_ = apply(s)
+		err = e.opt.Sessions.Save(ctx, w, s)
+	} else {
+		// Only while it is live: a logout meanwhile is not undone.
+		s, err = e.opt.Sessions.Modify(ctx, w, s.ID, apply)
 	}
-	stepUp := !a.Fresh && len(s.Passed) > 0
-	if a.Fresh {
-		// A new authentication: the tokens of this session describe what
-		// was passed now, not what was passed before.
-		s.Passed = nil
-	}
-	for _, p := range a.Passed {
-		s.Pass(p)
-	}
-	newSession := s.LastSeen.Equal(s.Created)
-	if err := e.opt.Sessions.Save(ctx, w, s); err != nil {
+	if errors.Is(err, session.ErrNoSession) {
+		e.fail(w, errSessionEnded)
+		return
+	} else if err != nil {
 		e.fail(w, err)
 		return
 	}

@@ -248,6 +248,8 @@ func TestGateSingleSignOnHeadersAndStepUp(t *testing.T) {
 	lreq, _ := http.NewRequest(http.MethodGet, s.app+"/.gatehouse/logout", nil)
 	lreq.Header.Set("Accept", "text/html")
 	lreq.Header.Set("Sec-Fetch-Site", "same-origin")
+	lreq.Header.Set("Sec-Fetch-Mode", "navigate")
+	lreq.Header.Set("Sec-Fetch-Dest", "document")
 	lresp, err := b.client.Do(lreq)
 	if err != nil {
 		t.Fatal(err)

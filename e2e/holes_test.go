@@ -383,6 +383,8 @@ func TestHoleGateLogout(t *testing.T) {
 	req, _ = http.NewRequest(http.MethodGet, s.app+"/.gatehouse/logout", nil)
 	req.Header.Set("Accept", "text/html")
 	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	req.Header.Set("Sec-Fetch-Mode", "navigate")
+	req.Header.Set("Sec-Fetch-Dest", "document")
 	resp, err = b.client.Do(req)
 	if err != nil {
 		t.Fatal(err)

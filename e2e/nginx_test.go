@@ -82,10 +82,14 @@ http {
             auth_request /.gatehouse-auth;
             auth_request_set $gh_user $upstream_http_remote_user;
             auth_request_set $gh_email $upstream_http_remote_email;
+            auth_request_set $gh_name $upstream_http_remote_name;
             auth_request_set $gh_groups $upstream_http_remote_groups;
+            auth_request_set $gh_acr $upstream_http_remote_acr;
             proxy_set_header Remote-User $gh_user;
             proxy_set_header Remote-Email $gh_email;
+            proxy_set_header Remote-Name $gh_name;
             proxy_set_header Remote-Groups $gh_groups;
+            proxy_set_header Remote-Acr $gh_acr;
             error_page 401 = @gatehouse_login;
             proxy_pass %[4]s;
         }
@@ -127,8 +131,10 @@ http {
 
 	s := &gateSetup{idpSetup: &idpSetup{issuer: issuer}}
 	b := newBrowser(t)
-	resp, body, echo := s.visit(t, b, site+"/page?x=1", map[string]string{"Remote-User": "mallory"})
-	if echo == nil || echo["Remote-User"] != "alice" || echo["_path"] != "/page" {
+	resp, body, echo := s.visit(t, b, site+"/page?x=1", map[string]string{"Remote-User": "mallory", "Remote-Acr": "9",
+		"Remote-Email": "mallory@evil.example", "Remote-Name": "Mallory", "Remote_User": "root"})
+	if echo == nil || echo["Remote-User"] != "alice" || echo["_path"] != "/page" || echo["Remote-Acr"] != "1" ||
+		echo["Remote-Email"] != "alice@example.com" || echo["Remote-Name"] != "" {
 		logs, _ := os.ReadFile(filepath.Join(dir, "error.log"))
 		t.Fatalf("through nginx: %d %s\n%s\n%s", resp.StatusCode, resp.Request.URL, body, logs)
 	}

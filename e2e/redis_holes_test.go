@@ -96,6 +96,8 @@ func sameOriginGet(t *testing.T, b *browser, u string) (*http.Response, string) 
 	req, _ := http.NewRequest(http.MethodGet, u, nil)
 	req.Header.Set("Accept", "text/html")
 	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	req.Header.Set("Sec-Fetch-Mode", "navigate")
+	req.Header.Set("Sec-Fetch-Dest", "document")
 	resp, err := b.client.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ import (
 // proxy to copy upstream. Otherwise the answer is the redirect (or 401)
 // the user should get.
 func (g *Gate) verify(w http.ResponseWriter, r *http.Request, b *bound) {
-	policy, err := g.policyFromQuery(r.URL.Query())
+	extra, err := policyFromQuery(r.URL.Query())
 	if err != nil {
 		g.page(w, http.StatusBadRequest, "Bad gate configuration", err.Error())
 		return
@@ -32,7 +32,7 @@ func (g *Gate) verify(w http.ResponseWriter, r *http.Request, b *bound) {
 	// front of an in-Caddy gate.
 	p, err := CanonicalPath(orig.URL.EscapedPath())
 	if err != nil {
-		g.page(w, http.StatusBadRequest, "Bad address", "This address is not in its plain form: "+err.Error()+".")
+		RefusePath(w, err)
 		return
 	}
 	// nginx auth_request understands only 2xx, 401 and 403: with
@@ -46,7 +46,7 @@ func (g *Gate) verify(w http.ResponseWriter, r *http.Request, b *bound) {
 		g.page(w, http.StatusForbidden, "Unknown site", "This sign-in gate is not configured for this host name and port.")
 		return
 	}
-	if policy.Bypassed(p) {
+	if g.cfg.Policy.Bypassed(p) {
 		w.Header().Set("Content-Length", "0")
 		w.WriteHeader(http.StatusOK)
 		return
@@ -55,7 +55,7 @@ func (g *Gate) verify(w http.ResponseWriter, r *http.Request, b *bound) {
 	resp := http.Header{}
 	sub := &http.Request{Header: resp}
 	sub = sub.WithContext(r.Context())
-	if _, handled := g.enforce(w, sub, orig, b, origin, policy); handled {
+	if _, handled := g.enforce(w, sub, orig, b, origin, g.cfg.Policy, extra); handled {
 		return
 	}
 	for k, v := range resp {
@@ -101,25 +101,26 @@ func (e gateError) Error() string { return string(e) }
 
 const errBadForward = gateError("X-Forwarded-Host or X-Forwarded-Uri is malformed")
 
-// policyFromQuery overlays the verify URL's query on the gate's policy.
-func (g *Gate) policyFromQuery(q url.Values) (Policy, error) {
-	p := g.cfg.Policy
+// policyFromQuery reads the requirements the verify URL's query adds.
+// They come on top of the gate's own policy, never instead of it: a
+// request passes only when both pass (the proxy may keep the client's
+// query string in the verify URL, so the query can only tighten).
+func policyFromQuery(q url.Values) (Policy, error) {
+	var p Policy
 	if v := q["acr"]; len(v) > 0 {
 		p.ACR = strings.Fields(strings.Join(v, " "))
 	}
 	if v := q.Get("max_age"); v != "" {
 		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			return p, gateError("max_age must be a duration such as 15m")
+		if err != nil || d <= 0 {
+			return p, gateError("max_age must be a positive duration such as 15m")
 		}
 		p.MaxAge = d
 	}
 	split := func(k string) []string {
 		return strings.FieldsFunc(strings.Join(q[k], ","), func(r rune) bool { return r == ',' || r == ' ' })
 	}
-	p.AllowUsers = append(p.AllowUsers, split("allow_user")...)
-	p.AllowGroups = append(p.AllowGroups, split("allow_group")...)
-	p.DenyUsers = append(p.DenyUsers, split("deny_user")...)
-	p.DenyGroups = append(p.DenyGroups, split("deny_group")...)
+	p.AllowUsers, p.AllowGroups = split("allow_user"), split("allow_group")
+	p.DenyUsers, p.DenyGroups = split("deny_user"), split("deny_group")
 	return p, p.Validate()
 }

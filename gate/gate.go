@@ -91,6 +91,10 @@ type Site struct {
 	Headers Headers
 	// UpstreamLogout is the site's logout hook, or "".
 	UpstreamLogout string
+	// Strip are more header names to remove from every request: those
+	// other gates send upstream (a route gate's own names must not be
+	// forgeable on the rest of the site).
+	Strip []string
 }
 
 // bound is a gate's Site, ready for the hot path; immutable.
@@ -180,6 +184,11 @@ func (g *Gate) Bind(s Site) error {
 		return errors.New("gate: no origins to serve")
 	}
 	b := &bound{Site: s, origins: map[string]bool{}, reserved: s.Headers.reserved()}
+	for _, n := range s.Strip {
+		if n != "" && !slices.ContainsFunc(b.reserved, func(o string) bool { return sameHeader(o, n) }) {
+			b.reserved = append(b.reserved, n)
+		}
+	}
 	for _, o := range s.Origins {
 		c, err := CanonicalOrigin(o)
 		if err != nil {
@@ -224,7 +233,7 @@ func (g *Gate) Check(w http.ResponseWriter, r *http.Request) (s *Session, handle
 	strip(r.Header, b.reserved)
 	p, err := CanonicalPath(r.URL.EscapedPath())
 	if err != nil {
-		g.page(w, http.StatusBadRequest, "Bad address", "This address is not in its plain form: "+err.Error()+".")
+		RefusePath(w, err)
 		return nil, true
 	}
 	if strings.HasPrefix(p, PathPrefix) {
@@ -245,10 +254,10 @@ func (g *Gate) Check(w http.ResponseWriter, r *http.Request) (s *Session, handle
 	return g.enforce(w, r, r, b, origin, g.cfg.Policy)
 }
 
-// enforce applies policy to orig (the request as the user made it, to
-// origin) and answers on w. With forward auth, r is the proxy's
-// subrequest.
-func (g *Gate) enforce(w http.ResponseWriter, r, orig *http.Request, b *bound, origin string, policy Policy) (*Session, bool) {
+// enforce applies every policy to orig (the request as the user made it,
+// to origin) and answers on w: it passes only when all pass. With
+// forward auth, r is the proxy's subrequest.
+func (g *Gate) enforce(w http.ResponseWriter, r, orig *http.Request, b *bound, origin string, policies ...Policy) (*Session, bool) {
 	s, err := g.session(orig, origin)
 	if err != nil {
 		g.cfg.Logger.Error("gatehouse gate: loading session", "error", err)
@@ -256,7 +265,8 @@ func (g *Gate) enforce(w http.ResponseWriter, r, orig *http.Request, b *bound, o
 			"The sign-in service cannot be reached right now. Please try again in a moment.")
 		return nil, true
 	}
-	switch policy.Decide(s, g.cfg.Now()) {
+	verdict, need := combine(s, g.cfg.Now(), policies)
+	switch verdict {
 	case Pass:
 		b.Headers.set(r.Header, s)
 		if b.Headers.Assertion != "" && g.cfg.Sign != nil {
@@ -271,9 +281,32 @@ func (g *Gate) enforce(w http.ResponseWriter, r, orig *http.Request, b *bound, o
 		g.page(w, http.StatusForbidden, "Access denied", "You are signed in, but your account may not open this page.")
 		return nil, true
 	default:
-		g.startLogin(w, r, orig, b, origin, policy)
+		g.startLogin(w, r, orig, b, origin, need)
 		return nil, true
 	}
+}
+
+// combine decides s against every policy: Forbidden if any forbids, else
+// a login for the first one not satisfied (asking its levels, and the
+// shortest max_age of all), else Pass.
+func combine(s *Session, now time.Time, policies []Policy) (Verdict, Policy) {
+	verdict, need := Pass, Policy{}
+	for _, p := range policies {
+		switch v := p.Decide(s, now); v {
+		case Forbidden:
+			return Forbidden, p
+		case Login, StepUp:
+			if verdict == Pass {
+				verdict, need = v, p
+			}
+		}
+	}
+	for _, p := range policies {
+		if p.MaxAge > 0 && (need.MaxAge == 0 || p.MaxAge < need.MaxAge) {
+			need.MaxAge = p.MaxAge
+		}
+	}
+	return verdict, need
 }
 
 // isNavigation tells a person's page load from an API call.
@@ -297,6 +330,14 @@ func (g *Gate) endpoint(w http.ResponseWriter, r *http.Request, b *bound) {
 		// forwarded origin itself.
 		g.verify(w, r, b)
 		return
+	}
+	if g.cfg.ForwardAuth {
+		// Behind the proxy that sends /.gatehouse/* here and ended TLS:
+		// its X-Forwarded-Proto says the scheme (only the proxy reaches a
+		// forward-auth gate).
+		if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
+			r = r.WithContext(WithScheme(r.Context(), p))
+		}
 	}
 	origin, ok := b.origin(r)
 	if !ok {
@@ -330,9 +371,15 @@ func (g *Gate) save(ctx context.Context, s *Session) error {
 	}
 	ops := []store.Op{store.Put(keySession+s.ID, b, s.Expires.Sub(g.cfg.Now())), store.SetAdd(setBySubject+s.Subject, s.ID)}
 	if s.SID != "" {
-		ops = append(ops, store.SetAdd(setBySID+s.SID, s.ID))
+		// Not for an SSO session that has ended meanwhile.
+		ops = append(ops, store.Absent(keyEnded+s.SID), store.SetAdd(setBySID+s.SID, s.ID))
 	}
 	return g.cfg.Store.Apply(ctx, ops...)
+}
+
+// RefusePath answers a request whose path is not in its plain form.
+func RefusePath(w http.ResponseWriter, err error) {
+	web.Error(w, staticPrefix, http.StatusBadRequest, "Bad address", "This address is not in its plain form: "+err.Error()+".")
 }
 
 func (g *Gate) page(w http.ResponseWriter, status int, title, detail string) {

@@ -2,6 +2,7 @@ package gate
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-idp/gatehouse/logout"
 	"github.com/gatehouse-idp/gatehouse/store"
 )
 
@@ -75,7 +77,8 @@ func TestBypassCannotBeEscaped(t *testing.T) {
 		}
 	}
 	// Plain spellings of bypassed paths still pass.
-	for _, target := range []string{"/public/", "/public/a/b.css", "/health", "/public/caf%C3%A9", "/public/a%20b", "/public/100%25"} {
+	for _, target := range []string{"/public/", "/public/a/b.css", "/health", "/public/caf%C3%A9", "/public/a%20b", "/public/100%25",
+		"/public/~alice/x", "/public/v1/item:get", "/public/a~b~c"} {
 		if _, handled := g.Check(httptest.NewRecorder(), request(http.MethodGet, "app.localhost", target)); handled {
 			t.Errorf("%s: bypassed path refused", target)
 		}
@@ -190,6 +193,13 @@ func TestGateLogoutIsNotCrossSite(t *testing.T) {
 		}
 		if site != "" {
 			r.Header.Set("Sec-Fetch-Site", site)
+			r.Header.Set("Sec-Fetch-Mode", "navigate")
+			r.Header.Set("Sec-Fetch-Dest", "document")
+		}
+		if site == "same-origin-image" {
+			r.Header.Set("Sec-Fetch-Site", "same-origin")
+			r.Header.Set("Sec-Fetch-Mode", "no-cors")
+			r.Header.Set("Sec-Fetch-Dest", "image")
 		}
 		r.AddCookie(ck)
 		r.AddCookie(bc)
@@ -198,7 +208,7 @@ func TestGateLogoutIsNotCrossSite(t *testing.T) {
 		return w
 	}
 	alive := func() bool { x, _ := g.load(context.Background(), s.ID); return x != nil }
-	for _, site := range []string{"cross-site", "same-site", ""} {
+	for _, site := range []string{"cross-site", "same-site", "none", "same-origin-image", ""} {
 		w := logoutReq(http.MethodGet, site, nil)
 		if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "Do you want to sign out") || !alive() {
 			t.Fatalf("GET with Sec-Fetch-Site %q: %d alive=%v", site, w.Code, alive())
@@ -237,6 +247,8 @@ func TestGateLogoutTellsItsOwnUpstream(t *testing.T) {
 	_, ck := signedIn(t, g, "http://app.localhost", "http://127.0.0.1:1/hook")
 	r := httptest.NewRequest(http.MethodGet, "http://app.localhost"+PathLogout, nil)
 	r.Header.Set("Sec-Fetch-Site", "same-origin")
+	r.Header.Set("Sec-Fetch-Mode", "navigate")
+	r.Header.Set("Sec-Fetch-Dest", "document")
 	r.AddCookie(ck)
 	w := httptest.NewRecorder()
 	g.Check(w, r)
@@ -251,6 +263,8 @@ func TestGateLogoutTellsItsOwnUpstream(t *testing.T) {
 	st.Close()
 	r = httptest.NewRequest(http.MethodGet, "http://app.localhost"+PathLogout, nil)
 	r.Header.Set("Sec-Fetch-Site", "same-origin")
+	r.Header.Set("Sec-Fetch-Mode", "navigate")
+	r.Header.Set("Sec-Fetch-Dest", "document")
 	r.AddCookie(ck)
 	w = httptest.NewRecorder()
 	g.Check(w, r)
@@ -261,5 +275,112 @@ func TestGateLogoutTellsItsOwnUpstream(t *testing.T) {
 		if c.Name == g.cookies.name && c.MaxAge < 0 {
 			t.Fatal("gate cookie cleared though the sign-out failed")
 		}
+	}
+}
+
+// The verify URL's query (which a proxy may fill from the client's own
+// query string) only adds requirements: it never lowers the gate's.
+func TestForwardAuthQueryOnlyTightens(t *testing.T) {
+	f := newFakeIdP(t)
+	g := newTestGate(t, nil, Config{Issuer: f.srv.URL, ClientID: "gate", ForwardAuth: true,
+		Policy: Policy{ACR: []string{"2"}, MaxAge: 15 * time.Minute, AllowGroups: []string{"admins"}}},
+		Site{Origins: []string{"https://app.example.com"}})
+	s := &Session{ID: "s1", Origin: "https://app.example.com", Subject: "u1", Username: "alice", Groups: []string{"staff"},
+		Levels: []string{"1"}, AuthTime: time.Now().Add(-time.Hour), Expires: time.Now().Add(time.Hour)}
+	g.save(context.Background(), s)
+	rec := httptest.NewRecorder()
+	g.cookies.set(rec, s.Origin, s.ID, time.Hour)
+	ck := rec.Result().Cookies()[0]
+	verify := func(query string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodGet, "http://127.0.0.1:9100"+PathVerify+query, nil)
+		r.Header.Set("X-Forwarded-Host", "app.example.com")
+		r.Header.Set("X-Forwarded-Proto", "https")
+		r.Header.Set("X-Forwarded-Uri", "/admin/page")
+		r.Header.Set("Accept", "text/html")
+		r.AddCookie(ck)
+		w := httptest.NewRecorder()
+		g.Check(w, r)
+		return w
+	}
+	for _, q := range []string{"", "?acr=1", "?acr=1&max_age=1000h&allow_user=alice", "?allow_group=staff", "?acr=&allow_user=alice&allow_group=staff"} {
+		if w := verify(q); w.Code == http.StatusOK {
+			t.Errorf("verify%s passed a level-1 non-admin: %v", q, w.Header())
+		}
+	}
+	// Tightening works: a session the gate passes is refused by a query
+	// that asks more.
+	s.Groups, s.Levels, s.AuthTime = []string{"admins"}, []string{"1", "2"}, time.Now()
+	g.save(context.Background(), s)
+	g.cache.drop(s.ID)
+	if w := verify(""); w.Code != http.StatusOK {
+		t.Fatalf("strong session: %d", w.Code)
+	}
+	for _, q := range []string{"?acr=3", "?allow_user=bob", "?deny_group=admins", "?max_age=1ns"} {
+		if w := verify(q); w.Code == http.StatusOK {
+			t.Errorf("verify%s did not tighten", q)
+		}
+	}
+}
+
+// A header name another gate sends upstream is stripped everywhere.
+func TestStripsOtherGatesHeaders(t *testing.T) {
+	g := newTestGate(t, nil, Config{Policy: Policy{Bypass: []string{"/public/*"}}},
+		Site{Headers: DefaultHeaders(), Strip: []string{"X-Admin-User", "X-Admin-Assertion"}})
+	r := request(http.MethodGet, "app.localhost", "/public/x")
+	r.Header.Set("X-Admin-User", "root")
+	r.Header.Set("x_admin_assertion", "forged")
+	if _, handled := g.Check(httptest.NewRecorder(), r); handled {
+		t.Fatal("bypassed path handled")
+	}
+	if len(r.Header.Values("X-Admin-User")) != 0 || len(r.Header.Values("X_Admin_Assertion")) != 0 || r.Header.Get("x_admin_assertion") != "" {
+		t.Fatalf("forged headers passed: %v", r.Header)
+	}
+}
+
+// TLS that ended at the proxy in front: the gate's own endpoints take the
+// scheme from the proxy (forward auth), or from a trusted proxy (WithScheme).
+func TestEndpointsBehindATLSProxy(t *testing.T) {
+	f := newFakeIdP(t)
+	fwd := newTestGate(t, nil, Config{Issuer: f.srv.URL, ClientID: "gate", ForwardAuth: true}, Site{Origins: []string{"https://app.example.com"}})
+	r := request(http.MethodGet, "app.example.com", "/.gatehouse/login?return=/x")
+	r.Header.Set("X-Forwarded-Proto", "https")
+	w := httptest.NewRecorder()
+	fwd.Check(w, r)
+	if loc, _ := url.Parse(w.Header().Get("Location")); w.Code != http.StatusFound || loc.Query().Get("redirect_uri") != "https://app.example.com/.gatehouse/callback" {
+		t.Fatalf("forward-auth login behind TLS: %d %s", w.Code, w.Header().Get("Location"))
+	}
+	// An in-Caddy gate does not take a client's X-Forwarded-Proto…
+	in := newTestGate(t, nil, Config{Issuer: f.srv.URL, ClientID: "gate"}, Site{Origins: []string{"https://app.example.com"}})
+	r = request(http.MethodGet, "app.example.com", "/.gatehouse/login?return=/x")
+	r.Header.Set("X-Forwarded-Proto", "https")
+	w = httptest.NewRecorder()
+	in.Check(w, r)
+	if w.Code != http.StatusMisdirectedRequest {
+		t.Fatalf("in-Caddy gate trusted a client's X-Forwarded-Proto: %d", w.Code)
+	}
+	// …only what the server says a trusted proxy told it.
+	r = r.WithContext(WithScheme(r.Context(), "https"))
+	w = httptest.NewRecorder()
+	in.Check(w, r)
+	if w.Code != http.StatusFound {
+		t.Fatalf("trusted proxy's scheme: %d", w.Code)
+	}
+}
+
+// A gate session is not saved for an SSO session that has just ended (a
+// callback in flight when the logout ran).
+func TestNoGateSessionForAnEndedSSOSession(t *testing.T) {
+	st := testStore(t)
+	g := newTestGate(t, st, Config{}, Site{})
+	ctx := context.Background()
+	if err := (Sessions{Store: st}).SessionEnded(ctx, logout.Ended{SID: "sid-9", Subject: "u1"}, g.cfg.Queue); err != nil {
+		t.Fatal(err)
+	}
+	s := &Session{ID: "late", SID: "sid-9", Origin: "http://app.localhost", Subject: "u1", Expires: time.Now().Add(time.Hour)}
+	if err := g.save(ctx, s); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("save after the SSO session ended: %v", err)
+	}
+	if x, _ := g.load(ctx, "late"); x != nil {
+		t.Fatal("gate session saved")
 	}
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/gatehouse-idp/gatehouse/store"
 )
 
 // pending is a login in flight. It is not stored: it travels sealed in a
@@ -40,13 +42,19 @@ const (
 	setBySubject   = "gs-sub:"
 )
 
-// pendingCookie is the cookie of the login with this state.
+// pendingCookie is the cookie of the login with this state. It is sent
+// only to the callback, not to the upstream with every request.
 func (g *Gate) pendingCookie(state string) string {
 	if len(state) > 12 {
 		state = state[:12]
 	}
-	return g.cfg.Cookies.CookieName() + "-gl-" + state
+	return g.cfg.Cookies.PathName("gl-" + state)
 }
+
+// maxPendingReturn bounds the return address kept in a pending login's
+// cookie (a longer one returns to the site's root), so the cookies of
+// logins in several tabs stay small.
+const maxPendingReturn = 1024
 
 // callbackURL is the redirect URI of an origin.
 func callbackURL(origin string) string { return origin + PathCallback }
@@ -82,7 +90,7 @@ func (g *Gate) redirectToProvider(w http.ResponseWriter, r *http.Request, origin
 			"The sign-in service cannot be reached right now. Please try again in a moment.")
 		return
 	}
-	if len(p.ReturnTo) > maxReturn {
+	if len(p.ReturnTo) > maxPendingReturn {
 		p.ReturnTo = "/"
 	}
 	p.State = randomString(24)
@@ -95,7 +103,7 @@ func (g *Gate) redirectToProvider(w http.ResponseWriter, r *http.Request, origin
 		g.page(w, http.StatusInternalServerError, "Sign-in failed", "The sign-in could not be started.")
 		return
 	}
-	g.cfg.Cookies.SetCookie(w, g.pendingCookie(p.State), sealed, pendingTTL)
+	g.cfg.Cookies.SetPathCookie(w, g.pendingCookie(p.State), PathCallback, sealed, pendingTTL)
 	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(p.Verifier), oidc.Nonce(p.Nonce)}
 	if len(p.ACR) > 0 {
 		opts = append(opts, oauth2.SetAuthURLParam("acr_values", strings.Join(p.ACR, " ")))
@@ -153,7 +161,7 @@ func (g *Gate) callback(w http.ResponseWriter, r *http.Request, b *bound, origin
 		g.retryPage(w, http.StatusBadRequest, "Sign-in expired", "This sign-in has expired, was already completed, or was started in another browser.", "/")
 		return
 	}
-	g.cfg.Cookies.SetCookie(w, name, "", -1) // one use
+	g.cfg.Cookies.SetPathCookie(w, name, PathCallback, "", -1) // one use
 	if p.Origin != origin || subtle.ConstantTimeCompare([]byte(p.Browser), []byte(g.cfg.Cookies.BrowserID(w, r))) != 1 {
 		g.retryPage(w, http.StatusBadRequest, "Sign-in started elsewhere", "This sign-in was started in another browser or on another site.", "/")
 		return
@@ -201,7 +209,10 @@ func (g *Gate) callback(w http.ResponseWriter, r *http.Request, b *bound, origin
 		// replaced, not logged out (no upstream notice).
 		g.forget(ctx, old)
 	}
-	if err := g.save(ctx, s); err != nil {
+	if err := g.save(ctx, s); errors.Is(err, store.ErrExists) {
+		g.retryPage(w, http.StatusForbidden, "Your sign-in has ended", "Your session ended while you were signing in.", p.ReturnTo)
+		return
+	} else if err != nil {
 		g.cfg.Logger.Error("gatehouse gate: saving session", "error", err)
 		g.page(w, http.StatusServiceUnavailable, "Sign-in temporarily unavailable", "Please try again in a moment.")
 		return

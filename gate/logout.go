@@ -16,14 +16,17 @@ import (
 // end-session endpoint, which ends the SSO session everywhere else.
 //
 // A cross-site request must not log anyone out (logout CSRF): a GET is
-// acted on only when the browser says it came from this very site
-// (Sec-Fetch-Site same-origin) or was typed (none); any other request
-// gets a page whose button posts a CSRF-protected form.
+// acted on only when the browser says it is a top-level navigation from
+// a page of this very site (Sec-Fetch-Site same-origin, Sec-Fetch-Mode
+// navigate, Sec-Fetch-Dest document: a link the user clicked, not an
+// image in user content, not a link from a mail); any other request gets
+// a page whose button posts a CSRF-protected form.
 func (g *Gate) logout(w http.ResponseWriter, r *http.Request, origin string) {
 	browser := g.cfg.Cookies.BrowserID(w, r)
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		if site := r.Header.Get("Sec-Fetch-Site"); site != "same-origin" && site != "none" {
+		h := r.Header
+		if h.Get("Sec-Fetch-Site") != "same-origin" || h.Get("Sec-Fetch-Mode") != "navigate" || h.Get("Sec-Fetch-Dest") != "document" {
 			g.logoutForm(w, http.StatusOK, browser, origin, "Sign out?", "", "Do you want to sign out?")
 			return
 		}
@@ -78,6 +81,14 @@ func (g *Gate) logoutForm(w http.ResponseWriter, status int, browser, origin, ti
 			Fields                   map[string]string
 		}{PathLogout, question, "Sign out", map[string]string{"csrf": g.cfg.Cookies.CSRFToken(browser, "gate-logout:"+origin)}}})
 }
+
+const (
+	// keyEnded marks an SSO session whose gate sessions were dropped; a
+	// gate session for it is not saved any more.
+	keyEnded = "gs-ended:"
+	// endedTTL outlives any callback in flight when the session ended.
+	endedTTL = time.Hour
+)
 
 // forget drops a gate session without telling its upstream (the same
 // person signed in again on this site).
@@ -140,6 +151,10 @@ func dropSessions(ctx context.Context, st store.Store, q *logout.Queue, sid, sub
 	set := setBySID + sid
 	if sid == "" {
 		set = setBySubject + sub
+	} else if err := st.Set(ctx, keyEnded+sid, []byte{1}, endedTTL); err != nil {
+		// The tombstone keeps a gate session from being saved for this
+		// SSO session after this point (a callback in flight).
+		return 0, err
 	}
 	ids, err := st.SetMembers(ctx, set)
 	if err != nil {

@@ -1,6 +1,7 @@
 package gate
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -69,12 +70,23 @@ func defaultPort(scheme string) string {
 	return "80"
 }
 
+type schemeKey struct{}
+
+// WithScheme tells the gate the scheme a request was really made with,
+// when TLS ended before it at a proxy the server trusts (the caller
+// checked the proxy; a client's own X-Forwarded-Proto is never taken).
+func WithScheme(ctx context.Context, scheme string) context.Context {
+	return context.WithValue(ctx, schemeKey{}, scheme)
+}
+
 // requestOrigin is the origin a request was made to: its scheme (TLS or
-// not; behind forward auth, what the proxy said) and its Host header.
+// not, or what a trusted proxy said) and its Host header.
 func requestOrigin(r *http.Request) (string, error) {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
+	} else if s, ok := r.Context().Value(schemeKey{}).(string); ok && (s == "https" || s == "http") {
+		scheme = s
 	}
 	return originOf(scheme, r.Host)
 }

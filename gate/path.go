@@ -28,6 +28,8 @@ func (e pathError) Error() string { return string(e) }
 //   - percent-encoded '/' and '.', escapes encoded twice ("%252e"), and
 //     needless escapes of unreserved characters ("%61dmin"), so a name
 //     has one spelling only;
+//   - Windows aliases: file streams ("::$DATA"), 8.3 short names
+//     ("ADMINI~1") and characters that best-fit to / \ . ; or :;
 //   - malformed escapes and invalid UTF-8.
 func CanonicalPath(escaped string) (string, error) {
 	if escaped == "" || escaped[0] != '/' {
@@ -76,6 +78,9 @@ func CanonicalPath(escaped string) (string, error) {
 			return "", pathError("the path has a control character")
 		}
 	}
+	if strings.ContainsFunc(p, isLookalike) {
+		return "", pathError("the path has a character that looks like / \\ . ; or :")
+	}
 	// Segments: the first is empty (the leading '/'), the last may be
 	// (a trailing '/'); no other may.
 	segs := strings.Split(p[1:], "/")
@@ -87,9 +92,45 @@ func CanonicalPath(escaped string) (string, error) {
 			return "", pathError("the path has a . or .. segment")
 		case strings.HasSuffix(s, ".") || strings.HasSuffix(s, " "):
 			return "", pathError("a path segment ends in a dot or a space")
+		case strings.Contains(s, "::") || strings.Contains(s, ":$"):
+			return "", pathError("a path segment names a Windows file stream")
+		case isShortName(s):
+			return "", pathError("a path segment is a Windows short (8.3) name")
 		}
 	}
 	return p, nil
+}
+
+// isLookalike: characters that Windows' best-fit conversion, or NFKC
+// normalisation, turns into path punctuation (fullwidth and
+// compatibility forms of / \ . ; :).
+func isLookalike(r rune) bool {
+	switch r {
+	case '\uFF0F', '\uFF3C', '\uFF0E', '\uFF1B', '\uFF1A', // fullwidth / \ . ; :
+		'\u2215', '\u2044', '\u29F8', '\u29F9', // division, fraction, big solidus, big reverse solidus
+		'\uFE68', '\uFE52', '\uFE54', '\uFE55', // small reverse solidus, full stop, semicolon, colon
+		'\u2024', '\u2025', '\u2026', // one-dot, two-dot leaders, ellipsis
+		'\u037E', '\u2236', '\u02D0', '\uA789': // Greek question mark (;), ratio, modifier colons
+		return true
+	}
+	return false
+}
+
+// isShortName reports whether a segment has the form of a Windows 8.3
+// short name (ADMINI~1, PROGRA~2.TXT), which Windows resolves to the long
+// name it stands for.
+func isShortName(s string) bool {
+	base, ext, _ := strings.Cut(s, ".")
+	i := strings.LastIndexByte(base, '~')
+	if i < 1 || i > 6 || i == len(base)-1 || len(base) > 8 || len(ext) > 3 {
+		return false
+	}
+	for _, c := range base[i+1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func isHex(c byte) bool {

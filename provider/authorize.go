@@ -486,6 +486,19 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, req *authRe
 			Description: "the essential acr (" + strings.Join(req.AcrValues, " ") + ") could not be reached"})
 		return
 	}
+	// The client is recorded in the session first (for logout), and only
+	// while the session is live: a logout that came first is not undone.
+	_, err := p.cfg.Sessions.Modify(ctx, w, s.ID, func(s *session.Session) error {
+		s.AddClient(req.ClientID)
+		return nil
+	})
+	if errors.Is(err, session.ErrNoSession) {
+		p.redirectError(w, r, req.RedirectURI, req.State, &oauthError{Code: "login_required", Description: "the sign-in session has ended"})
+		return
+	} else if err != nil {
+		p.serverErrorPage(w, "saving session", err)
+		return
+	}
 	now := p.cfg.Sessions.Now()
 	code := randomToken()
 	rec := codeRecord{
@@ -497,11 +510,6 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, req *authRe
 	b, _ := json.Marshal(rec)
 	if err := p.cfg.Store.Set(ctx, hashKey(keyCode, code), b, max(codeRecordTTL, p.cfg.CodeTTL)); err != nil {
 		p.serverErrorPage(w, "saving code", err)
-		return
-	}
-	s.AddClient(req.ClientID)
-	if err := p.cfg.Sessions.Save(ctx, w, s); err != nil {
-		p.serverErrorPage(w, "saving session", err)
 		return
 	}
 	q := url.Values{"code": {code}, "iss": {p.cfg.Issuer},

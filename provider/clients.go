@@ -201,10 +201,18 @@ func (c *Clients) SetStatic(cl Client) error {
 }
 
 // RemoveStatic removes a client SetStatic added.
-func (c *Clients) RemoveStatic(id string) error {
+func (c *Clients) RemoveStatic(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.static, id)
+}
+
+// Delete removes a client registered at run time (a configured one
+// stays). Deleting a missing client is not an error.
+func (c *Clients) Delete(ctx context.Context, id string) error {
+	if err := c.st.Apply(ctx, store.Delete(keyClient+id), store.SetRemove(setClients, id)); err != nil {
+		return fmt.Errorf("deleting client: %w", err)
+	}
 	return nil
 }
 

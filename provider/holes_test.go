@@ -334,3 +334,28 @@ func TestLogoutDuringAStoreOutage(t *testing.T) {
 		t.Fatal("old cookie still works after the retried logout")
 	}
 }
+
+// A sign-out from a browser without the session, with a valid hint,
+// ends the hinted session once the person confirms.
+func TestLogoutByHintFromAnotherBrowser(t *testing.T) {
+	e := newEnv(t, "")
+	a := e.browser()
+	cb := e.login(a, authParams("conf"))
+	_, tok := e.token(codeForm(cb.Get("code")), "conf", confSecret)
+	other := e.browser()
+	resp, page := other.get(e.issuer + "/logout?id_token_hint=" + url.QueryEscape(tok["id_token"].(string)))
+	if resp.StatusCode != 200 || !strings.Contains(page, "Do you want to sign out") {
+		t.Fatalf("hint without the session: %d\n%s", resp.StatusCode, page)
+	}
+	if cb := e.login(a, with(authParams("conf"), "prompt", "none")); cb.Get("code") == "" {
+		t.Fatal("ended before confirmation")
+	}
+	resp, page = other.post(e.issuer+"/logout", loginForm(page))
+	if resp.StatusCode != 200 || !strings.Contains(page, "You are signed out") {
+		t.Fatalf("confirmed: %d", resp.StatusCode)
+	}
+	resp, page = a.get(e.authURL(with(authParams("conf"), "prompt", "none")))
+	if callbackQuery(t, resp, page).Get("error") != "login_required" {
+		t.Fatal("the hinted session is still live")
+	}
+}

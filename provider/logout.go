@@ -122,7 +122,28 @@ func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 		p.logoutFailed(w, r, q, err)
 		return
 	}
-	if s != nil {
+	if s == nil && h != nil {
+		// No session in this browser, but the hint names a live one
+		// (signed in elsewhere, or the cookie was lost): end that one,
+		// once the person confirms.
+		hs, err := p.cfg.Sessions.Get(ctx, h.SID)
+		if err != nil && !errors.Is(err, session.ErrNoSession) {
+			p.logoutFailed(w, r, q, err)
+			return
+		}
+		if hs != nil && hs.Subject == h.Subject {
+			browser := p.cfg.Sessions.BrowserID(w, r)
+			if r.Method != http.MethodPost || !p.cfg.Sessions.CheckCSRF(browser, "logout", q.Get("csrf")) {
+				p.confirmLogout(w, r, q)
+				return
+			}
+			if err := p.cfg.Logout.End(ctx, hs.ID, logout.UserLogout); err != nil {
+				p.logoutFailed(w, r, q, err)
+				return
+			}
+			s = hs // its clients' front-channel pages load below
+		}
+	} else if s != nil {
 		tied := h != nil && h.Subject == s.Subject && h.SID == s.ID
 		reason := logout.ByClient
 		if !tied {

@@ -38,6 +38,9 @@ type Session struct {
 	Expires time.Time `json:"expires"`
 	// Clients that received tokens in this session (for logout).
 	Clients []string `json:"clients,omitempty"`
+	// raw is the record as loaded: Save writes only over exactly it, so a
+	// logout (or another change) in between is never undone.
+	raw []byte
 }
 
 // AuthTime is when the user last actively authenticated in this session.
@@ -146,6 +149,7 @@ func (m *Manager) Get(ctx context.Context, id string) (*Session, error) {
 	if !m.live(&s, m.opt.Now()) {
 		return nil, ErrNoSession
 	}
+	s.raw = b
 	return &s, nil
 }
 
@@ -174,8 +178,14 @@ func (m *Manager) New(subject string) *Session {
 	}
 }
 
+// ErrChanged: the session changed (or ended) since it was loaded; load
+// it again, or use Modify.
+var ErrChanged = errors.New("session changed since it was loaded")
+
 // Save stores s, with its indexes, and, when w is not nil, sets its
-// cookie.
+// cookie. A new session (from New) is created; a loaded one is written
+// only if it is still exactly as loaded (else ErrChanged, or ErrNoSession
+// when it ended), so a logout in between is never undone.
 func (m *Manager) Save(ctx context.Context, w http.ResponseWriter, s *Session) error {
 	now := m.opt.Now()
 	s.LastSeen = now
@@ -189,17 +199,33 @@ func (m *Manager) Save(ctx context.Context, w http.ResponseWriter, s *Session) e
 	}
 	exp := m.expiry(s)
 	mb, _ := json.Marshal(Meta{Subject: s.Subject, Clients: s.Clients, Expiry: exp})
-	err = m.st.Apply(ctx,
-		store.Put(keySession+s.ID, b, ttl),
+	write := store.Create(keySession+s.ID, b, ttl)
+	if s.raw != nil {
+		write = store.Put(keySession+s.ID, b, ttl)
+	}
+	ops := []store.Op{
+		write,
 		store.SetAdd(setBySubject+s.Subject, s.ID),
 		// The meta record outlives the session so that its expiry can
 		// still be announced to its clients and gates.
 		store.Put(keyMeta+s.ID, mb, s.Expires.Sub(now)+metaGrace),
 		store.SetAdd(bucketName(exp), s.ID),
-	)
-	if err != nil {
+	}
+	if s.raw != nil {
+		ops = append([]store.Op{store.Match(keySession+s.ID, s.raw)}, ops...)
+	}
+	switch err := m.st.Apply(ctx, ops...); {
+	case errors.Is(err, store.ErrConflict):
+		if _, gerr := m.Get(ctx, s.ID); errors.Is(gerr, ErrNoSession) {
+			return ErrNoSession
+		}
+		return ErrChanged
+	case errors.Is(err, store.ErrExists):
+		return ErrChanged
+	case err != nil:
 		return fmt.Errorf("saving session: %w", err)
 	}
+	s.raw = b
 	if w != nil {
 		v, err := m.Encode(m.CookieName(), s.ID)
 		if err != nil {
@@ -208,6 +234,25 @@ func (m *Manager) Save(ctx context.Context, w http.ResponseWriter, s *Session) e
 		m.SetCookie(w, m.CookieName(), v, 0)
 	}
 	return nil
+}
+
+// Modify applies fn to the live session id and saves it, loading it again
+// when another change came first; fn may run more than once. It returns
+// ErrNoSession when the session ended.
+func (m *Manager) Modify(ctx context.Context, w http.ResponseWriter, id string, fn func(*Session) error) (*Session, error) {
+	for range 8 {
+		s, err := m.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if err := fn(s); err != nil {
+			return nil, err
+		}
+		if err := m.Save(ctx, w, s); !errors.Is(err, ErrChanged) {
+			return s, err
+		}
+	}
+	return nil, fmt.Errorf("saving session: %w", ErrChanged)
 }
 
 // ClearCookie deletes the session cookie in the browser.

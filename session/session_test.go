@@ -547,3 +547,59 @@ func TestExpiredMigratesTheLegacyLiveSet(t *testing.T) {
 		t.Fatalf("migrated session not found expired: %v %v", ids, err)
 	}
 }
+
+// A session loaded before a logout cannot be written back after it: the
+// logout would be undone (a stolen cookie kept alive).
+func TestSaveDoesNotUndoARemove(t *testing.T) {
+	m, _, st := setup(t, true)
+	ctx := context.Background()
+	s := m.New("alice")
+	if err := m.Save(ctx, nil, s); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := m.Get(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Remove(ctx, s.ID, s.Subject); err != nil {
+		t.Fatal(err)
+	}
+	loaded.AddClient("late")
+	if err := m.Save(ctx, nil, loaded); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("Save after Remove: %v, want ErrNoSession", err)
+	}
+	if _, err := m.Get(ctx, s.ID); !errors.Is(err, ErrNoSession) {
+		t.Fatal("the removed session is live again")
+	}
+	if _, err := st.Get(ctx, keyMeta+s.ID); err == nil {
+		t.Fatal("meta written back")
+	}
+	if _, err := m.Modify(ctx, nil, s.ID, func(*Session) error { return nil }); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("Modify of a removed session: %v", err)
+	}
+	// Two changes from the same load: the second is told, Modify retries.
+	s2 := m.New("bob")
+	m.Save(ctx, nil, s2)
+	a, _ := m.Get(ctx, s2.ID)
+	b, _ := m.Get(ctx, s2.ID)
+	a.AddClient("a")
+	if err := m.Save(ctx, nil, a); err != nil {
+		t.Fatal(err)
+	}
+	b.AddClient("b")
+	if err := m.Save(ctx, nil, b); !errors.Is(err, ErrChanged) {
+		t.Fatalf("stale save: %v, want ErrChanged", err)
+	}
+	if _, err := m.Modify(ctx, nil, s2.ID, func(x *Session) error { x.AddClient("b"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := m.Get(ctx, s2.ID); !slices.Equal(got.Clients, []string{"a", "b"}) {
+		t.Fatalf("clients %v", got.Clients)
+	}
+	// A new session cannot overwrite an existing one with the same id.
+	dup := *s2
+	dup.raw = nil
+	if err := m.Save(ctx, nil, &dup); !errors.Is(err, ErrChanged) {
+		t.Fatalf("new session over an existing id: %v", err)
+	}
+}
