@@ -355,9 +355,10 @@ func (a *App) ensureDemoUser(ctx context.Context) error {
 	if d.Username == "" || d.Password == "" {
 		return errors.New("demo_user needs a username and a password")
 	}
-	u, err := a.users.Lookup(ctx, d.Username)
+	dir := a.users.WithoutPolicy() // the configuration fixes this password
+	u, err := dir.Lookup(ctx, d.Username)
 	if errors.Is(err, users.ErrNotFound) {
-		_, err = a.users.Create(ctx, users.User{
+		_, err = dir.Create(ctx, users.User{
 			Username: d.Username, Name: "Demo User", Email: d.Username + "@example.com", EmailVerified: true,
 			Groups: []string{"demo"},
 		}, d.Password)
@@ -365,8 +366,8 @@ func (a *App) ensureDemoUser(ctx context.Context) error {
 	} else if err != nil {
 		return err
 	}
-	if _, err := a.users.Authenticate(ctx, d.Username, d.Password); err != nil {
-		_, err = a.users.SetPassword(ctx, u.Subject, d.Password)
+	if _, err := dir.Authenticate(ctx, d.Username, d.Password); err != nil {
+		_, err = dir.SetPassword(ctx, u.Subject, d.Password)
 		return err
 	}
 	return nil

@@ -356,6 +356,9 @@ func (e *Engine) finish(w http.ResponseWriter, r *http.Request, a *Attempt) {
 	}
 	var mods []string
 	for _, p := range a.Passed {
+		if slices.Contains(a.FromSession, p.Module) {
+			continue // passed before this sign-in
+		}
 		mods = append(mods, p.Module)
 		ev.AMR = append(ev.AMR, p.AMR...)
 	}

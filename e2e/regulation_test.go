@@ -6,7 +6,11 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -276,5 +280,147 @@ func TestPasswordPolicyAtTheCLI(t *testing.T) {
 	}
 	if n := len(findAudit(t, s.caddy, "admin_action", map[string]string{"target": "user:alice"})); n < 2 {
 		t.Fatalf("admin actions on alice not audited (%d lines)", n)
+	}
+}
+
+// Fifty logins at once stay within memory: password checks are bounded
+// (bench/logins.sh prints the figures against an unbounded baseline).
+func TestConcurrentLoginsStayWithinMemory(t *testing.T) {
+	// Regulation would turn most of these away (one account, one
+	// address): lift it here, the bound under test is the hashing one.
+	s := newIDP(t, `regulation {
+			user {
+				max_retries 10000
+				free_retries 9999
+			}
+			ip {
+				max_retries 10000
+				free_retries 9999
+			}
+		}`)
+	s.addUser(t, "alice", "correct horse battery")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[int]int{}
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, _ := tryPassword(t, s, "alice", "correct horse battery")
+			mu.Lock()
+			codes[st]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if codes[http.StatusFound] == 0 || codes[http.StatusFound]+codes[http.StatusServiceUnavailable] != 50 {
+		t.Fatalf("answers %v", codes)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.caddy.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.Fields(rest)[0])
+			t.Logf("peak resident memory after 50 concurrent logins: %d MB", kb/1024)
+			if kb > 400*1024 {
+				t.Fatalf("peak resident memory %d MB, want < 400 MB", kb/1024)
+			}
+			return
+		}
+	}
+	t.Fatal("no VmHWM")
+}
+
+// The audit trail of a sign-in's life, field by field.
+func TestAuditTrail(t *testing.T) {
+	s := newChainSetup(t)
+	b := newBrowser(t)
+	if _, _, echo := s.visit(t, b, s.app+"/", nil); echo == nil {
+		t.Fatal("sign-in failed")
+	}
+	resp, page := b.get(s.app + "/admin/")
+	secret := totpSecretRE.FindStringSubmatch(page)[1]
+	b.submitForm(resp.Request.URL.String(), page, url.Values{"code": {totpCode(t, secret, time.Now())}})
+	c := &http.Client{Transport: loopbackTransport()}
+	for _, q := range []string{"client_id=nope&redirect_uri=http%3A%2F%2Fx%2Fcb", "client_id=gatehouse-gates&redirect_uri=https%3A%2F%2Fevil.example%2Fcb"} {
+		if resp, err := c.Get(s.issuer + "/authorize?response_type=code&scope=openid&" + q); err == nil {
+			readAll(resp)
+		}
+	}
+	if out, err := s.caddy.cli("", "user", "reset-totp", "alice"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	if out, err := s.caddy.cli("another good passphrase\n", "user", "passwd", "alice", "--password-stdin"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	checks := []struct {
+		event string
+		want  map[string]string
+	}{
+		{"login_succeeded", map[string]string{"user": "alice", "client": "gatehouse-gates", "ip": "127.0.0.1", "amr": "pwd"}},
+		{"factor_enrolled", map[string]string{"module": "totp"}},
+		{"step_up", map[string]string{"user": "alice", "amr": "otp"}},
+		{"unknown_client", map[string]string{"client": "nope", "ip": "127.0.0.1", "reason": "authorize"}},
+		{"bad_redirect_uri", map[string]string{"client": "gatehouse-gates", "target": "https://evil.example/cb"}},
+		{"factor_reset", map[string]string{"user": "alice", "module": "totp"}},
+		{"password_changed", map[string]string{"user": "alice"}},
+		{"session_ended", map[string]string{"reason": "password_changed"}},
+		{"admin_action", map[string]string{"target": "user:alice", "reason": "POST /gatehouse/users/password"}},
+	}
+	for _, c := range checks {
+		got := findAudit(t, s.caddy, c.event, c.want)
+		if len(got) == 0 {
+			t.Errorf("no %s line with %v; trail:\n%v", c.event, c.want, auditLines(t, s.caddy))
+			continue
+		}
+		if got[0]["msg"] != "gatehouse security event" || got[0]["ts"] == nil {
+			t.Errorf("%s line %v", c.event, got[0])
+		}
+	}
+}
+
+// The README's log configuration routes the trail to a file of its own
+// (for fail2ban or a SIEM), and out of the default log.
+func TestAuditLogToItsOwnFile(t *testing.T) {
+	dir := t.TempDir()
+	file := dir + "/audit.log"
+	s := &idpSetup{authPort: freePort(t), appPort: freePort(t)}
+	s.issuer = fmt.Sprintf("http://auth.localhost:%d", s.authPort)
+	s.appHost = fmt.Sprintf("app.localhost:%d", s.appPort)
+	s.redirect = "http://" + s.appHost + "/callback"
+	cfg := strings.Replace(s.caddyfile(""), "\tgatehouse {", fmt.Sprintf(`	log gatehouse_audit {
+		include gatehouse.audit
+		output file %s
+		format json
+	}
+	log default {
+		exclude gatehouse.audit
+	}
+	gatehouse {`, file), 1)
+	s.caddy = startCaddy(t, cfg)
+	s.addUser(t, "alice", "correct horse battery")
+	tryPassword(t, s, "alice", "wrong guess")
+	var lines []string
+	for i := 0; i < 50; i++ {
+		b, _ := os.ReadFile(file)
+		lines = strings.Split(strings.TrimSpace(string(b)), "\n")
+		if len(lines) > 0 && strings.Contains(lines[len(lines)-1], "login_failed") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &m); err != nil || m["event"] != "login_failed" || m["ip"] != "127.0.0.1" || m["user"] != "alice" {
+		t.Fatalf("audit file: %v %v\n%s", err, m, strings.Join(lines, "\n"))
+	}
+	if strings.Contains(s.caddy.log.String(), `"gatehouse.audit"`) {
+		t.Fatal("audit lines still in the default log")
+	}
+	// The README's fail2ban filter matches it.
+	re := regexp.MustCompile(`"logger":"gatehouse\.audit".*"event":"(?:login_failed|bad_client_secret|rate_limited)".*"ip":"([0-9a-fA-F.:]+)"`)
+	if mm := re.FindStringSubmatch(lines[len(lines)-1]); mm == nil || mm[1] != "127.0.0.1" {
+		t.Fatalf("fail2ban regex does not match: %s", lines[len(lines)-1])
 	}
 }

@@ -39,7 +39,7 @@ const caddyfile = `{
 	gatehouse {
 		issuer http://auth.localhost:%[2]d
 		dev
-		demo_user bench bench-password
+		demo_user bench bench-password-for-gatebench
 	}
 }
 
@@ -231,7 +231,7 @@ func login(start string) (string, error) {
 	}
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	form := url.Values{"username": {"bench"}, "password": {"bench-password"}}
+	form := url.Values{"username": {"bench"}, "password": {"bench-password-for-gatebench"}}
 	for _, m := range regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`).FindAllSubmatch(page, -1) {
 		form.Set(string(m[1]), html.UnescapeString(string(m[2])))
 	}
