@@ -161,7 +161,7 @@ func TestHoleBypassAndRouteSpellingsWithFileServer(t *testing.T) {
 		"/public/..%2fprivate%2fsecret.txt", "/public//../private/secret.txt", "/public/.%2e/private/secret.txt",
 		"/public/%252e%252e/private/secret.txt", "/public/..\\private\\secret.txt", "/public/..%5cprivate%5csecret.txt",
 		"/public;x/../private/secret.txt", "/public/./../private/secret.txt", "/./private/secret.txt",
-		"/public/..;/private/secret.txt", "/public/%2e%2e%2fprivate/secret.txt", "/private/./secret.txt",
+		"/public/..;/private/secret.txt", "/public/%2e%2e%2fprivate/secret.txt", "/private/./secret.txt", "//evil.example/x",
 	} {
 		st, body := rawGet(t, s.files, host, target)
 		if strings.Contains(body, privateSecret) {

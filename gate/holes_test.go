@@ -384,3 +384,21 @@ func TestNoGateSessionForAnEndedSSOSession(t *testing.T) {
 		t.Fatal("gate session saved")
 	}
 }
+
+// HSTS on https origins of a gate, never on http ones.
+func TestGateHSTS(t *testing.T) {
+	g := newTestGate(t, nil, Config{HSTS: "max-age=31536000", Policy: Policy{Bypass: []string{"/*"}}},
+		Site{Origins: []string{"https://app.example.com", "http://app.localhost"}})
+	r := request(http.MethodGet, "app.example.com", "/x")
+	r.TLS = fakeTLS
+	w := httptest.NewRecorder()
+	g.Check(w, r)
+	if w.Header().Get("Strict-Transport-Security") != "max-age=31536000" {
+		t.Fatalf("https: %v", w.Header())
+	}
+	w = httptest.NewRecorder()
+	g.Check(w, request(http.MethodGet, "app.localhost", "/x"))
+	if w.Header().Get("Strict-Transport-Security") != "" {
+		t.Fatal("HSTS over http")
+	}
+}

@@ -1,10 +1,12 @@
 package logout
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/internal/memstore"
 	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/store"
@@ -100,6 +103,7 @@ type env struct {
 	sessions *session.Manager
 	svc      *Service
 	party    *party
+	trail    *bytes.Buffer
 }
 
 func newEnv(t *testing.T, receiver string) *env {
@@ -113,15 +117,25 @@ func newEnv(t *testing.T, receiver string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := NewQueue(QueueConfig{Store: st, Issuer: "https://idp.example", Signer: signer{}, Now: c.Now, Backoff: time.Second, Attempts: 3})
+	trail := &bytes.Buffer{}
+	q := NewQueue(QueueConfig{Store: st, Issuer: "https://idp.example", Signer: signer{}, Now: c.Now, Backoff: time.Second, Attempts: 3,
+		Audit: audit.New(slog.New(slog.NewJSONHandler(&lockedWriter{w: trail}, nil)))})
 	svc, err := New(Config{Store: st, Sessions: sessions, Queue: q, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &party{uri: receiver}
 	svc.Subscribe(p)
-	return &env{st: st, clock: c, sessions: sessions, svc: svc, party: p}
+	return &env{st: st, clock: c, sessions: sessions, svc: svc, party: p, trail: trail}
 }
+
+// lockedWriter serialises writes to the audit buffer.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.w.Write(p) }
 
 func (e *env) session(t *testing.T, sub string, clients ...string) *session.Session {
 	t.Helper()
@@ -353,5 +367,37 @@ func TestQueueDeliversRetriesAndGivesUp(t *testing.T) {
 	}
 	if n, _ := q.Len(ctx); n != 0 {
 		t.Fatalf("given-up delivery still queued: %d", n)
+	}
+	if !strings.Contains(e.trail.String(), `"event":"logout_delivery_given_up"`) || !strings.Contains(e.trail.String(), `"client":"mail"`) {
+		t.Fatalf("no audit line for the given-up delivery:\n%s", e.trail)
+	}
+}
+
+// A user's sessions are capped: the oldest end, with the usual fan-out.
+func TestLimitSessions(t *testing.T) {
+	e := newEnv(t, "")
+	ctx := context.Background()
+	e.svc.cfg.MaxSessionsPerUser = 3
+	var ids []string
+	for range 5 {
+		e.clock.Advance(time.Minute)
+		ids = append(ids, e.session(t, "alice").ID)
+	}
+	other := e.session(t, "bob")
+	if err := e.svc.LimitSessions(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		_, err := e.sessions.Get(ctx, id)
+		if live := err == nil; live != (i >= 2) {
+			t.Errorf("session %d live=%v", i, live)
+		}
+	}
+	got := e.party.got()
+	if len(got) != 2 || got[0].Reason != TooMany {
+		t.Fatalf("party heard %+v", got)
+	}
+	if _, err := e.sessions.Get(ctx, other.ID); err != nil {
+		t.Fatal("another user's session ended")
 	}
 }

@@ -2,6 +2,8 @@ package provider
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -14,7 +16,10 @@ import (
 )
 
 // fuzzProvider is a provider for parser fuzzing (no HTTP server).
-func fuzzProvider(f *testing.F) *Provider {
+func fuzzProvider(f testing.TB) *Provider { return testProvider(f, "https://idp.example", "") }
+
+// testProvider is a provider without an HTTP server, for internal tests.
+func testProvider(f testing.TB, issuer, hsts string) *Provider {
 	ctx := context.Background()
 	st := memstore.New()
 	f.Cleanup(func() { st.Close() })
@@ -32,7 +37,7 @@ func fuzzProvider(f *testing.F) *Provider {
 		f.Fatal(err)
 	}
 	lo, err := logout.New(logout.Config{Store: st, Sessions: sessions,
-		Queue: logout.NewQueue(logout.QueueConfig{Store: st, Issuer: "https://idp.example", Signer: keys})})
+		Queue: logout.NewQueue(logout.QueueConfig{Store: st, Issuer: issuer, Signer: keys})})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -40,7 +45,7 @@ func fuzzProvider(f *testing.F) *Provider {
 	if err != nil {
 		f.Fatal(err)
 	}
-	p, err := New(Config{Issuer: "https://idp.example", Store: st, Users: dir, Clients: clients, Keys: keys, Sessions: sessions, Chain: engine, Logout: lo})
+	p, err := New(Config{Issuer: issuer, Store: st, Users: dir, Clients: clients, Keys: keys, Sessions: sessions, Chain: engine, Logout: lo, HSTS: hsts})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -73,4 +78,17 @@ func FuzzIDTokenHint(f *testing.F) {
 			t.Fatalf("accepted a hint naming %+v", h)
 		}
 	})
+}
+
+// HSTS is sent by an https issuer only (over http it would pin a
+// development host).
+func TestHSTS(t *testing.T) {
+	for issuer, want := range map[string]string{"https://idp.example": "max-age=31536000", "http://localhost:9000": ""} {
+		p := testProvider(t, issuer, "max-age=31536000")
+		w := httptest.NewRecorder()
+		p.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/.well-known/openid-configuration", nil))
+		if got := w.Header().Get("Strict-Transport-Security"); got != want {
+			t.Errorf("%s: HSTS %q, want %q", issuer, got, want)
+		}
+	}
 }

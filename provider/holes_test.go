@@ -359,3 +359,22 @@ func TestLogoutByHintFromAnotherBrowser(t *testing.T) {
 		t.Fatal("the hinted session is still live")
 	}
 }
+
+// A redirect that carries a code (or an error) is not cached anywhere.
+func TestCodeRedirectIsNotStored(t *testing.T) {
+	e := newEnv(t, "")
+	b := e.browser()
+	resp, page := b.get(e.authURL(authParams("conf")))
+	resp, page = b.submitLogin(resp, page, alicePassword)
+	if cb := callbackQuery(t, resp, page); cb.Get("code") == "" || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("code redirect Cache-Control %q", resp.Header.Get("Cache-Control"))
+	}
+	resp, page = b.get(e.authURL(with(authParams("conf"), "prompt", "none")))
+	if callbackQuery(t, resp, page).Get("code") == "" || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("SSO code redirect Cache-Control %q", resp.Header.Get("Cache-Control"))
+	}
+	resp, page = e.browser().get(e.authURL(with(authParams("conf"), "prompt", "none")))
+	if callbackQuery(t, resp, page).Get("error") == "" || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("error redirect Cache-Control %q", resp.Header.Get("Cache-Control"))
+	}
+}
