@@ -9,25 +9,22 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
-	"html"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/gatehouse-idp/gatehouse/bench/internal/benchkit"
 )
 
 const caddyfile = `{
@@ -74,32 +71,17 @@ func main() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "caddy")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/caddy").CombinedOutput(); err != nil {
-		log.Fatalf("building caddy: %v\n%s", err, out)
-	}
+	bin := benchkit.Build(dir)
 	ports := make([]int, 5)
 	for i := range ports {
-		ports[i] = freePort()
+		ports[i] = benchkit.FreePort()
 	}
-	cfg := filepath.Join(dir, "Caddyfile")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(caddyfile, ports[0], ports[1], ports[2], ports[3], ports[4])), 0o600)
-	cmd := exec.Command(bin, "run", "--config", cfg, "--adapter", "caddyfile")
-	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir+"/data", "XDG_CONFIG_HOME="+dir+"/config")
-	logf, _ := os.Create(filepath.Join(dir, "caddy.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		log.Fatal(err)
-	}
-	stopCaddy = func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	}
+	c := benchkit.Start(bin, dir, fmt.Sprintf(caddyfile, ports[0], ports[1], ports[2], ports[3], ports[4]),
+		fmt.Sprintf("http://127.0.0.1:%d/config/", ports[0]))
+	stopCaddy = c.Stop
 	defer stopCaddy()
 	plain := fmt.Sprintf("http://127.0.0.1:%d/", ports[3])
 	gated := fmt.Sprintf("http://127.0.0.1:%d/", ports[4])
-	waitUp(fmt.Sprintf("http://127.0.0.1:%d/config/", ports[0]))
-
 	cookie, err := login(fmt.Sprintf("http://gated.localhost:%d/", ports[4]))
 	if err != nil {
 		fatal("signing in: %v", err)
@@ -218,33 +200,11 @@ func run(u, host string, hdr []string, d time.Duration, conns int) result {
 // gate's cookie ("name=value").
 func login(start string) (string, error) {
 	jar, _ := cookiejar.New(nil)
-	dialer := &net.Dialer{}
-	c := &http.Client{Jar: jar, Transport: &http.Transport{DialContext: func(ctx context.Context, n, addr string) (net.Conn, error) {
-		_, port, _ := net.SplitHostPort(addr)
-		return dialer.DialContext(ctx, n, "127.0.0.1:"+port)
-	}}}
-	req, _ := http.NewRequest(http.MethodGet, start, nil)
-	req.Header.Set("Accept", "text/html")
-	resp, err := c.Do(req)
+	c := &http.Client{Jar: jar, Transport: benchkit.Loopback()}
+	resp, err := benchkit.SignIn(c, start, "bench", "bench-password-for-gatebench")
 	if err != nil {
 		return "", err
 	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	form := url.Values{"username": {"bench"}, "password": {"bench-password-for-gatebench"}}
-	for _, m := range regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`).FindAllSubmatch(page, -1) {
-		form.Set(string(m[1]), html.UnescapeString(string(m[2])))
-	}
-	act := regexp.MustCompile(`<form[^>]*action="([^"]*)"`).FindSubmatch(page)
-	if act == nil {
-		return "", fmt.Errorf("no login form at %s", resp.Request.URL)
-	}
-	target := resp.Request.URL.ResolveReference(&url.URL{Path: html.UnescapeString(string(act[1]))})
-	resp, err = c.PostForm(target.String(), form)
-	if err != nil {
-		return "", err
-	}
-	resp.Body.Close()
 	u, _ := url.Parse(start)
 	for _, ck := range jar.Cookies(u) {
 		if ck.Name == "gatehouse-gate" {
@@ -252,24 +212,4 @@ func login(start string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no gate cookie after login (ended at %s, %d)", resp.Request.URL, resp.StatusCode)
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		fatal("%v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func waitUp(u string) {
-	for i := 0; i < 300; i++ {
-		if resp, err := http.Get(u); err == nil {
-			resp.Body.Close()
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	fatal("caddy did not start")
 }

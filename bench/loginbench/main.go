@@ -15,27 +15,22 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"html"
-	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/gatehouse-idp/gatehouse/bench/internal/benchkit"
 )
 
 const caddyfile = `{
@@ -85,10 +80,7 @@ func main() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "caddy")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/caddy").CombinedOutput(); err != nil {
-		log.Fatalf("building caddy: %v\n%s", err, out)
-	}
+	bin := benchkit.Build(dir)
 	fmt.Printf("%d rounds of %d concurrent password logins (%d accounts, argon2id m=19MiB t=2), one Caddy each:\n", *rounds, *concurrent, *users)
 	bounded := run(bin, filepath.Join(dir, "bounded"), "", *concurrent, *rounds, *users)
 	report("bounded (default: 2 checks per CPU)", bounded)
@@ -109,23 +101,11 @@ func report(name string, r result) {
 // run starts a Caddy with the extra gatehouse settings, adds the users
 // and runs the logins.
 func run(bin, dir, extra string, concurrent, rounds, users int) result {
-	os.MkdirAll(dir, 0o700)
-	admin, idp := freePort(), freePort()
-	cfg := filepath.Join(dir, "Caddyfile")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(caddyfile, admin, idp, extra)), 0o600)
-	cmd := exec.Command(bin, "run", "--config", cfg, "--adapter", "caddyfile")
-	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir+"/data", "XDG_CONFIG_HOME="+dir+"/config")
-	logf, _ := os.Create(filepath.Join(dir, "caddy.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		log.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	}()
+	admin, idp := benchkit.FreePort(), benchkit.FreePort()
 	adminURL := fmt.Sprintf("http://127.0.0.1:%d", admin)
-	waitUp(adminURL + "/config/")
+	c := benchkit.Start(bin, dir, fmt.Sprintf(caddyfile, admin, idp, extra), adminURL+"/config/")
+	defer c.Stop()
+	cmd := c.Cmd
 	for i := range users {
 		body, _ := json.Marshal(map[string]string{"username": fmt.Sprintf("user%03d", i), "password": password})
 		resp, err := http.Post(adminURL+"/gatehouse/users", "application/json", bytes.NewReader(body))
@@ -180,16 +160,11 @@ func run(bin, dir, extra string, concurrent, rounds, users int) result {
 	return res
 }
 
-var (
-	formAction  = regexp.MustCompile(`<form[^>]*action="([^"]*)"`)
-	hiddenInput = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
-)
-
 // login runs one authorization with a fresh browser and returns the
 // status of the answer to the posted password (302 to the client: in).
 func login(issuer, user string) (int, error) {
 	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Transport: loopback(), Timeout: 60 * time.Second,
+	c := &http.Client{Jar: jar, Transport: benchkit.Loopback(), Timeout: 60 * time.Second,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if req.URL.Host == "rp.localhost" {
 				return http.ErrUseLastResponse
@@ -198,27 +173,10 @@ func login(issuer, user string) (int, error) {
 		}}
 	q := url.Values{"client_id": {"bench"}, "response_type": {"code"}, "scope": {"openid"}, "redirect_uri": {"http://rp.localhost/callback"},
 		"state": {"s"}, "code_challenge": {strings.Repeat("c", 43)}, "code_challenge_method": {"S256"}}
-	resp, err := c.Get(issuer + "/authorize?" + q.Encode())
+	resp, err := benchkit.SignIn(c, issuer+"/authorize?"+q.Encode(), user, password)
 	if err != nil {
 		return 0, err
 	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := formAction.FindSubmatch(page)
-	if m == nil {
-		return resp.StatusCode, fmt.Errorf("no login form")
-	}
-	action, _ := url.Parse(html.UnescapeString(string(m[1])))
-	form := url.Values{"username": {user}, "password": {password}}
-	for _, h := range hiddenInput.FindAllSubmatch(page, -1) {
-		form.Set(string(h[1]), html.UnescapeString(string(h[2])))
-	}
-	resp, err = c.PostForm(resp.Request.URL.ResolveReference(action).String(), form)
-	if err != nil {
-		return 0, err
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
 	return resp.StatusCode, nil
 }
 
@@ -234,35 +192,4 @@ func procStatus(pid int, key string) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no %s", key)
-}
-
-func loopback() *http.Transport {
-	d := &net.Dialer{Timeout: 5 * time.Second}
-	return &http.Transport{MaxIdleConnsPerHost: 4, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		_, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			return nil, err
-		}
-		return d.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", port))
-	}}
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func waitUp(u string) {
-	for range 600 {
-		if resp, err := http.Get(u); err == nil {
-			resp.Body.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	log.Fatal("caddy did not start")
 }

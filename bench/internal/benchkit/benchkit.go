@@ -1,0 +1,134 @@
+// Package benchkit is what the benchmark commands share: building and
+// running a Caddy on loopback, free ports, a client that dials 127.0.0.1
+// whatever the host name, and signing in through a login page.
+package benchkit
+
+import (
+	"context"
+	"fmt"
+	"html"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"time"
+)
+
+// Build builds ./cmd/caddy into dir and returns the binary's path.
+func Build(dir string) string {
+	bin := filepath.Join(dir, "caddy")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/caddy").CombinedOutput(); err != nil {
+		log.Fatalf("building caddy: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// Caddy is a running Caddy process.
+type Caddy struct {
+	Cmd *exec.Cmd
+	Dir string
+}
+
+// Start runs bin with caddyfile in dir (its HOME and data directory) and
+// waits until adminURL answers.
+func Start(bin, dir, caddyfile, adminURL string) *Caddy {
+	os.MkdirAll(dir, 0o700)
+	cfg := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(cfg, []byte(caddyfile), 0o600); err != nil {
+		log.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--config", cfg, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir+"/data", "XDG_CONFIG_HOME="+dir+"/config")
+	logf, _ := os.Create(filepath.Join(dir, "caddy.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		log.Fatal(err)
+	}
+	c := &Caddy{Cmd: cmd, Dir: dir}
+	for range 600 {
+		if resp, err := http.Get(adminURL); err == nil {
+			resp.Body.Close()
+			return c
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.Stop()
+	log.Fatalf("caddy did not start; see %s", filepath.Join(dir, "caddy.log"))
+	return nil
+}
+
+// Stop ends the process by its PID and waits for it.
+func (c *Caddy) Stop() {
+	if c == nil || c.Cmd.Process == nil {
+		return
+	}
+	c.Cmd.Process.Signal(syscall.SIGTERM)
+	c.Cmd.Wait()
+}
+
+// FreePort is a TCP port free on 127.0.0.1 now.
+func FreePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Loopback is a transport that dials 127.0.0.1 whatever the host name
+// (*.localhost need no DNS).
+func Loopback() *http.Transport {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Transport{MaxIdleConnsPerHost: 4, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		return d.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", port))
+	}}
+}
+
+var (
+	formAction  = regexp.MustCompile(`<form[^>]*action="([^"]*)"`)
+	hiddenInput = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+)
+
+// SignIn loads start with c (a navigation), fills the login page it
+// lands on with user and password and posts it; it returns the answer to
+// the posted form (after the redirects c follows).
+func SignIn(c *http.Client, start, user, password string) (*http.Response, error) {
+	req, _ := http.NewRequest(http.MethodGet, start, nil)
+	req.Header.Set("Accept", "text/html")
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := formAction.FindSubmatch(page)
+	if m == nil {
+		return nil, fmt.Errorf("no login form at %s (%d)", resp.Request.URL, resp.StatusCode)
+	}
+	action, err := url.Parse(html.UnescapeString(string(m[1])))
+	if err != nil {
+		return nil, err
+	}
+	form := url.Values{"username": {user}, "password": {password}}
+	for _, h := range hiddenInput.FindAllSubmatch(page, -1) {
+		form.Set(string(h[1]), html.UnescapeString(string(h[2])))
+	}
+	resp, err = c.PostForm(resp.Request.URL.ResolveReference(action).String(), form)
+	if err != nil {
+		return nil, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp, nil
+}
