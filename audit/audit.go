@@ -22,23 +22,28 @@ import (
 
 // Events.
 const (
-	LoginSucceeded  = "login_succeeded"
-	LoginFailed     = "login_failed"
-	StepUp          = "step_up"
-	RateLimited     = "rate_limited" // an attempt refused by a delay or a ban; no secret was checked
-	Banned          = "banned"       // a key reached its limit
-	BanLifted       = "ban_lifted"
-	FactorEnrolled  = "factor_enrolled"
-	FactorReset     = "factor_reset"
-	PasswordChanged = "password_changed"
-	SessionEnded    = "session_ended"
-	LogoutGivenUp   = "logout_delivery_given_up"
-	AdminAction     = "admin_action"
-	UnknownClient   = "unknown_client"
-	BadRedirectURI  = "bad_redirect_uri"
-	BadClientSecret = "bad_client_secret"
-	CodeReplayed    = "code_replayed"
-	Busy            = "busy" // refused because too many password checks were running
+	LoginSucceeded   = "login_succeeded"
+	LoginFailed      = "login_failed"
+	StepUp           = "step_up"
+	RateLimited      = "rate_limited" // an attempt refused by a delay or a ban; no secret was checked
+	Banned           = "banned"       // a key reached its limit
+	BanLifted        = "ban_lifted"
+	FactorEnrolled   = "factor_enrolled"
+	FactorReset      = "factor_reset"
+	PasswordChanged  = "password_changed"
+	SessionEnded     = "session_ended"
+	LogoutGivenUp    = "logout_delivery_given_up"
+	AdminAction      = "admin_action"
+	UnknownClient    = "unknown_client"
+	BadRedirectURI   = "bad_redirect_uri"
+	BadClientSecret  = "bad_client_secret"
+	CodeReplayed     = "code_replayed"
+	Busy             = "busy"                 // refused because too many password checks were running
+	RefreshReused    = "refresh_token_reused" // an old refresh token came back; its family is revoked
+	TokenMisuse      = "token_misuse"         // a client presented another client's token or assertion
+	ConsentGiven     = "consent_given"
+	ConsentRevoked   = "consent_revoked"
+	ClientRegistered = "client_registered" // dynamic registration, update or deletion (reason says which)
 )
 
 // Event is one line of the trail; empty fields are left out.
@@ -105,7 +110,8 @@ func (a *Log) Record(ctx context.Context, e Event) {
 	add("target", e.Target)
 	level := slog.LevelInfo
 	switch e.Event {
-	case LoginFailed, RateLimited, Banned, UnknownClient, BadRedirectURI, BadClientSecret, CodeReplayed, Busy, LogoutGivenUp:
+	case LoginFailed, RateLimited, Banned, UnknownClient, BadRedirectURI, BadClientSecret, CodeReplayed, Busy, LogoutGivenUp,
+		RefreshReused, TokenMisuse:
 		level = slog.LevelWarn
 	}
 	a.l.LogAttrs(ctx, level, "gatehouse security event", attrs...)

@@ -60,6 +60,13 @@ type App struct {
 	// AccessTokenTTL and IDTokenTTL (15m each).
 	AccessTokenTTL caddy.Duration `json:"access_token_ttl,omitempty"`
 	IDTokenTTL     caddy.Duration `json:"id_token_ttl,omitempty"`
+	// RefreshTokenIdle and RefreshTokenLifetime (30 and 90 days): an
+	// unused refresh token ends after the first, every one after the
+	// second.
+	RefreshTokenIdle     caddy.Duration `json:"refresh_token_idle,omitempty"`
+	RefreshTokenLifetime caddy.Duration `json:"refresh_token_lifetime,omitempty"`
+	// Scopes are admin-defined scopes and the claims they release.
+	Scopes []provider.Scope `json:"scopes,omitempty"`
 	// KeepSessionsOnPasswordChange: by default a new password ends every
 	// session of the user (logout everywhere); this keeps them.
 	KeepSessionsOnPasswordChange bool `json:"keep_sessions_on_password_change,omitempty"`
@@ -130,6 +137,7 @@ type ClientConfig struct {
 	PostLogoutRedirectURIs  []string `json:"post_logout_redirect_uris,omitempty"`
 	BackchannelLogoutURI    string   `json:"backchannel_logout_uri,omitempty"`
 	FrontchannelLogoutURI   string   `json:"frontchannel_logout_uri,omitempty"`
+	provider.ClientSettings
 }
 
 // ModuleConfig is one chain module.
@@ -286,7 +294,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			ID: c.ID, Name: c.Name, Secret: c.Secret, Public: c.Public, RedirectURIs: c.RedirectURIs,
 			Scopes: c.Scopes, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
 			PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, BackchannelLogoutURI: c.BackchannelLogoutURI,
-			FrontchannelLogoutURI: c.FrontchannelLogoutURI,
+			FrontchannelLogoutURI: c.FrontchannelLogoutURI, ClientSettings: c.ClientSettings,
 		})
 	}
 	if a.clients, err = provider.NewClients(st, clients); err != nil {
@@ -333,7 +341,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Issuer: a.Issuer, Store: st, Users: a.users, Clients: a.clients, Keys: a.keys,
 		Sessions: a.sessions, Chain: a.chain, Logout: a.logout, Regulate: a.regulate, Audit: a.audit, HSTS: hstsHeader(a.HSTS),
 		AccessTokenTTL: time.Duration(a.AccessTokenTTL), IDTokenTTL: time.Duration(a.IDTokenTTL),
-		Logger: a.logger,
+		RefreshTokenIdle: time.Duration(a.RefreshTokenIdle), RefreshTokenLifetime: time.Duration(a.RefreshTokenLifetime),
+		Scopes: a.Scopes, Logger: a.logger,
 	})
 	if err != nil {
 		return fmt.Errorf("gatehouse: %w", err)

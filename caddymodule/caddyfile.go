@@ -9,6 +9,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+
+	"github.com/gatehouse-idp/gatehouse/provider"
 )
 
 func init() {
@@ -29,6 +31,8 @@ func init() {
 //		session_lifetime <duration>
 //		access_token_ttl <duration>
 //		id_token_ttl <duration>
+//		refresh_token_idle <duration>      # unused refresh tokens end (30d)
+//		refresh_token_lifetime <duration>  # every refresh token ends (90d)
 //		demo_user <username> <password>
 //		regulation {                     # guessing: slowed, then banned
 //			user|ip|client {
@@ -49,6 +53,18 @@ func init() {
 //			post_logout_redirect_uri <uri>...
 //			backchannel_logout_uri <uri>
 //			frontchannel_logout_uri <uri>
+//			frontchannel_logout_session_required
+//			grant_types <grant type>...     # authorization_code refresh_token client_credentials ...
+//			response_types <type>...        # "code", "id_token token", ... (quoted when two words)
+//			first_party                     # no consent page
+//			resource_server                 # may introspect every access token
+//			subject_type public|pairwise
+//			sector_identifier_uri <uri>
+//			userinfo_signed_response_alg RS256|ES256
+//		}
+//		scope <name> {                     # admin-defined scopes
+//			description <text>
+//			claims <claim>...
 //		}
 //		chain {
 //			<name> {
@@ -149,7 +165,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			a.KeepSessionsOnPasswordChange = true
-		case "session_idle", "session_lifetime", "access_token_ttl", "id_token_ttl":
+		case "session_idle", "session_lifetime", "access_token_ttl", "id_token_ttl", "refresh_token_idle", "refresh_token_lifetime":
 			var s string
 			if err := oneArg(d, &s); err != nil {
 				return err
@@ -159,7 +175,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("%s: %q is not a positive duration", opt, s)
 			}
 			ptr := map[string]*caddy.Duration{"session_idle": &a.SessionIdle, "session_lifetime": &a.SessionLifetime,
-				"access_token_ttl": &a.AccessTokenTTL, "id_token_ttl": &a.IDTokenTTL}[opt]
+				"access_token_ttl": &a.AccessTokenTTL, "id_token_ttl": &a.IDTokenTTL,
+				"refresh_token_idle": &a.RefreshTokenIdle, "refresh_token_lifetime": &a.RefreshTokenLifetime}[opt]
 			*ptr = caddy.Duration(dur)
 		case "regulation":
 			r, err := parseRegulation(d)
@@ -210,6 +227,15 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("client %s is defined twice", c.ID)
 			}
 			a.Clients = append(a.Clients, c)
+		case "scope":
+			sc, err := parseScope(d)
+			if err != nil {
+				return err
+			}
+			if slices.ContainsFunc(a.Scopes, func(o provider.Scope) bool { return o.Name == sc.Name }) {
+				return d.Errf("scope %s is defined twice", sc.Name)
+			}
+			a.Scopes = append(a.Scopes, sc)
 		case "chain":
 			if d.NextArg() {
 				return d.ArgErr()
@@ -235,69 +261,6 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.Err("gatehouse needs an issuer (the public URL of the site with gatehouse_idp)")
 	}
 	return nil
-}
-
-func parseClient(d *caddyfile.Dispenser) (ClientConfig, error) {
-	var c ClientConfig
-	if !d.NextArg() {
-		return c, d.Err("client needs an id")
-	}
-	c.ID = d.Val()
-	if d.NextArg() {
-		return c, d.ArgErr()
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch opt := d.Val(); opt {
-		case "name":
-			if err := oneArg(d, &c.Name); err != nil {
-				return c, err
-			}
-		case "secret":
-			if err := oneArg(d, &c.Secret); err != nil {
-				return c, err
-			}
-		case "public":
-			if d.NextArg() {
-				return c, d.ArgErr()
-			}
-			c.Public = true
-		case "redirect_uri", "redirect_uris":
-			if err := someArgs(d, &c.RedirectURIs); err != nil {
-				return c, err
-			}
-		case "post_logout_redirect_uri", "post_logout_redirect_uris":
-			if err := someArgs(d, &c.PostLogoutRedirectURIs); err != nil {
-				return c, err
-			}
-		case "scopes":
-			if err := someArgs(d, &c.Scopes); err != nil {
-				return c, err
-			}
-		case "token_endpoint_auth_method":
-			if err := oneArg(d, &c.TokenEndpointAuthMethod); err != nil {
-				return c, err
-			}
-		case "backchannel_logout_uri":
-			if err := oneArg(d, &c.BackchannelLogoutURI); err != nil {
-				return c, err
-			}
-		case "frontchannel_logout_uri":
-			if err := oneArg(d, &c.FrontchannelLogoutURI); err != nil {
-				return c, err
-			}
-		default:
-			return c, d.Errf("client %s: unknown option %q", c.ID, opt)
-		}
-	}
-	switch {
-	case c.Public && c.Secret != "":
-		return c, d.Errf("client %s: a public client cannot have a secret", c.ID)
-	case !c.Public && c.Secret == "":
-		return c, d.Errf("client %s: needs a secret (or `public` for apps that cannot keep one)", c.ID)
-	case len(c.RedirectURIs) == 0:
-		return c, d.Errf("client %s: needs at least one redirect_uri", c.ID)
-	}
-	return c, nil
 }
 
 func parseModule(d *caddyfile.Dispenser) (ModuleConfig, error) {

@@ -92,26 +92,6 @@ func (a *authRequest) forceLogin() bool {
 	return a.prompt("login") || (a.MaxAge != nil && *a.MaxAge == 0)
 }
 
-// codeRecord is what an authorization code stands for.
-type codeRecord struct {
-	ClientID    string    `json:"client_id"`
-	RedirectURI string    `json:"redirect_uri"`
-	Subject     string    `json:"sub"`
-	Scopes      []string  `json:"scopes"`
-	Nonce       string    `json:"nonce,omitempty"`
-	Challenge   string    `json:"code_challenge,omitempty"`
-	SID         string    `json:"sid"`
-	AuthTime    time.Time `json:"auth_time"`
-	ACR         string    `json:"acr,omitempty"`
-	AMR         []string  `json:"amr,omitempty"`
-	Levels      []string  `json:"levels,omitempty"`
-	Expires     time.Time `json:"expires"`
-	Used        bool      `json:"used,omitempty"`
-	// AccessTokens are the store keys of tokens issued for this code, so
-	// a replay can revoke them (RFC 6749 §4.1.2).
-	AccessTokens []string `json:"access_tokens,omitempty"`
-}
-
 // authorize is the authorization endpoint (OIDC Core §3.1.2).
 func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
@@ -300,7 +280,7 @@ func (p *Provider) parseAuthRequest(params url.Values, client *Client) (*authReq
 		return nil, &oauthError{Code: "invalid_scope", Description: "the openid scope is required"}
 	}
 	// Scopes the client may not have are dropped (RFC 6749 §3.3).
-	allowed := client.AllowedScopes()
+	allowed := p.allowedScopes(client)
 	var granted []string
 	for _, s := range scopes {
 		if (s == "openid" || slices.Contains(allowed, s)) && !slices.Contains(granted, s) {
@@ -502,9 +482,9 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, req *authRe
 	now := p.cfg.Sessions.Now()
 	code := randomToken()
 	rec := codeRecord{
-		ClientID: req.ClientID, RedirectURI: req.RedirectURI, Subject: user.Subject,
-		Scopes: req.Scopes, Nonce: req.Nonce, Challenge: req.Challenge, SID: s.ID,
-		AuthTime: out.AuthTime, ACR: out.ACR, AMR: out.AMR, Levels: out.Levels,
+		grant: grant{ClientID: req.ClientID, Subject: user.Subject, Scopes: req.Scopes, SID: s.ID,
+			AuthTime: out.AuthTime, ACR: out.ACR, AMR: out.AMR, Levels: out.Levels},
+		RedirectURI: req.RedirectURI, Nonce: req.Nonce, Challenge: req.Challenge,
 		Expires: now.Add(p.cfg.CodeTTL),
 	}
 	b, _ := json.Marshal(rec)

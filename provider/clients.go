@@ -33,16 +33,123 @@ type Client struct {
 	// Public clients (SPAs, native apps) have no secret and must use PKCE.
 	Public       bool     `json:"public,omitempty"`
 	RedirectURIs []string `json:"redirect_uris"`
-	// Scopes the client may request; empty means openid, profile, email
-	// and groups.
+	// Scopes the client may request; empty means every scope the
+	// provider has (the consent page lets the person refuse them).
 	Scopes                  []string `json:"scopes,omitempty"`
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method,omitempty"`
 	PostLogoutRedirectURIs  []string `json:"post_logout_redirect_uris,omitempty"`
 	BackchannelLogoutURI    string   `json:"backchannel_logout_uri,omitempty"`
 	FrontchannelLogoutURI   string   `json:"frontchannel_logout_uri,omitempty"`
+	ClientSettings
 	// Static clients come from the configuration and cannot be changed
 	// at run time.
 	Static bool `json:"static,omitempty"`
+}
+
+// ClientSettings are a client's further registration metadata (OIDC
+// Dynamic Client Registration §2, RFC 7591 §2), the same in the
+// configuration, the store and the registration endpoint.
+type ClientSettings struct {
+	// GrantTypes the client may use; empty means authorization_code and
+	// refresh_token.
+	GrantTypes []string `json:"grant_types,omitempty"`
+	// ResponseTypes the client may ask for at the authorization endpoint;
+	// empty means code.
+	ResponseTypes []string `json:"response_types,omitempty"`
+	// FirstParty clients are the organisation's own applications: the
+	// person is not asked to consent to what they receive.
+	FirstParty bool `json:"first_party,omitempty"`
+	// ResourceServer clients may introspect every access token (an API
+	// checking the tokens callers present); others only their own.
+	ResourceServer bool `json:"resource_server,omitempty"`
+	// SubjectType is public (default) or pairwise (OIDC Core §8); a
+	// pairwise client's sector is SectorIdentifierURI's host, or the
+	// one host of its redirect URIs.
+	SubjectType         string `json:"subject_type,omitempty"`
+	SectorIdentifierURI string `json:"sector_identifier_uri,omitempty"`
+	// UserinfoSignedResponseAlg, when set, makes userinfo answer with a
+	// signed JWT (application/jwt).
+	UserinfoSignedResponseAlg string `json:"userinfo_signed_response_alg,omitempty"`
+	// FrontchannelLogoutSessionRequired: the front-channel logout URI
+	// gets iss and sid (OIDC Front-Channel Logout §2).
+	FrontchannelLogoutSessionRequired bool `json:"frontchannel_logout_session_required,omitempty"`
+}
+
+// AllowedGrantTypes returns the grant types the client may use.
+func (c *Client) AllowedGrantTypes() []string {
+	if len(c.GrantTypes) == 0 {
+		return []string{GrantAuthorizationCode, GrantRefreshToken}
+	}
+	return c.GrantTypes
+}
+
+// UsesRedirects reports whether the client signs people in through the
+// authorization endpoint (and so needs redirect URIs).
+func (c *Client) UsesRedirects() bool {
+	return c.Allows(GrantAuthorizationCode) || c.Allows("implicit")
+}
+
+// Allows reports whether the client may use grant type gt.
+func (c *Client) Allows(gt string) bool { return slices.Contains(c.AllowedGrantTypes(), gt) }
+
+// AllowedResponseTypes returns the response types the client may ask for.
+func (c *Client) AllowedResponseTypes() []string {
+	if len(c.ResponseTypes) == 0 {
+		return []string{"code"}
+	}
+	return c.ResponseTypes
+}
+
+// knownGrantTypes are the grant types a client may be allowed ("implicit"
+// only names, as registration metadata does, that the client uses the
+// response types without a code).
+var knownGrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode, "implicit"}
+
+// validateGrants checks grant types, response types and subject type.
+func (c *Client) validateGrants() error {
+	for _, gt := range c.GrantTypes {
+		if !slices.Contains(knownGrantTypes, gt) {
+			return fmt.Errorf("client %s: unknown grant type %q", c.ID, gt)
+		}
+	}
+	if c.Public && slices.Contains(c.GrantTypes, GrantClientCredentials) {
+		return fmt.Errorf("client %s: a public client cannot use client_credentials", c.ID)
+	}
+	for _, rt := range c.ResponseTypes {
+		norm, ok := normalResponseType(rt)
+		if !ok {
+			return fmt.Errorf("client %s: unsupported response type %q", c.ID, rt)
+		}
+		if strings.Contains(norm, "code") && len(c.GrantTypes) > 0 && !slices.Contains(c.GrantTypes, GrantAuthorizationCode) {
+			return fmt.Errorf("client %s: response type %q needs the authorization_code grant", c.ID, rt)
+		}
+	}
+	switch c.SubjectType {
+	case "", SubjectPublic:
+	case SubjectPairwise:
+		if c.SectorIdentifierURI != "" {
+			if u, err := url.Parse(c.SectorIdentifierURI); err != nil || u.Scheme != "https" || u.Host == "" {
+				return fmt.Errorf("client %s: sector_identifier_uri must be an https URL", c.ID)
+			}
+			break
+		}
+		host := ""
+		for _, r := range c.RedirectURIs {
+			u, _ := url.Parse(r)
+			if host != "" && u.Hostname() != host {
+				return fmt.Errorf("client %s: a pairwise client with redirect URIs on several hosts needs a sector_identifier_uri", c.ID)
+			}
+			host = u.Hostname()
+		}
+	default:
+		return fmt.Errorf("client %s: subject_type must be public or pairwise", c.ID)
+	}
+	switch c.UserinfoSignedResponseAlg {
+	case "", "RS256", "ES256", "none":
+	default:
+		return fmt.Errorf("client %s: userinfo_signed_response_alg must be RS256 or ES256", c.ID)
+	}
+	return nil
 }
 
 // DisplayName is the name shown to people.
@@ -82,17 +189,6 @@ func (c *Client) CheckSecret(secret string) bool {
 // (OIDC Core §3.1.2.1; no normalisation, no wildcards).
 func (c *Client) HasRedirectURI(uri string) bool { return slices.Contains(c.RedirectURIs, uri) }
 
-// DefaultScopes are the scopes a client may ask for unless configured.
-var DefaultScopes = []string{"openid", "profile", "email", "groups"}
-
-// AllowedScopes returns the client's allowed scopes.
-func (c *Client) AllowedScopes() []string {
-	if len(c.Scopes) == 0 {
-		return DefaultScopes
-	}
-	return c.Scopes
-}
-
 // Validate checks a client definition.
 func (c *Client) Validate() error {
 	if c.ID == "" {
@@ -101,7 +197,7 @@ func (c *Client) Validate() error {
 	if strings.ContainsAny(c.ID, " :\t\r\n") || len(c.ID) > 128 {
 		return fmt.Errorf("client id %q must be at most 128 characters without spaces or colons", c.ID)
 	}
-	if len(c.RedirectURIs) == 0 {
+	if len(c.RedirectURIs) == 0 && c.UsesRedirects() {
 		return fmt.Errorf("client %s: at least one redirect_uri is required", c.ID)
 	}
 	for _, u := range append(slices.Clone(c.RedirectURIs), c.PostLogoutRedirectURIs...) {
@@ -135,11 +231,11 @@ func (c *Client) Validate() error {
 		return fmt.Errorf("client %s: a public client must not have a secret", c.ID)
 	}
 	for _, s := range c.Scopes {
-		if s == "" || strings.ContainsAny(s, " \"\\") {
-			return fmt.Errorf("client %s: bad scope %q", c.ID, s)
+		if err := validScopeName(s); err != nil {
+			return fmt.Errorf("client %s: %w", c.ID, err)
 		}
 	}
-	return nil
+	return c.validateGrants()
 }
 
 func validateRedirectURI(raw string) error {

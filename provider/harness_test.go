@@ -123,6 +123,9 @@ func newEnvWith(t *testing.T, setup envSetup) *env {
 		{ID: "conf", Name: "Conf App", Secret: confSecret, RedirectURIs: []string{redirectURI}},
 		{ID: "post", Secret: "post-secret", RedirectURIs: []string{redirectURI}, TokenEndpointAuthMethod: provider.AuthSecretPost},
 		{ID: "spa", Public: true, RedirectURIs: []string{redirectURI, "https://app.example/cb?x=1"}},
+		{ID: "svc", Secret: "svc-secret", Scopes: []string{"reports:read", "reports:write"},
+			ClientSettings: provider.ClientSettings{GrantTypes: []string{provider.GrantClientCredentials}}},
+		{ID: "rs", Secret: "rs-secret", ClientSettings: provider.ClientSettings{GrantTypes: []string{provider.GrantClientCredentials}, ResourceServer: true}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -280,10 +283,17 @@ func callbackQuery(t *testing.T, resp *http.Response, page string) url.Values {
 	return loc.Query()
 }
 
-// tokenRequest posts form to the token endpoint with optional basic auth.
+// token posts form to the token endpoint with optional basic auth.
 func (e *env) token(form url.Values, basicUser, basicPass string) (*http.Response, map[string]any) {
 	e.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/token", strings.NewReader(form.Encode()))
+	return e.postForm("/token", form, basicUser, basicPass)
+}
+
+// postForm posts form to an endpoint below the issuer with optional
+// basic auth, and decodes the JSON answer.
+func (e *env) postForm(path string, form url.Values, basicUser, basicPass string) (*http.Response, map[string]any) {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.issuer+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if basicUser != "" {
 		req.SetBasicAuth(url.QueryEscape(basicUser), url.QueryEscape(basicPass))

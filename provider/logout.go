@@ -21,6 +21,14 @@ type hint struct {
 	Subject  string
 	SID      string
 	Audience []string
+	// client is the first audience: the sub is the one it was given
+	// (pairwise for a pairwise client).
+	client *Client
+}
+
+// names reports whether the hint's sub is user sub as its client sees it.
+func (p *Provider) hintNames(ctx context.Context, h *hint, sub string) bool {
+	return h.Subject == p.subjectFor(ctx, h.client, sub)
 }
 
 // idTokenType is the typ header of our ID tokens; every other JWT we sign
@@ -59,15 +67,20 @@ func (p *Provider) verifyHint(ctx context.Context, raw string) (*hint, error) {
 	if c.Issuer != p.cfg.Issuer || c.Subject == "" || extra.SID == "" || len(c.Audience) == 0 || extra.Events != nil {
 		return nil, errors.New("not an ID token of this provider")
 	}
+	var first *Client
 	for _, aud := range c.Audience {
-		if _, err := p.cfg.Clients.Get(ctx, aud); err != nil {
+		cl, err := p.cfg.Clients.Get(ctx, aud)
+		if err != nil {
 			return nil, errors.New("not issued to a registered client")
+		}
+		if first == nil {
+			first = cl
 		}
 	}
 	if extra.Azp != "" && !slices.Contains(c.Audience, extra.Azp) {
 		return nil, errors.New("azp is not an audience")
 	}
-	return &hint{Subject: c.Subject, SID: extra.SID, Audience: c.Audience}, nil
+	return &hint{Subject: c.Subject, SID: extra.SID, Audience: c.Audience, client: first}, nil
 }
 
 // endSession is the RP-initiated logout endpoint (OpenID Connect
@@ -131,7 +144,7 @@ func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 			p.logoutFailed(w, r, q, err)
 			return
 		}
-		if hs != nil && hs.Subject == h.Subject {
+		if hs != nil && p.hintNames(ctx, h, hs.Subject) {
 			browser := p.cfg.Sessions.BrowserID(w, r)
 			if r.Method != http.MethodPost || !p.cfg.Sessions.CheckCSRF(browser, "logout", q.Get("csrf")) {
 				p.confirmLogout(w, r, q)
@@ -144,7 +157,7 @@ func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 			s = hs // its clients' front-channel pages load below
 		}
 	} else if s != nil {
-		tied := h != nil && h.Subject == s.Subject && h.SID == s.ID
+		tied := h != nil && p.hintNames(ctx, h, s.Subject) && h.SID == s.ID
 		reason := logout.ByClient
 		if !tied {
 			// Cannot tell the request comes from this session's

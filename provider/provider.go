@@ -1,8 +1,8 @@
 package provider
 
 import (
+	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -52,7 +52,15 @@ type Config struct {
 	// CodeTTL is how long an authorization code can be redeemed.
 	// Default 60s (RFC 6749 §4.1.2 recommends at most 10 minutes).
 	CodeTTL time.Duration
-	Logger  *slog.Logger
+	// RefreshTokenIdle is how long a refresh token lives unused (each use
+	// rotates it and starts again). Default 30 days.
+	RefreshTokenIdle time.Duration
+	// RefreshTokenLifetime is how long a refresh family lives however
+	// often it is used; then the person signs in again. Default 90 days.
+	RefreshTokenLifetime time.Duration
+	// Scopes are admin-defined scopes besides the built-in ones.
+	Scopes []Scope
+	Logger *slog.Logger
 }
 
 // Paths of the provider's endpoints, below the issuer's path.
@@ -75,6 +83,10 @@ type Provider struct {
 	prefix string
 	mux    *http.ServeMux
 	static http.Handler
+	// tokens is the repository of everything handed out.
+	tokens       *tokens
+	scopes       scopeSet
+	pairwiseSalt []byte
 }
 
 // PathPrefix returns the URL path of issuer ("" for a host-only issuer).
@@ -113,13 +125,28 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.CodeTTL <= 0 {
 		cfg.CodeTTL = 60 * time.Second
 	}
+	if cfg.RefreshTokenIdle <= 0 {
+		cfg.RefreshTokenIdle = 30 * 24 * time.Hour
+	}
+	if cfg.RefreshTokenLifetime <= 0 {
+		cfg.RefreshTokenLifetime = 90 * 24 * time.Hour
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	scopes, err := newScopeSet(cfg.Scopes)
+	if err != nil {
+		return nil, err
+	}
+	salt, err := loadPairwiseSalt(context.Background(), cfg.Store)
+	if err != nil {
+		return nil, err
 	}
 	if !strings.HasPrefix(cfg.Issuer, "https://") {
 		cfg.HSTS = "" // browsers ignore it over http, and it would pin localhost
 	}
-	p := &Provider{cfg: cfg, prefix: prefix, mux: http.NewServeMux()}
+	p := &Provider{cfg: cfg, prefix: prefix, mux: http.NewServeMux(), scopes: scopes, pairwiseSalt: salt,
+		tokens: &tokens{st: cfg.Store, now: cfg.Sessions.Now}}
 	cfg.Logout.Subscribe(p)
 	p.static = http.StripPrefix(prefix+"/static", web.Static())
 	p.mux.HandleFunc(prefix+PathDiscovery, p.discovery)
@@ -128,6 +155,8 @@ func New(cfg Config) (*Provider, error) {
 	p.mux.HandleFunc(prefix+PathResume, p.resume)
 	p.mux.HandleFunc(prefix+PathToken, p.token)
 	p.mux.HandleFunc(prefix+PathUserinfo, p.userinfo)
+	p.mux.HandleFunc(prefix+PathIntrospect, p.introspect)
+	p.mux.HandleFunc(prefix+PathRevoke, p.revoke)
 	p.mux.Handle(prefix+PathLogin, cfg.Chain)
 	p.mux.HandleFunc(prefix+PathEndSession, p.endSession)
 	p.mux.HandleFunc(prefix+PathAccount, p.account)
@@ -173,11 +202,4 @@ func randomToken() string {
 		panic(err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// hashKey is the store key for a bearer secret: its SHA-256, so a store
-// dump does not hand out live codes or tokens.
-func hashKey(prefix, secret string) string {
-	h := sha256.Sum256([]byte(secret))
-	return prefix + base64.RawURLEncoding.EncodeToString(h[:])
 }

@@ -376,6 +376,9 @@ func TestCodeReuseRevokesTokens(t *testing.T) {
 	if resp, m := e.userinfo(at); resp.StatusCode != 401 || m["error"] != "invalid_token" {
 		t.Fatalf("token of a replayed code still works: %d %v", resp.StatusCode, m)
 	}
+	if status, m := e.refresh(tok["refresh_token"].(string), "conf", confSecret); status != 400 || m["error"] != "invalid_grant" {
+		t.Fatalf("refresh token of a replayed code still works: %d %v", status, m)
+	}
 }
 
 func TestCodeExpires(t *testing.T) {
@@ -546,7 +549,7 @@ func TestDiscoveryAndRotation(t *testing.T) {
 	}
 	for k, want := range map[string][]string{
 		"response_types_supported": {"code"}, "response_modes_supported": {"query"},
-		"grant_types_supported": {"authorization_code"}, "code_challenge_methods_supported": {"S256"},
+		"grant_types_supported": {"authorization_code", "refresh_token", "client_credentials"}, "code_challenge_methods_supported": {"S256"},
 		"id_token_signing_alg_values_supported": {"RS256"}, "acr_values_supported": {"1"},
 		"token_endpoint_auth_methods_supported": {"client_secret_basic", "client_secret_post", "none"},
 	} {

@@ -398,7 +398,7 @@ func TestDiscoveryMatchesBehaviour(t *testing.T) {
 			t.Errorf("%s = %v", k, d[k])
 		}
 	}
-	if !slices.Equal(strList(d["subject_types_supported"]), []string{"public"}) {
+	if !slices.Equal(strList(d["subject_types_supported"]), []string{"public", "pairwise"}) {
 		t.Errorf("subject_types_supported %v", d["subject_types_supported"])
 	}
 	// Every advertised prompt value is accepted, and every scope.
@@ -530,8 +530,10 @@ func TestTokenEndpointDetails(t *testing.T) {
 		{"public code redeemed by confidential client", codeForm(spaCode), "conf", confSecret, 400, "invalid_grant"},
 		{"unknown client by post", with(codeForm(spaCode), "client_id", "nobody", "client_secret", "x"), "", "", 401, "invalid_client"},
 		{"empty grant_type", spa(with(codeForm(spaCode), "grant_type", "")), "", "", 400, "invalid_request"},
-		{"refresh_token grant", spa(with(codeForm(spaCode), "grant_type", "refresh_token")), "", "", 400, "unsupported_grant_type"},
-		{"client_credentials grant", with(codeForm(spaCode), "grant_type", "client_credentials"), "conf", confSecret, 400, "unsupported_grant_type"},
+		{"refresh_token grant without a token", spa(with(codeForm(spaCode), "grant_type", "refresh_token")), "", "", 400, "invalid_request"},
+		{"client_credentials not allowed", with(codeForm(spaCode), "grant_type", "client_credentials"), "conf", confSecret, 400, "unauthorized_client"},
+		{"unknown grant type", with(codeForm(spaCode), "grant_type", "password"), "conf", confSecret, 400, "unsupported_grant_type"},
+		{"implicit is no grant type", with(codeForm(spaCode), "grant_type", "implicit"), "conf", confSecret, 400, "unsupported_grant_type"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -116,6 +116,10 @@ func TestCodeReplayDuringFirstExchange(t *testing.T) {
 			if resp, m := e.userinfo(at); resp.StatusCode != http.StatusUnauthorized || m["error"] != "invalid_token" {
 				t.Errorf("%s exchange's access token still works after the code was replayed: %d %v", name, resp.StatusCode, m)
 			}
+			rt, _ := r.body["refresh_token"].(string)
+			if status, m := e.refresh(rt, "conf", confSecret); status != http.StatusBadRequest {
+				t.Errorf("%s exchange's refresh token still works after the code was replayed: %d %v", name, status, m)
+			}
 		case http.StatusBadRequest:
 			if r.body["error"] != "invalid_grant" {
 				t.Errorf("%s exchange: %v", name, r.body)

@@ -27,20 +27,47 @@ var (
 
 // User is an account.
 type User struct {
-	Subject           string    `json:"sub"`
-	Username          string    `json:"username"`
-	Email             string    `json:"email,omitempty"`
-	EmailVerified     bool      `json:"email_verified,omitempty"`
-	Name              string    `json:"name,omitempty"`
-	GivenName         string    `json:"given_name,omitempty"`
-	FamilyName        string    `json:"family_name,omitempty"`
-	Groups            []string  `json:"groups,omitempty"`
-	Disabled          bool      `json:"disabled,omitempty"`
-	PasswordHash      string    `json:"password_hash,omitempty"`
-	PasswordChangedAt time.Time `json:"password_changed_at,omitzero"`
-	CreatedAt         time.Time `json:"created_at"`
-	UpdatedAt         time.Time `json:"updated_at"`
+	Subject       string   `json:"sub"`
+	Username      string   `json:"username"`
+	Email         string   `json:"email,omitempty"`
+	EmailVerified bool     `json:"email_verified,omitempty"`
+	Name          string   `json:"name,omitempty"`
+	GivenName     string   `json:"given_name,omitempty"`
+	FamilyName    string   `json:"family_name,omitempty"`
+	Groups        []string `json:"groups,omitempty"`
+	// The rest of the profile OpenID Connect can release (OIDC Core
+	// §5.1), each under its scope.
+	MiddleName          string   `json:"middle_name,omitempty"`
+	Nickname            string   `json:"nickname,omitempty"`
+	Picture             string   `json:"picture,omitempty"`
+	Website             string   `json:"website,omitempty"`
+	Locale              string   `json:"locale,omitempty"`
+	Zoneinfo            string   `json:"zoneinfo,omitempty"`
+	PhoneNumber         string   `json:"phone_number,omitempty"`
+	PhoneNumberVerified bool     `json:"phone_number_verified,omitempty"`
+	Address             *Address `json:"address,omitempty"`
+	// Attributes are further claims by name (gender, birthdate,
+	// aq:location, an admin-defined scope's claims), released as strings.
+	Attributes        map[string]string `json:"attributes,omitempty"`
+	Disabled          bool              `json:"disabled,omitempty"`
+	PasswordHash      string            `json:"password_hash,omitempty"`
+	PasswordChangedAt time.Time         `json:"password_changed_at,omitzero"`
+	CreatedAt         time.Time         `json:"created_at"`
+	UpdatedAt         time.Time         `json:"updated_at"`
 }
+
+// Address is a postal address (OIDC Core §5.1.1).
+type Address struct {
+	Formatted     string `json:"formatted,omitempty"`
+	StreetAddress string `json:"street_address,omitempty"`
+	Locality      string `json:"locality,omitempty"`
+	Region        string `json:"region,omitempty"`
+	PostalCode    string `json:"postal_code,omitempty"`
+	Country       string `json:"country,omitempty"`
+}
+
+// Empty reports whether no part of the address is known.
+func (a *Address) Empty() bool { return a == nil || *a == Address{} }
 
 // Public returns u without secrets, for listings.
 func (u User) Public() User {

@@ -1,0 +1,142 @@
+package caddymodule
+
+import (
+	"slices"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/gatehouse-idp/gatehouse/provider"
+)
+
+func parseClient(d *caddyfile.Dispenser) (ClientConfig, error) {
+	var c ClientConfig
+	if !d.NextArg() {
+		return c, d.Err("client needs an id")
+	}
+	c.ID = d.Val()
+	if d.NextArg() {
+		return c, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch opt := d.Val(); opt {
+		case "name":
+			if err := oneArg(d, &c.Name); err != nil {
+				return c, err
+			}
+		case "secret":
+			if err := oneArg(d, &c.Secret); err != nil {
+				return c, err
+			}
+		case "public":
+			if d.NextArg() {
+				return c, d.ArgErr()
+			}
+			c.Public = true
+		case "redirect_uri", "redirect_uris":
+			if err := someArgs(d, &c.RedirectURIs); err != nil {
+				return c, err
+			}
+		case "post_logout_redirect_uri", "post_logout_redirect_uris":
+			if err := someArgs(d, &c.PostLogoutRedirectURIs); err != nil {
+				return c, err
+			}
+		case "scopes":
+			if err := someArgs(d, &c.Scopes); err != nil {
+				return c, err
+			}
+		case "token_endpoint_auth_method":
+			if err := oneArg(d, &c.TokenEndpointAuthMethod); err != nil {
+				return c, err
+			}
+		case "backchannel_logout_uri":
+			if err := oneArg(d, &c.BackchannelLogoutURI); err != nil {
+				return c, err
+			}
+		case "frontchannel_logout_uri":
+			if err := oneArg(d, &c.FrontchannelLogoutURI); err != nil {
+				return c, err
+			}
+		case "frontchannel_logout_session_required":
+			if d.NextArg() {
+				return c, d.ArgErr()
+			}
+			c.FrontchannelLogoutSessionRequired = true
+		case "first_party":
+			if d.NextArg() {
+				return c, d.ArgErr()
+			}
+			c.FirstParty = true
+		case "resource_server":
+			if d.NextArg() {
+				return c, d.ArgErr()
+			}
+			c.ResourceServer = true
+		case "grant_types":
+			if err := someArgs(d, &c.GrantTypes); err != nil {
+				return c, err
+			}
+		case "response_types":
+			if err := someArgs(d, &c.ResponseTypes); err != nil {
+				return c, err
+			}
+		case "subject_type":
+			if err := oneArg(d, &c.SubjectType); err != nil {
+				return c, err
+			}
+		case "sector_identifier_uri":
+			if err := oneArg(d, &c.SectorIdentifierURI); err != nil {
+				return c, err
+			}
+		case "userinfo_signed_response_alg":
+			if err := oneArg(d, &c.UserinfoSignedResponseAlg); err != nil {
+				return c, err
+			}
+		default:
+			return c, d.Errf("client %s: unknown option %q", c.ID, opt)
+		}
+	}
+	switch {
+	case c.Public && c.Secret != "":
+		return c, d.Errf("client %s: a public client cannot have a secret", c.ID)
+	case !c.Public && c.Secret == "":
+		return c, d.Errf("client %s: needs a secret (or `public` for apps that cannot keep one)", c.ID)
+	case len(c.RedirectURIs) == 0 && (len(c.GrantTypes) == 0 || slices.Contains(c.GrantTypes, provider.GrantAuthorizationCode) || slices.Contains(c.GrantTypes, "implicit")):
+		return c, d.Errf("client %s: needs at least one redirect_uri", c.ID)
+	}
+	return c, nil
+}
+
+// parseScope reads an admin-defined scope:
+//
+//	scope <name> {
+//		description <text>
+//		claims <claim>...
+//	}
+func parseScope(d *caddyfile.Dispenser) (provider.Scope, error) {
+	var sc provider.Scope
+	if !d.NextArg() {
+		return sc, d.Err("scope needs a name")
+	}
+	sc.Name = d.Val()
+	if d.NextArg() {
+		return sc, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch opt := d.Val(); opt {
+		case "description":
+			if err := oneArg(d, &sc.Description); err != nil {
+				return sc, err
+			}
+		case "claims", "claim":
+			if err := someArgs(d, &sc.Claims); err != nil {
+				return sc, err
+			}
+		default:
+			return sc, d.Errf("scope %s: unknown option %q", sc.Name, opt)
+		}
+	}
+	if len(sc.Claims) == 0 {
+		return sc, d.Errf("scope %s: needs claims (the user attributes it releases)", sc.Name)
+	}
+	return sc, nil
+}
