@@ -39,8 +39,7 @@ type codeRecord struct {
 // when the request fails after the writes.
 type issued struct {
 	access, accessKey string
-	refresh           string
-	family            *family
+	refresh, family   string
 }
 
 func (p *Provider) revokeIssued(ctx context.Context, is *issued) {
@@ -48,7 +47,7 @@ func (p *Provider) revokeIssued(ctx context.Context, is *issued) {
 	if is.accessKey != "" {
 		_ = p.cfg.Store.Delete(ctx, is.accessKey)
 	}
-	if is.family != nil {
+	if is.family != "" {
 		_ = p.tokens.revokeFamily(ctx, is.family)
 	}
 }
@@ -89,9 +88,7 @@ func (p *Provider) codeGrant(w http.ResponseWriter, r *http.Request, client *Cli
 				_ = p.cfg.Store.Delete(bg, k)
 			}
 			if rec.Family != "" {
-				if f, err := p.tokens.familyByID(bg, rec.Family); err == nil {
-					_ = p.tokens.revokeFamily(bg, f)
-				}
+				_ = p.tokens.revokeFamily(bg, rec.Family)
 			}
 			p.cfg.Logger.Warn("gatehouse provider: authorization code replayed; its tokens are revoked", "client", client.ID, "sub", rec.Subject)
 			p.cfg.Audit.Record(ctx, audit.Event{Event: audit.CodeReplayed, Client: client.ID, Subject: rec.Subject, SID: rec.SID,
@@ -163,9 +160,7 @@ func (p *Provider) codeGrant(w http.ResponseWriter, r *http.Request, client *Cli
 		}
 		rec.Used = true
 		rec.AccessTokens = append(rec.AccessTokens, is.accessKey)
-		if is.family != nil {
-			rec.Family = is.family.ID
-		}
+		rec.Family = is.family
 		return json.Marshal(rec)
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -199,30 +194,23 @@ func (p *Provider) codeGrant(w http.ResponseWriter, r *http.Request, client *Cli
 }
 
 // issueTokens writes an access token for g and, when the client may
-// refresh, a new refresh family: online (it dies with the SSO session)
-// or, when offline_access was granted, offline.
+// refresh, a new refresh family holding it: online (it dies with the SSO
+// session) or, when offline_access was granted, offline.
 func (p *Provider) issueTokens(ctx context.Context, client *Client, g grant, offline bool) (*issued, *oauthError) {
 	var is issued
+	var err error
+	at := accessToken{grant: g}
 	if client.Allows(GrantRefreshToken) {
 		f := family{grant: g, Offline: offline, Absolute: p.cfg.Sessions.Now().Add(p.cfg.RefreshTokenLifetime)}
-		tok, err := p.tokens.newFamily(ctx, &f, p.cfg.RefreshTokenIdle)
-		if err != nil {
-			p.cfg.Logger.Error("gatehouse provider: issuing refresh token", "error", err)
-			return nil, errServer("could not store the refresh token")
-		}
-		is.refresh, is.family = tok, &f
+		is.refresh, is.access, is.accessKey, err = p.tokens.newFamily(ctx, &f, p.cfg.RefreshTokenIdle, at, p.cfg.AccessTokenTTL)
+		is.family = f.ID
+	} else {
+		is.access, is.accessKey, err = p.tokens.issueAccess(ctx, at, p.cfg.AccessTokenTTL)
 	}
-	at := accessToken{grant: g}
-	if is.family != nil {
-		at.Family, at.Offline = is.family.ID, offline
-	}
-	tok, key, err := p.tokens.issueAccess(ctx, at, p.cfg.AccessTokenTTL)
 	if err != nil {
-		p.revokeIssued(ctx, &is)
-		p.cfg.Logger.Error("gatehouse provider: issuing access token", "error", err)
-		return nil, errServer("could not store the access token")
+		p.cfg.Logger.Error("gatehouse provider: issuing tokens", "error", err)
+		return nil, errServer("could not store the tokens")
 	}
-	is.access, is.accessKey = tok, key
 	return &is, nil
 }
 

@@ -25,44 +25,16 @@ func (p *Provider) refreshGrant(w http.ResponseWriter, r *http.Request, client *
 		writeJSONError(w, errInvalidRequest("refresh_token is required"))
 		return
 	}
-	f, err := p.tokens.findFamily(ctx, tok, false)
-	if errors.Is(err, errRefreshExpired) {
-		// Not the current token: a used one is found out by rotate.
-		f = nil
-	} else if err != nil {
-		p.cfg.Logger.Error("gatehouse provider: loading refresh token", "error", err)
-		writeJSONError(w, errServer("could not check the refresh token"))
-		return
-	}
-	scopes, oerr := p.narrowScopes(f, form.Get("scope"))
-	if oerr != nil {
-		writeJSONError(w, oerr)
-		return
-	}
-	// The next access token is written (indexed by the family) before
-	// the family rotates, so revoking the family always finds it.
-	var is *issued
-	if f != nil && f.ClientID == client.ID {
-		g := f.grant
-		g.Scopes = scopes
-		at := accessToken{grant: g, Family: f.ID, Offline: f.Offline}
-		access, key, err := p.tokens.issueAccess(ctx, at, p.cfg.AccessTokenTTL)
-		if err != nil {
-			p.cfg.Logger.Error("gatehouse provider: issuing access token", "error", err)
-			writeJSONError(w, errServer("could not store the access token"))
-			return
+	var scope []string
+	for _, s := range strings.Fields(form.Get("scope")) {
+		if !slices.Contains(scope, s) {
+			scope = append(scope, s)
 		}
-		is = &issued{access: access, accessKey: key}
 	}
-	done := false
-	defer func() {
-		if !done && is != nil {
-			p.revokeIssued(ctx, is)
-		}
-	}()
-	f, next, err := p.tokens.rotate(ctx, tok, client.ID, p.cfg.RefreshTokenIdle)
+	rot, err := p.tokens.rotate(ctx, tok, client.ID, scope, p.cfg.RefreshTokenIdle, p.cfg.AccessTokenTTL)
 	switch {
 	case errors.Is(err, errRefreshReused):
+		f := rot.family
 		p.cfg.Logger.Warn("gatehouse provider: refresh token reused; its family is revoked", "client", client.ID, "sub", f.Subject)
 		p.cfg.Audit.Record(ctx, audit.Event{Event: audit.RefreshReused, Client: client.ID, Subject: f.Subject, SID: f.SID, IP: regulate.ClientIP(r)})
 		writeJSONError(w, errInvalidGrant("the refresh token was already used; every token of its grant is revoked"))
@@ -71,6 +43,9 @@ func (p *Provider) refreshGrant(w http.ResponseWriter, r *http.Request, client *
 		p.cfg.Audit.Record(ctx, audit.Event{Event: audit.TokenMisuse, Client: client.ID, IP: regulate.ClientIP(r), Reason: "refresh token of another client"})
 		writeJSONError(w, errInvalidGrant("the refresh token was issued to another client"))
 		return
+	case errors.Is(err, errRefreshScope):
+		writeJSONError(w, &oauthError{Code: "invalid_scope", Description: "the scope asks for more than was granted", status: http.StatusBadRequest})
+		return
 	case errors.Is(err, errRefreshExpired):
 		writeJSONError(w, errInvalidGrant("the refresh token is invalid, expired or revoked"))
 		return
@@ -78,58 +53,33 @@ func (p *Provider) refreshGrant(w http.ResponseWriter, r *http.Request, client *
 		p.cfg.Logger.Error("gatehouse provider: rotating refresh token", "error", err)
 		writeJSONError(w, errServer("could not rotate the refresh token"))
 		return
-	case is == nil:
-		// Became current between the two reads: ask the client to retry
-		// rather than hand out an unindexed token.
-		writeJSONError(w, errServer("the refresh token changed while it was used; try again"))
-		return
 	}
+	f := rot.family
+	// What the family hangs on is checked after the rotation, so that a
+	// logout racing with it is seen (the family was indexed by session).
+	revoke := func() { _ = p.tokens.revokeFamily(context.WithoutCancel(ctx), f.ID) }
 	if oerr := p.familyStands(ctx, f); oerr != nil {
-		_ = p.tokens.revokeFamily(context.WithoutCancel(ctx), f)
+		revoke()
 		writeJSONError(w, oerr)
 		return
 	}
 	user, oerr := p.grantUser(ctx, f.Subject)
 	if oerr != nil {
-		_ = p.tokens.revokeFamily(context.WithoutCancel(ctx), f)
+		revoke()
 		writeJSONError(w, oerr)
 		return
 	}
-	resp := tokenResponse{AccessToken: is.access, TokenType: "Bearer", ExpiresIn: expiresIn(p.cfg.AccessTokenTTL),
-		RefreshToken: next, Scope: scopesString(scopes)}
-	if hasScope(scopes, "openid") {
+	resp := tokenResponse{AccessToken: rot.access, TokenType: "Bearer", ExpiresIn: expiresIn(p.cfg.AccessTokenTTL),
+		RefreshToken: rot.refresh, Scope: scopesString(f.Scopes)}
+	if hasScope(f.Scopes, "openid") {
 		// OIDC Core §12.2: a new ID token for the same authentication.
-		g := f.grant
-		g.Scopes = scopes
-		if resp.IDToken, err = p.idToken(ctx, client, &g, user, idTokenExtras{AccessToken: is.access}); err != nil {
+		if resp.IDToken, err = p.idToken(ctx, client, &f.grant, user, idTokenExtras{AccessToken: rot.access}); err != nil {
 			p.cfg.Logger.Error("gatehouse provider: signing ID token", "error", err)
 			writeJSONError(w, errServer("could not sign the ID token"))
 			return
 		}
 	}
-	done = true
 	writeJSON(w, http.StatusOK, resp)
-}
-
-// narrowScopes is the scope parameter of a refresh request: a subset of
-// the family's scopes (RFC 6749 §6); empty means all of them.
-func (p *Provider) narrowScopes(f *family, raw string) ([]string, *oauthError) {
-	if f == nil {
-		return nil, nil
-	}
-	if raw == "" {
-		return f.Scopes, nil
-	}
-	var out []string
-	for _, s := range strings.Fields(raw) {
-		if !slices.Contains(f.Scopes, s) {
-			return nil, &oauthError{Code: "invalid_scope", Description: "scope " + s + " was not granted", status: http.StatusBadRequest}
-		}
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out, nil
 }
 
 // familyStands checks what an online family hangs on: its SSO session.

@@ -29,7 +29,7 @@ func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
 			writeJSONError(w, notYours)
 			return
 		default:
-			if err := p.tokens.revokeFamily(ctx, f); err != nil {
+			if err := p.tokens.revokeFamily(ctx, f.ID); err != nil {
 				p.cfg.Logger.Error("gatehouse provider: revoking", "error", err)
 				writeJSONError(w, errServer("could not revoke the token"))
 				return

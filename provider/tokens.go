@@ -29,14 +29,12 @@ type tokens struct {
 const (
 	keyAccessToken = "at:"
 	keyFamily      = "rtf:"
-	// setBySession indexes the access tokens and (online) refresh
-	// families of an SSO session; setByFamily a family's access tokens;
-	// setFamiliesOf a user's families (for "apps with access").
+	// setBySession indexes the access tokens (outside refresh families)
+	// and the online refresh families of an SSO session; setFamiliesOf a
+	// user's families (for "apps with access"). A family keeps its own
+	// access tokens' keys.
 	setBySession  = "at-sid:"
-	setByFamily   = "at-fam:"
 	setFamiliesOf = "rtf-sub:"
-	// maxUsedKept bounds the old refresh tokens a family remembers.
-	maxUsedKept = 16
 )
 
 // hashOf is the store key part for a bearer secret.
@@ -65,20 +63,24 @@ type accessToken struct {
 	Expires time.Time `json:"expires"`
 }
 
-// issueAccess stores a new access token, indexed by its session (or its
-// refresh family), and returns it.
-func (t *tokens) issueAccess(ctx context.Context, at accessToken, ttl time.Duration) (string, string, error) {
-	tok := randomToken()
-	key := hashKey(keyAccessToken, tok)
+// newAccess makes an access token for at: the token, its store key and
+// the write that stores it.
+func (t *tokens) newAccess(at *accessToken, ttl time.Duration) (tok, key string, put store.Op) {
+	tok = randomToken()
+	key = hashKey(keyAccessToken, tok)
 	at.Issued = t.now()
 	at.Expires = at.Issued.Add(ttl)
 	b, _ := json.Marshal(at)
-	ops := []store.Op{store.Put(key, b, ttl)}
+	return tok, key, store.Put(key, b, ttl)
+}
+
+// issueAccess stores a new access token that belongs to no refresh
+// family, indexed by its session, and returns it and its key.
+func (t *tokens) issueAccess(ctx context.Context, at accessToken, ttl time.Duration) (string, string, error) {
+	tok, key, put := t.newAccess(&at, ttl)
+	ops := []store.Op{put}
 	if at.SID != "" {
 		ops = append(ops, store.SetAdd(setBySession+at.SID, key))
-	}
-	if at.Family != "" {
-		ops = append(ops, store.SetAdd(setByFamily+at.Family, key))
 	}
 	if err := t.st.Apply(ctx, ops...); err != nil {
 		return "", "", fmt.Errorf("storing access token: %w", err)
@@ -114,212 +116,10 @@ func (t *tokens) access(ctx context.Context, tok string) (*accessToken, error) {
 func (t *tokens) revokeAccess(ctx context.Context, tok string, at *accessToken) error {
 	key := hashKey(keyAccessToken, tok)
 	ops := []store.Op{store.Delete(key)}
-	if at.SID != "" {
+	if at.SID != "" && at.Family == "" {
 		ops = append(ops, store.SetRemove(setBySession+at.SID, key))
 	}
-	if at.Family != "" {
-		ops = append(ops, store.SetRemove(setByFamily+at.Family, key))
-	}
 	return t.st.Apply(ctx, ops...)
-}
-
-// family is a refresh-token family: one grant, refreshed again and
-// again; each use rotates the token, and presenting an old one revokes
-// the whole family (RFC 6819 §5.2.2.3, OAuth 2.0 Security BCP §4.14).
-type family struct {
-	ID string `json:"id"`
-	// grant's SID is the SSO session of an online family, which dies
-	// with it; an offline family (offline_access) keeps the SID it was
-	// issued in (for the record) but outlives the session.
-	grant
-	Offline  bool      `json:"offline,omitempty"`
-	Created  time.Time `json:"created"`
-	LastUsed time.Time `json:"last_used"`
-	// Absolute is when the family ends, used or not.
-	Absolute time.Time `json:"absolute"`
-	// Current is the hash of the one refresh token that works; Used the
-	// hashes of the ones it replaced.
-	Current string   `json:"current"`
-	Used    []string `json:"used,omitempty"`
-}
-
-// refreshToken is "<family id>.<secret>": the family is found by its id,
-// the token checked by its hash.
-func refreshToken(familyID string) string { return familyID + "." + randomToken() }
-
-func familyOf(tok string) (string, bool) {
-	id, secret, ok := strings.Cut(tok, ".")
-	return id, ok && len(id) >= 16 && len(id) <= 64 && len(secret) >= 32 && len(tok) <= 256
-}
-
-// newFamily stores f (its ID, dates and current token set here) and
-// returns its first refresh token.
-func (t *tokens) newFamily(ctx context.Context, f *family, idle time.Duration) (string, error) {
-	f.ID = randomToken()[:22]
-	now := t.now()
-	f.Created, f.LastUsed = now, now
-	tok := refreshToken(f.ID)
-	f.Current = hashOf(tok)
-	b, _ := json.Marshal(f)
-	ttl := min(idle, f.Absolute.Sub(now))
-	if ttl <= 0 {
-		return "", errors.New("refresh token lifetime is over before it starts")
-	}
-	ops := []store.Op{store.Create(keyFamily+f.ID, b, ttl), store.SetAdd(setFamiliesOf+f.Subject, f.ID)}
-	if f.SID != "" && !f.Offline {
-		ops = append(ops, store.SetAdd(setBySession+f.SID, keyFamily+f.ID))
-	}
-	if err := t.st.Apply(ctx, ops...); err != nil {
-		return "", fmt.Errorf("storing refresh token: %w", err)
-	}
-	return tok, nil
-}
-
-// familyByID loads a family.
-func (t *tokens) familyByID(ctx context.Context, id string) (*family, error) {
-	b, err := t.st.Get(ctx, keyFamily+id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, errRefreshExpired
-	} else if err != nil {
-		return nil, err
-	}
-	var f family
-	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, err
-	}
-	return &f, nil
-}
-
-// Refresh errors.
-var (
-	errRefreshReused  = errors.New("refresh token reused: its family is revoked")
-	errRefreshClient  = errors.New("refresh token issued to another client")
-	errRefreshExpired = errors.New("refresh token invalid, expired or revoked")
-)
-
-// rotate exchanges a refresh token for the next one of its family.
-// Presenting a token that was already used revokes the family.
-func (t *tokens) rotate(ctx context.Context, tok, clientID string, idle time.Duration) (*family, string, error) {
-	id, ok := familyOf(tok)
-	if !ok {
-		return nil, "", errRefreshExpired
-	}
-	now := t.now()
-	var f family
-	var reused bool
-	next := refreshToken(id)
-	err := t.st.Update(ctx, keyFamily+id, idle, func(old []byte) ([]byte, error) {
-		reused = false
-		if old == nil {
-			return nil, errRefreshExpired
-		}
-		f = family{}
-		if err := json.Unmarshal(old, &f); err != nil {
-			return nil, err
-		}
-		if f.ClientID != clientID {
-			return nil, errRefreshClient
-		}
-		if !now.Before(f.Absolute) {
-			return nil, errRefreshExpired
-		}
-		if !sameHash(hashOf(tok), f.Current) {
-			reused = true
-			return old, nil
-		}
-		f.Used = append(f.Used, f.Current)
-		if len(f.Used) > maxUsedKept {
-			f.Used = f.Used[len(f.Used)-maxUsedKept:]
-		}
-		f.Current, f.LastUsed = hashOf(next), now
-		return json.Marshal(f)
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	if reused {
-		if err := t.revokeFamily(ctx, &f); err != nil {
-			return nil, "", err
-		}
-		return &f, "", errRefreshReused
-	}
-	return &f, next, nil
-}
-
-// findFamily returns the family a refresh token belongs to, if it is
-// the family's current token (or, with used, one it replaced) and the
-// family has not reached its end.
-func (t *tokens) findFamily(ctx context.Context, tok string, used bool) (*family, error) {
-	id, ok := familyOf(tok)
-	if !ok {
-		return nil, errRefreshExpired
-	}
-	f, err := t.familyByID(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	h := hashOf(tok)
-	known := sameHash(h, f.Current) || used && slices.ContainsFunc(f.Used, func(u string) bool { return sameHash(h, u) })
-	if !known || !t.now().Before(f.Absolute) {
-		return nil, errRefreshExpired
-	}
-	return f, nil
-}
-
-// revokeFamily ends a family and every access token it issued.
-func (t *tokens) revokeFamily(ctx context.Context, f *family) error {
-	keys, err := t.st.SetMembers(ctx, setByFamily+f.ID)
-	if err != nil {
-		return err
-	}
-	ops := []store.Op{store.Delete(keyFamily + f.ID), store.SetRemove(setFamiliesOf+f.Subject, f.ID)}
-	for _, k := range keys {
-		ops = append(ops, store.Delete(k), store.SetRemove(setByFamily+f.ID, k))
-	}
-	if f.SID != "" {
-		ops = append(ops, store.SetRemove(setBySession+f.SID, keyFamily+f.ID))
-	}
-	return t.st.Apply(ctx, ops...)
-}
-
-// families lists a user's live refresh families.
-func (t *tokens) families(ctx context.Context, sub string) ([]family, error) {
-	ids, err := t.st.SetMembers(ctx, setFamiliesOf+sub)
-	if err != nil {
-		return nil, err
-	}
-	var out []family
-	for _, id := range ids {
-		b, err := t.st.Get(ctx, keyFamily+id)
-		if errors.Is(err, store.ErrNotFound) {
-			_ = t.st.SetRemove(ctx, setFamiliesOf+sub, id)
-			continue
-		} else if err != nil {
-			return nil, err
-		}
-		var f family
-		if json.Unmarshal(b, &f) == nil {
-			out = append(out, f)
-		}
-	}
-	return out, nil
-}
-
-// revokeClient ends every refresh family (and its access tokens) of sub
-// for client (consent withdrawn on the account page).
-func (t *tokens) revokeClient(ctx context.Context, sub, clientID string) error {
-	fams, err := t.families(ctx, sub)
-	if err != nil {
-		return err
-	}
-	for i := range fams {
-		if fams[i].ClientID == clientID {
-			if err := t.revokeFamily(ctx, &fams[i]); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // revokeSession ends every access token and online refresh family issued
@@ -331,11 +131,7 @@ func (t *tokens) revokeSession(ctx context.Context, sid string) error {
 	}
 	for _, k := range keys {
 		if id, ok := strings.CutPrefix(k, keyFamily); ok {
-			f, err := t.familyByID(ctx, id)
-			if err == nil {
-				err = t.revokeFamily(ctx, f)
-			}
-			if err != nil && !errors.Is(err, errRefreshExpired) {
+			if err := t.revokeFamily(ctx, id); err != nil {
 				return fmt.Errorf("revoking tokens: %w", err)
 			}
 		}

@@ -98,7 +98,7 @@ func (p *Provider) liveAccess(ctx context.Context, token string) (*accessToken, 
 		return nil, users.User{}, errServer("could not check the access token")
 	}
 	if at.Family != "" {
-		if _, err := p.tokens.familyByID(ctx, at.Family); errors.Is(err, errRefreshExpired) {
+		if _, _, err := p.tokens.familyByID(ctx, at.Family); errors.Is(err, errRefreshExpired) {
 			return nil, users.User{}, errInvalidToken("the grant of this token was revoked")
 		} else if err != nil {
 			return nil, users.User{}, errServer("could not check the access token")
