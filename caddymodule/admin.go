@@ -74,6 +74,7 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 	handle("POST /gatehouse/users/password", setPassword)
 	handle("POST /gatehouse/users/disabled", setDisabled)
 	handle("POST /gatehouse/users/groups", setGroups)
+	handle("POST /gatehouse/users/profile", setProfile)
 	handle("POST /gatehouse/users/reset-totp", resetTOTP)
 	handle("POST /gatehouse/users/forget-devices", forgetDevices)
 	handle("GET /gatehouse/sessions", listSessions)

@@ -31,6 +31,7 @@ a file that the running Caddy holds open, so changes go through it).
   caddy gatehouse user add <username> [--email E] [--name N] [--group G]...
   caddy gatehouse user passwd <username>
   caddy gatehouse user disable <username> [--enable]
+  caddy gatehouse user set <username> [--phone P] [--locality L] [--attr k=v]...
   caddy gatehouse user groups <username> [group...]
   caddy gatehouse user reset-totp <username>
   caddy gatehouse user forget-devices <username>
@@ -175,7 +176,7 @@ func buildCommand(cmd *cobra.Command) {
 			return tw.Flush()
 		},
 	}
-	user.AddCommand(userAdd, userPasswd, userDisable, userGroups, userResetTOTP, userForget, userList)
+	user.AddCommand(userAdd, userPasswd, userDisable, userGroups, userResetTOTP, userForget, userList, profileCommand())
 
 	client := &cobra.Command{Use: "client", Short: "Manage OIDC clients"}
 	clientAdd := &cobra.Command{
@@ -188,12 +189,15 @@ func buildCommand(cmd *cobra.Command) {
 			scopes, _ := f.GetStringSlice("scope")
 			logout, _ := f.GetStringSlice("post-logout-redirect-uri")
 			bcl, _ := f.GetString("backchannel-logout-uri")
+			firstParty, _ := f.GetBool("first-party")
+			grants, _ := f.GetStringSlice("grant-type")
 			var out struct {
 				ClientSecret string `json:"client_secret"`
 			}
 			err := adminCall(c, http.MethodPost, "/gatehouse/clients", map[string]any{
 				"client_id": args[0], "name": name, "public": public, "redirect_uris": uris, "scopes": scopes,
 				"post_logout_redirect_uris": logout, "backchannel_logout_uri": bcl,
+				"first_party": firstParty, "grant_types": grants,
 			}, &out)
 			if err != nil {
 				return err
@@ -208,7 +212,9 @@ func buildCommand(cmd *cobra.Command) {
 	clientAdd.Flags().String("name", "", "Name shown to users")
 	clientAdd.Flags().Bool("public", false, "Public client (no secret; PKCE required)")
 	clientAdd.Flags().StringSlice("redirect-uri", nil, "Redirect URI (repeat)")
-	clientAdd.Flags().StringSlice("scope", nil, "Allowed scope (repeat; default openid profile email groups)")
+	clientAdd.Flags().StringSlice("scope", nil, "Allowed scope (repeat; default: every scope)")
+	clientAdd.Flags().Bool("first-party", false, "Your own application: users are not asked to consent")
+	clientAdd.Flags().StringSlice("grant-type", nil, "Allowed grant type (repeat; default authorization_code refresh_token)")
 	clientAdd.Flags().StringSlice("post-logout-redirect-uri", nil, "Post-logout redirect URI (repeat)")
 	clientAdd.Flags().String("backchannel-logout-uri", "", "Back-channel logout URI")
 

@@ -21,6 +21,7 @@ func TestGateWithExternalProvider(t *testing.T) {
 		issuer %s
 		dev
 		client ext-gate {
+			first_party
 			secret ext-secret
 			redirect_uri %s/.gatehouse/callback
 		}

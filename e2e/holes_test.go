@@ -46,6 +46,7 @@ const holesCaddyfile = `{
 			}
 		}
 		client app {
+			first_party
 			secret app-secret
 			redirect_uri http://rp.localhost/callback
 		}

@@ -130,12 +130,14 @@ const logoutCaddyfile = `{
 		issuer %[1]s
 		dev
 		client one {
+			first_party
 			secret one-secret
 			redirect_uri http://one.localhost/callback
 			post_logout_redirect_uri http://one.localhost/bye
 			backchannel_logout_uri %[4]s/one
 		}
 		client two {
+			first_party
 			secret two-secret
 			redirect_uri http://two.localhost/callback
 			backchannel_logout_uri %[4]s/two

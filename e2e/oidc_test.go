@@ -33,6 +33,7 @@ const idpCaddyfile = `{
 		issuer %[1]s
 		dev
 		client app {
+			first_party
 			name "Test App"
 			secret app-secret/with+special&chars
 			redirect_uri %[2]s
@@ -259,7 +260,7 @@ func TestAdminCLI(t *testing.T) {
 	s.authorize(t, b, authURL, "alice", "second password")
 
 	// A client added at run time works with its printed secret.
-	out, err = s.caddy.cli("", "client", "add", "cli-app", "--redirect-uri", s.redirect, "--name", "CLI App")
+	out, err = s.caddy.cli("", "client", "add", "cli-app", "--redirect-uri", s.redirect, "--name", "CLI App", "--first-party")
 	if err != nil {
 		t.Fatalf("client add: %v\n%s", err, out)
 	}

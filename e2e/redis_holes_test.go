@@ -43,6 +43,7 @@ func newHolesOnRedis(t *testing.T, twoInstances bool) *holesOnRedis {
 		dev
 		store redis redis://%s/0
 		client app {
+			first_party
 			secret app-secret
 			redirect_uri http://rp.localhost/callback
 		}

@@ -1,13 +1,17 @@
 package provider
 
 import (
+	"context"
 	"crypto/subtle"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/chain"
 	"github.com/gatehouse-idp/gatehouse/logout"
+	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/web"
 )
 
@@ -54,29 +58,52 @@ func (p *Provider) account(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		switch r.PostForm.Get("action") {
-		case "end":
-			for _, o := range list {
-				if o.ID == r.PostForm.Get("sid") {
-					if err := p.cfg.Logout.End(ctx, o.ID, logout.ByUser); err != nil {
-						p.accountActionFailed(w, err)
-						return
-					}
-					if o.ID == s.ID {
-						// Signing out here clears this browser's cookie.
-						p.cfg.Sessions.ClearCookie(w)
-						p.newBrowserState(w, nil)
-					}
+		case "end", "others":
+			// The sessions ended here, whose clients' front-channel
+			// logout pages then load in this browser.
+			var ended []*session.Session
+			for i, o := range list {
+				if r.PostForm.Get("action") == "end" && o.ID != r.PostForm.Get("sid") || r.PostForm.Get("action") == "others" && o.ID == s.ID {
+					continue
+				}
+				if err := p.cfg.Logout.End(ctx, o.ID, logout.ByUser); err != nil {
+					p.accountActionFailed(w, err)
+					return
+				}
+				ended = append(ended, list[i])
+				if o.ID == s.ID {
+					// Signing out here clears this browser's cookie.
+					p.cfg.Sessions.ClearCookie(w)
+					p.newBrowserState(w, nil)
 				}
 			}
-		case "others":
-			for _, o := range list {
-				if o.ID != s.ID {
-					if err := p.cfg.Logout.End(ctx, o.ID, logout.ByUser); err != nil {
-						p.accountActionFailed(w, err)
-						return
-					}
-				}
+			var frames, origins []string
+			for _, e := range ended {
+				f, o := p.frontchannel(ctx, e)
+				frames, origins = append(frames, f...), append(origins, o...)
 			}
+			if len(frames) > 0 {
+				web.Render(w, http.StatusOK, "logged_out.html", web.Page{Title: "Signed out", Static: p.staticPath(),
+					Message: "The applications of those sessions are being signed out.", FrameSrc: slices.Compact(origins), Refresh: p.prefix + PathAccount,
+					Data: struct {
+						Frames   []string
+						Continue string
+					}{frames, p.prefix + PathAccount}})
+				return
+			}
+		case "withdraw":
+			// "Apps with access": forget the consent and take back every
+			// token the client holds for this person.
+			id := r.PostForm.Get("client")
+			sids := make([]string, 0, len(list))
+			for _, o := range list {
+				sids = append(sids, o.ID)
+			}
+			if err := p.tokens.withdraw(ctx, user.Subject, id, sids); err != nil {
+				p.serverErrorPage(w, "withdrawing access", err)
+				return
+			}
+			p.cfg.Audit.Record(ctx, audit.Event{Event: audit.ConsentRevoked, Client: id, Subject: user.Subject, User: user.Username, SID: s.ID})
 		case "forget":
 			if _, err := chain.Forget(ctx, p.cfg.Store, user.Subject); err != nil {
 				p.serverErrorPage(w, "forgetting devices", err)
@@ -107,11 +134,70 @@ func (p *Provider) account(w http.ResponseWriter, r *http.Request) {
 		rows = append(rows, accountSession{SID: o.ID, Created: o.Created.Format(time.RFC1123), LastSeen: o.LastSeen.Format(time.RFC1123),
 			Modules: strings.Join(mods, ", "), Clients: strings.Join(o.Clients, ", "), Current: o.ID == s.ID})
 	}
+	apps, err := p.appsWithAccess(ctx, user.Subject)
+	if err != nil {
+		p.serverErrorPage(w, "listing applications", err)
+		return
+	}
 	web.Render(w, http.StatusOK, "account.html", web.Page{Title: "Your sessions", Static: p.staticPath(),
 		Data: struct {
 			User, Action, CSRF string
 			Sessions           []accountSession
-		}{user.Username, p.prefix + PathAccount, csrf, rows}})
+			Apps               []accountApp
+		}{user.Username, p.prefix + PathAccount, csrf, rows, apps}})
+}
+
+// accountApp is an application with access: consented to, or holding
+// refresh tokens.
+type accountApp struct {
+	ClientID, Name, Granted string
+	Offline                 bool
+}
+
+// appsWithAccess lists the clients sub consented to or that hold its
+// refresh tokens.
+func (p *Provider) appsWithAccess(ctx context.Context, sub string) ([]accountApp, error) {
+	consents, err := p.tokens.consents(ctx, sub)
+	if err != nil {
+		return nil, err
+	}
+	fams, err := p.tokens.families(ctx, sub)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]*accountApp{}
+	var order []string
+	app := func(id string) *accountApp {
+		if a, ok := byID[id]; ok {
+			return a
+		}
+		a := &accountApp{ClientID: id, Name: p.clientName(ctx, id)}
+		byID[id] = a
+		order = append(order, id)
+		return a
+	}
+	for _, c := range consents {
+		var what []string
+		for _, it := range c.Granted {
+			if d := p.scopes[it].Description; d != "" {
+				what = append(what, d)
+			} else {
+				what = append(what, strings.TrimPrefix(it, claimItem))
+			}
+		}
+		app(c.ClientID).Granted = strings.Join(what, "; ")
+	}
+	for _, f := range fams {
+		if f.Offline {
+			app(f.ClientID).Offline = true
+		}
+	}
+	slices.Sort(order)
+	out := make([]accountApp, 0, len(order))
+	for _, id := range order {
+		out = append(out, *byID[id])
+	}
+	return out, nil
 }
 
 // accountActionFailed says a sign-out on the account page did not happen.

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // OpenID Connect Session Management 1.0: authorization responses carry
@@ -57,13 +58,33 @@ func SessionState(clientID, origin, browserState, salt string) string {
 	return base64.RawURLEncoding.EncodeToString(h[:]) + "." + salt
 }
 
-// originOf is scheme://host[:port] of a URL.
+// originOf is the RFC 6454 origin of a URL, serialised as browsers do
+// (and so as the RP's iframe sees it in postMessage): scheme and host
+// lowercased, the default port dropped, IPv6 in brackets; "" for URLs
+// without an http(s) origin.
 func originOf(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil {
+	if err != nil || u.Host == "" {
 		return ""
 	}
-	return u.Scheme + "://" + u.Host
+	scheme := strings.ToLower(u.Scheme)
+	if scheme != "https" && scheme != "http" {
+		return "" // other schemes have opaque origins
+	}
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if host == "" {
+		return ""
+	}
+	if scheme == "https" && port == "443" || scheme == "http" && port == "80" {
+		port = ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	return scheme + "://" + host
 }
 
 // checkSession serves the OP iframe.

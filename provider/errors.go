@@ -72,17 +72,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // redirectError sends the authorization error back to the client's
-// redirect URI (only once that URI is known to be registered).
-func (p *Provider) redirectError(w http.ResponseWriter, r *http.Request, redirectURI, state string, e *oauthError) {
-	q := url.Values{"error": {e.Code}, "iss": {p.cfg.Issuer}}
+// redirect URI (only once that URI is known to be registered), the way
+// the response would have gone.
+func (p *Provider) redirectError(w http.ResponseWriter, r *http.Request, t target, e *oauthError) {
+	q := url.Values{"error": {e.Code}}
 	if e.Description != "" {
 		q.Set("error_description", e.Description)
 	}
-	if state != "" {
-		q.Set("state", state)
-	}
-	noStore(w)
-	http.Redirect(w, r, appendQuery(redirectURI, q), http.StatusFound)
+	p.deliver(w, r, t, q)
 }
 
 // noStore keeps a response that carries a code, a token or a session

@@ -92,3 +92,36 @@ func TestHSTS(t *testing.T) {
 		}
 	}
 }
+
+func TestOriginOfIsTheBrowsersOrigin(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://rp.example:443/cb":     "https://rp.example",
+		"HTTPS://RP.Example/cb?x=1":     "https://rp.example",
+		"http://rp.example:80/":         "http://rp.example",
+		"http://rp.example:8080/cb":     "http://rp.example:8080",
+		"https://rp.example:80/cb":      "https://rp.example:80",
+		"http://[::1]:80/cb":            "http://[::1]",
+		"http://[::1]:9000/cb":          "http://[::1]:9000",
+		"com.example.app:/oauth2redir":  "",
+		"https://user:pw@rp.example/cb": "https://rp.example",
+	} {
+		if got := originOf(in); got != want {
+			t.Errorf("originOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func FuzzOriginOf(f *testing.F) {
+	f.Add("https://rp.example:443/cb")
+	f.Add("http://[::1]:80/x")
+	f.Fuzz(func(t *testing.T, raw string) {
+		o := originOf(raw)
+		if o == "" {
+			return
+		}
+		// An origin is its own origin, and has no path, query or fragment.
+		if again := originOf(o + "/"); again != o {
+			t.Fatalf("originOf(%q) = %q, but originOf(%q/) = %q", raw, o, o, again)
+		}
+	})
+}

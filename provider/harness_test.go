@@ -29,6 +29,8 @@ import (
 	"github.com/gatehouse-idp/gatehouse/users"
 )
 
+var firstParty = provider.ClientSettings{FirstParty: true}
+
 // clock is a settable clock shared by store, sessions and provider.
 type clock struct {
 	mu sync.Mutex
@@ -120,9 +122,13 @@ func newEnvWith(t *testing.T, setup envSetup) *env {
 		t.Fatal(err)
 	}
 	clients, err := provider.NewClients(st, []provider.Client{
-		{ID: "conf", Name: "Conf App", Secret: confSecret, RedirectURIs: []string{redirectURI}},
-		{ID: "post", Secret: "post-secret", RedirectURIs: []string{redirectURI}, TokenEndpointAuthMethod: provider.AuthSecretPost},
-		{ID: "spa", Public: true, RedirectURIs: []string{redirectURI, "https://app.example/cb?x=1"}},
+		// conf, post and spa are first-party (no consent page); tp is a
+		// third-party client whose users are asked.
+		{ID: "conf", Name: "Conf App", Secret: confSecret, RedirectURIs: []string{redirectURI}, ClientSettings: firstParty},
+		{ID: "post", Secret: "post-secret", RedirectURIs: []string{redirectURI}, TokenEndpointAuthMethod: provider.AuthSecretPost, ClientSettings: firstParty},
+		{ID: "spa", Public: true, RedirectURIs: []string{redirectURI, "https://app.example/cb?x=1"}, ClientSettings: firstParty},
+		{ID: "tp", Name: "Third Party", Secret: "tp-secret", RedirectURIs: []string{redirectURI},
+			ClientSettings: provider.ClientSettings{ResponseTypes: []string{"code", "id_token", "id_token token", "code id_token", "code token", "code id_token token", "none"}}},
 		{ID: "svc", Secret: "svc-secret", Scopes: []string{"reports:read", "reports:write"},
 			ClientSettings: provider.ClientSettings{GrantTypes: []string{provider.GrantClientCredentials}}},
 		{ID: "rs", Secret: "rs-secret", ClientSettings: provider.ClientSettings{GrantTypes: []string{provider.GrantClientCredentials}, ResourceServer: true}},

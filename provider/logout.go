@@ -231,8 +231,9 @@ func (p *Provider) logoutForm(w http.ResponseWriter, r *http.Request, q url.Valu
 		}{p.prefix + PathEndSession, question, "Sign out", fields}})
 }
 
-// frontchannel returns the front-channel logout URLs (with iss and sid)
-// of the clients of s, and their origins for the page's CSP.
+// frontchannel returns the front-channel logout URLs of the clients of
+// s (with iss and sid for clients that require them), and their origins
+// for the page's CSP.
 func (p *Provider) frontchannel(ctx context.Context, s *session.Session) (frames, origins []string) {
 	if s == nil {
 		return nil, nil
@@ -246,7 +247,12 @@ func (p *Provider) frontchannel(ctx context.Context, s *session.Session) (frames
 		if err != nil {
 			continue
 		}
-		frames = append(frames, appendQuery(c.FrontchannelLogoutURI, url.Values{"iss": {p.cfg.Issuer}, "sid": {s.ID}}))
+		frame := c.FrontchannelLogoutURI
+		if c.FrontchannelLogoutSessionRequired {
+			// OIDC Front-Channel Logout §2: iss and sid name the session.
+			frame = appendQuery(frame, url.Values{"iss": {p.cfg.Issuer}, "sid": {s.ID}})
+		}
+		frames = append(frames, frame)
 		if o := u.Scheme + "://" + u.Host; !slices.Contains(origins, o) {
 			origins = append(origins, o)
 		}

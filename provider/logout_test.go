@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -34,7 +35,7 @@ func TestBackchannelRetriesAndGivesUp(t *testing.T) {
 	}})
 	ctx := context.Background()
 	for id, uri := range map[string]string{"good": recv.URL + "/bcl", "dead": dead} {
-		if err := e.clients.Add(ctx, provider.Client{ID: id, RedirectURIs: []string{redirectURI}, BackchannelLogoutURI: uri}, "secret-"+id); err != nil {
+		if err := e.clients.Add(ctx, provider.Client{ID: id, RedirectURIs: []string{redirectURI}, BackchannelLogoutURI: uri, ClientSettings: firstParty}, "secret-"+id); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -122,7 +123,7 @@ func TestExpiredSessionIsLoggedOut(t *testing.T) {
 	defer recv.Close()
 	e := newEnvWith(t, envSetup{path: "/idp", logout: func(c *logout.Config) { c.SweepEvery = time.Second }})
 	ctx := context.Background()
-	if err := e.clients.Add(ctx, provider.Client{ID: "bc", RedirectURIs: []string{redirectURI}, BackchannelLogoutURI: recv.URL}, "s"); err != nil {
+	if err := e.clients.Add(ctx, provider.Client{ID: "bc", RedirectURIs: []string{redirectURI}, BackchannelLogoutURI: recv.URL, ClientSettings: firstParty}, "s"); err != nil {
 		t.Fatal(err)
 	}
 	e.login(e.browser(), authParams("bc"))
@@ -147,10 +148,18 @@ func TestFrontchannelLogout(t *testing.T) {
 	e := newEnv(t, "")
 	ctx := context.Background()
 	if err := e.clients.Add(ctx, provider.Client{ID: "fc", RedirectURIs: []string{redirectURI},
+		ClientSettings:         provider.ClientSettings{FirstParty: true, FrontchannelLogoutSessionRequired: true},
 		PostLogoutRedirectURIs: []string{"https://app.example/bye"}, FrontchannelLogoutURI: "https://fc.example/logout?x=1"}, "s"); err != nil {
 		t.Fatal(err)
 	}
+	// A second client without frontchannel_logout_session_required: its
+	// page loads without iss and sid.
+	if err := e.clients.Add(ctx, provider.Client{ID: "fc2", RedirectURIs: []string{redirectURI}, ClientSettings: firstParty,
+		FrontchannelLogoutURI: "https://fc2.example/logout"}, "s"); err != nil {
+		t.Fatal(err)
+	}
 	b := e.browser()
+	e.login(b, authParams("fc2"))
 	cb := e.login(b, authParams("fc"))
 	f := url.Values{"grant_type": {"authorization_code"}, "code": {cb.Get("code")}, "redirect_uri": {redirectURI}, "code_verifier": {verifier}}
 	_, tok := e.token(f, "fc", "s")
@@ -161,7 +170,10 @@ func TestFrontchannelLogout(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(page, want) {
 		t.Fatalf("logged-out page (%d) lacks %s:\n%s", resp.StatusCode, want, page)
 	}
-	if !strings.Contains(resp.Header.Get("Content-Security-Policy"), "frame-src https://fc.example") {
+	if !strings.Contains(page, `src="https://fc2.example/logout"`) {
+		t.Fatalf("logged-out page lacks the plain front-channel URI of fc2:\n%s", page)
+	}
+	if !strings.Contains(resp.Header.Get("Content-Security-Policy"), "frame-src https://fc2.example https://fc.example") {
 		t.Fatalf("CSP %q", resp.Header.Get("Content-Security-Policy"))
 	}
 	if !strings.Contains(page, `content="3;url=https://app.example/bye?state=z"`) {
@@ -280,5 +292,45 @@ func TestLogoutHints(t *testing.T) {
 	_, page = alice.get(e.issuer + "/logout?id_token_hint=" + url.QueryEscape(aliceToken))
 	if !strings.Contains(page, "You are signed out") {
 		t.Fatalf("expired hint of the session:\n%s", page)
+	}
+}
+
+func TestAccountSignOutsLoadFrontchannelPages(t *testing.T) {
+	e := newEnv(t, "")
+	ctx := context.Background()
+	if err := e.clients.Add(ctx, provider.Client{ID: "fc", RedirectURIs: []string{redirectURI},
+		ClientSettings:        provider.ClientSettings{FirstParty: true, FrontchannelLogoutSessionRequired: true},
+		FrontchannelLogoutURI: "https://fc.example/logout"}, "s"); err != nil {
+		t.Fatal(err)
+	}
+	here, there := e.browser(), e.browser()
+	e.login(here, authParams("conf"))
+	e.login(there, authParams("fc"))
+	thereSID := ""
+	if list, err := e.sessions.ListFor(ctx, e.alice.Subject); err == nil {
+		for _, s := range list {
+			if slices.Contains(s.Clients, "fc") {
+				thereSID = s.ID
+			}
+		}
+	}
+	// "Sign out everywhere else" from the first browser: the other
+	// session's client is signed out in a front-channel frame too.
+	_, acct := here.get(e.issuer + "/account")
+	f := loginForm(acct)
+	f.Set("action", "others")
+	resp, page := here.post(e.issuer+"/account", f)
+	want := `src="https://fc.example/logout?iss=` + url.QueryEscape(e.issuer) + `&amp;sid=` + thereSID + `"`
+	if resp.StatusCode != 200 || thereSID == "" || !strings.Contains(page, want) || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "frame-src https://fc.example") {
+		t.Fatalf("sign out everywhere else (%d) lacks %s:\n%s", resp.StatusCode, want, page)
+	}
+	// "Sign out here" with only clients without front-channel pages goes
+	// straight back to the account page.
+	_, acct = here.get(e.issuer + "/account")
+	f = loginForm(acct)
+	f.Set("action", "end")
+	f.Set("sid", sidInput.FindStringSubmatch(acct)[1])
+	if resp, _ := here.post(e.issuer+"/account", f); resp.StatusCode != 200 {
+		t.Fatalf("sign out here: %d", resp.StatusCode)
 	}
 }

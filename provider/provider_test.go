@@ -63,9 +63,10 @@ func TestAuthorizeErrorsRedirected(t *testing.T) {
 		mutate func(url.Values)
 		err    string
 	}{
-		{"unsupported response_type", "conf", func(q url.Values) { q.Set("response_type", "token") }, "unsupported_response_type"},
+		{"unsupported response_type", "conf", func(q url.Values) { q.Set("response_type", "code device") }, "unsupported_response_type"},
+		{"response_type not allowed for the client", "conf", func(q url.Values) { q.Set("response_type", "none") }, "unauthorized_client"},
 		{"missing response_type", "conf", func(q url.Values) { q.Del("response_type") }, "invalid_request"},
-		{"response_mode fragment", "conf", func(q url.Values) { q.Set("response_mode", "fragment") }, "invalid_request"},
+		{"unknown response_mode", "conf", func(q url.Values) { q.Set("response_mode", "jwt") }, "invalid_request"},
 		{"no openid scope", "conf", func(q url.Values) { q.Set("scope", "profile") }, "invalid_scope"},
 		{"public client without PKCE", "spa", func(q url.Values) { q.Del("code_challenge"); q.Del("code_challenge_method") }, "invalid_request"},
 		{"PKCE plain", "conf", func(q url.Values) { q.Set("code_challenge_method", "plain") }, "invalid_request"},
@@ -548,8 +549,9 @@ func TestDiscoveryAndRotation(t *testing.T) {
 		t.Fatalf("endpoints %v", d)
 	}
 	for k, want := range map[string][]string{
-		"response_types_supported": {"code"}, "response_modes_supported": {"query"},
-		"grant_types_supported": {"authorization_code", "refresh_token", "client_credentials"}, "code_challenge_methods_supported": {"S256"},
+		"response_types_supported": {"code", "code id_token", "code id_token token", "code token", "id_token", "id_token token", "none"},
+		"response_modes_supported": {"query", "fragment", "form_post"},
+		"grant_types_supported":    {"authorization_code", "implicit", "refresh_token", "client_credentials"}, "code_challenge_methods_supported": {"S256"},
 		"id_token_signing_alg_values_supported": {"RS256"}, "acr_values_supported": {"1"},
 		"token_endpoint_auth_methods_supported": {"client_secret_basic", "client_secret_post", "none"},
 	} {

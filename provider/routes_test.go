@@ -414,10 +414,27 @@ func TestDiscoveryMatchesBehaviour(t *testing.T) {
 			t.Errorf("prompt %s: %d", p, resp.StatusCode)
 		}
 	}
+	// Every advertised response type and mode works for a client allowed
+	// them (tp), once it has consent.
+	e.consented(b)
+	for _, rt := range strList(d["response_types_supported"]) {
+		for _, mode := range strList(d["response_modes_supported"]) {
+			if mode == "query" && rt != "code" && rt != "none" {
+				continue // tokens never travel in the query
+			}
+			q := with(tpParams("openid profile"), "response_type", rt, "response_mode", mode)
+			resp, page := b.get(e.authURL(q))
+			ok := resp.StatusCode == http.StatusFound && !strings.Contains(resp.Header.Get("Location"), "error=") ||
+				resp.StatusCode == http.StatusOK && strings.Contains(page, `name="state" value="st-1"`) && !strings.Contains(page, `name="error"`)
+			if !ok {
+				t.Errorf("advertised response_type %q with response_mode %s: %d %s", rt, mode, resp.StatusCode, resp.Header.Get("Location"))
+			}
+		}
+	}
 	scopes := strList(d["scopes_supported"])
 	cb := e.login(b, with(authParams("conf"), "scope", strings.Join(scopes, " ")))
 	_, tok := e.token(codeForm(cb.Get("code")), "conf", confSecret)
-	if granted := strings.Fields(tok["scope"].(string)); !slices.Equal(granted, scopes) {
+	if granted := strings.Fields(tok["scope"].(string)); !slices.Equal(slices.Sorted(slices.Values(granted)), scopes) {
 		t.Errorf("asked for every advertised scope %v, granted %v", scopes, granted)
 	}
 	// Every claim the ID token carries is advertised.

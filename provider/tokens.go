@@ -88,6 +88,21 @@ func (t *tokens) issueAccess(ctx context.Context, at accessToken, ttl time.Durat
 	return tok, key, nil
 }
 
+// load reads the JSON record under key into v; found is false (and err
+// nil) when there is none. raw is the record as stored.
+func (t *tokens) load(ctx context.Context, key string, v any) (found bool, raw []byte, err error) {
+	b, err := t.st.Get(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil, nil
+	} else if err != nil {
+		return false, nil, err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, nil, fmt.Errorf("decoding %s: %w", strings.SplitN(key, ":", 2)[0], err)
+	}
+	return true, b, nil
+}
+
 // errTokenGone: no such token, expired or revoked.
 var errTokenGone = errors.New("token invalid, expired or revoked")
 
@@ -96,15 +111,11 @@ func (t *tokens) access(ctx context.Context, tok string) (*accessToken, error) {
 	if tok == "" || len(tok) > 512 {
 		return nil, errTokenGone
 	}
-	b, err := t.st.Get(ctx, hashKey(keyAccessToken, tok))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, errTokenGone
-	} else if err != nil {
-		return nil, fmt.Errorf("loading access token: %w", err)
-	}
 	var at accessToken
-	if err := json.Unmarshal(b, &at); err != nil {
-		return nil, fmt.Errorf("decoding access token: %w", err)
+	if found, _, err := t.load(ctx, hashKey(keyAccessToken, tok), &at); err != nil {
+		return nil, fmt.Errorf("loading access token: %w", err)
+	} else if !found {
+		return nil, errTokenGone
 	}
 	if t.now().After(at.Expires) {
 		return nil, errTokenGone

@@ -96,15 +96,12 @@ func (t *tokens) newFamily(ctx context.Context, f *family, idle time.Duration, a
 
 // familyByID loads a family.
 func (t *tokens) familyByID(ctx context.Context, id string) (*family, []byte, error) {
-	b, err := t.st.Get(ctx, keyFamily+id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil, errRefreshExpired
-	} else if err != nil {
-		return nil, nil, err
-	}
 	var f family
-	if err := json.Unmarshal(b, &f); err != nil {
+	found, b, err := t.load(ctx, keyFamily+id, &f)
+	if err != nil {
 		return nil, nil, err
+	} else if !found {
+		return nil, nil, errRefreshExpired
 	}
 	return &f, b, nil
 }

@@ -32,6 +32,12 @@ type Page struct {
 	// Refresh, when set, sends the browser on to this URL after a few
 	// seconds (meta refresh; works without JavaScript).
 	Refresh string
+	// Script, when set, is a file of the static assets the page loads
+	// (the only script a page may run).
+	Script string
+	// FormAction, when set, are the only places the page's forms may
+	// post to.
+	FormAction []string
 }
 
 // Render writes the named template with status code. A template error
@@ -49,6 +55,12 @@ func Render(w http.ResponseWriter, status int, name string, p Page) {
 	csp := "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"
 	if len(p.FrameSrc) > 0 {
 		csp += "; frame-src " + strings.Join(p.FrameSrc, " ")
+	}
+	if p.Script != "" {
+		csp += "; script-src 'self'"
+	}
+	if len(p.FormAction) > 0 {
+		csp += "; form-action " + strings.Join(p.FormAction, " ")
 	}
 	h.Set("Content-Security-Policy", csp)
 	h.Set("Referrer-Policy", "no-referrer")
