@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -181,6 +182,31 @@ func TestCodeFlowWithStandardClient(t *testing.T) {
 	idt2, err := rp.provider.Verifier(&oidc.Config{ClientID: "app"}).Verify(rp.ctx, tok2.Extra("id_token").(string))
 	if err != nil || idt2.Subject != idt.Subject {
 		t.Fatalf("SSO ID token: %v", err)
+	}
+	// x/oauth2 refreshes an expired token by itself; the refresh token
+	// rotates and the new ID token verifies with go-oidc.
+	if tok2.RefreshToken == "" {
+		t.Fatal("no refresh token")
+	}
+	expired := *tok2
+	expired.Expiry = time.Now().Add(-time.Minute)
+	fresh, err := rp.conf.TokenSource(rp.ctx, &expired).Token()
+	if err != nil || fresh.AccessToken == tok2.AccessToken || fresh.RefreshToken == tok2.RefreshToken {
+		t.Fatalf("refresh: %v", err)
+	}
+	idt3, err := rp.provider.Verifier(&oidc.Config{ClientID: "app"}).Verify(rp.ctx, fresh.Extra("id_token").(string))
+	if err != nil || idt3.Subject != idt.Subject {
+		t.Fatalf("refreshed ID token: %v", err)
+	}
+	if _, err := rp.provider.UserInfo(rp.ctx, oauth2.StaticTokenSource(fresh)); err != nil {
+		t.Fatalf("userinfo with the refreshed token: %v", err)
+	}
+	// The first refresh token again: refused, and the family is revoked.
+	if _, err := rp.conf.TokenSource(rp.ctx, &expired).Token(); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Fatalf("reused refresh token: %v", err)
+	}
+	if _, err := rp.provider.UserInfo(rp.ctx, oauth2.StaticTokenSource(fresh)); err == nil {
+		t.Fatal("access token of a revoked refresh family still works")
 	}
 
 	// A wrong password and an unknown user read the same.

@@ -1,33 +1,17 @@
 package e2e
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // TestThirdPartyRPAcceptsLogoutToken has an independent relying party —
 // openid-client and jose from npm, in Node.js — discover Gatehouse and
 // validate the logout token Gatehouse sends it.
 func TestThirdPartyRPAcceptsLogoutToken(t *testing.T) {
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatal("node is not installed (run .ci/run, which installs it)")
-	}
-	if _, err := os.Stat("thirdparty/node_modules/openid-client"); err != nil {
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
-		cmd.Dir = "thirdparty"
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci: %v\n%s", err, out)
-		}
-	}
 	idpPort, rpPort := freePort(t), freePort(t)
 	issuer := fmt.Sprintf("http://127.0.0.1:%d", idpPort)
 	c := startCaddy(t, fmt.Sprintf(`{
@@ -51,40 +35,8 @@ func TestThirdPartyRPAcceptsLogoutToken(t *testing.T) {
 		t.Fatalf("%v %s", err, out)
 	}
 
-	node := exec.Command("node", "rp.mjs", issuer, "rp", "rp-secret", fmt.Sprint(rpPort))
-	node.Dir = "thirdparty"
-	stdout, _ := node.StdoutPipe()
-	node.Stderr = os.Stderr
-	if err := node.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { node.Process.Signal(syscall.SIGTERM); node.Wait() })
-	lines := make(chan map[string]any, 10)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				lines <- m
-			}
-		}
-		close(lines)
-	}()
-	next := func() map[string]any {
-		select {
-		case m, ok := <-lines:
-			if !ok {
-				t.Fatal("the Node.js relying party exited")
-			}
-			return m
-		case <-time.After(20 * time.Second):
-			t.Fatal("no answer from the Node.js relying party")
-		}
-		return nil
-	}
-	if m := next(); m["ready"] != true {
-		t.Fatalf("rp: %v", m)
-	}
+	rp := startNodeRP(t, "rp.mjs", issuer, "rp", "rp-secret", fmt.Sprint(rpPort))
+	next := rp.next
 	// The RP can refuse: a forged token is rejected.
 	resp, err := http.PostForm(fmt.Sprintf("http://127.0.0.1:%d/bcl", rpPort), url.Values{"logout_token": {"eyJhbGciOiJub25lIn0.e30."}})
 	if err != nil {

@@ -22,7 +22,7 @@ func tpParams(scope string) url.Values {
 	return q
 }
 
-var consentBox = regexp.MustCompile(`<input type="checkbox" name="grant" value="([^"]+)" checked( disabled)?>`)
+var consentBox = regexp.MustCompile(`<input type="checkbox" name="grant" value="([^"]+)" checked( disabled)? id="[^"]+">`)
 
 // consentPage is what the consent page offers: item -> required.
 func consentPage(t *testing.T, page string) map[string]bool {
