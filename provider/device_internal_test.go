@@ -3,6 +3,7 @@ package provider
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzNormalizeUserCode: whatever is typed, the result is either no
@@ -66,6 +67,29 @@ func TestNewUserCodes(t *testing.T) {
 	for i := 0; i < len(userCodeAlphabet); i++ {
 		if c := counts[userCodeAlphabet[i]]; c < 600 || c > 1000 {
 			t.Errorf("letter %c drawn %d times of 16000", userCodeAlphabet[i], c)
+		}
+	}
+}
+
+func TestDeviceSettings(t *testing.T) {
+	p := testProvider(t, "https://idp.example", "")
+	if p.cfg.DeviceCodeTTL != 10*time.Minute || p.cfg.DevicePollInterval != 5*time.Second {
+		t.Fatalf("defaults %v %v", p.cfg.DeviceCodeTTL, p.cfg.DevicePollInterval)
+	}
+	for _, tc := range []struct {
+		ttl, interval, want time.Duration
+		ok                  bool
+	}{
+		{time.Minute, 1500 * time.Millisecond, 2 * time.Second, true}, // devices are told whole seconds: at least as long
+		{time.Minute, time.Millisecond, time.Second, true},
+		{time.Minute, time.Minute, 0, false}, // the device could never poll in time
+		{5 * time.Second, 0, 0, false},       // the default 5s interval against a 5s code
+	} {
+		cfg := p.cfg
+		cfg.DeviceCodeTTL, cfg.DevicePollInterval = tc.ttl, tc.interval
+		q, err := New(cfg)
+		if (err == nil) != tc.ok || err == nil && q.cfg.DevicePollInterval != tc.want {
+			t.Errorf("ttl %v interval %v: %v", tc.ttl, tc.interval, err)
 		}
 	}
 }

@@ -145,6 +145,9 @@ func New(cfg Config) (*Provider, error) {
 		cfg.DevicePollInterval = 5 * time.Second
 	}
 	cfg.DevicePollInterval = (cfg.DevicePollInterval + time.Second - 1).Truncate(time.Second)
+	if cfg.DevicePollInterval >= cfg.DeviceCodeTTL {
+		return nil, fmt.Errorf("provider: the device poll interval (%v) must be shorter than the device code lifetime (%v)", cfg.DevicePollInterval, cfg.DeviceCodeTTL)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
