@@ -6,7 +6,9 @@ import (
 )
 
 func TestCaddyfileDeviceErrors(t *testing.T) {
-	wrap := func(body string) string { return "{\n\tgatehouse {\n\t\tissuer https://a.example\n" + body + "\n\t}\n}\n" }
+	wrap := func(body string) string {
+		return "{\n\tgatehouse {\n\t\tissuer https://a.example\n" + body + "\n\t}\n}\n"
+	}
 	for _, tc := range []struct{ name, input, want string }{
 		{"ttl not a duration", wrap("device_code_ttl soon"), "not a positive duration"},
 		{"ttl zero", wrap("device_code_ttl 0s"), "not a positive duration"},
