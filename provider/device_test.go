@@ -376,3 +376,45 @@ func TestUserCodeSpellings(t *testing.T) {
 		}
 	}
 }
+
+// Polls racing for one allowed device code: at most one gets tokens, and
+// when another poll found the code used, those tokens are revoked (no
+// two working grants from one code).
+func TestDeviceCodeRace(t *testing.T) {
+	e, _ := newDeviceEnv(t)
+	for round := range 3 {
+		_, da := e.postForm("/device_authorization", url.Values{"scope": {"openid email"}}, "cli", cliSecret)
+		b := e.browser()
+		resp, page := e.enterCode(b, e.issuer+"/device", str(da, "user_code"))
+		e.decide(b, resp, page, "allow")
+		form := url.Values{"grant_type": {provider.GrantDeviceCode}, "device_code": {str(da, "device_code")}}
+		results := make([]tokenResult, 8)
+		var wg sync.WaitGroup
+		for i := range results {
+			wg.Go(func() { results[i] = e.postToken(form, "cli", cliSecret) })
+		}
+		wg.Wait()
+		var won []string
+		refused := 0
+		for _, r := range results {
+			switch {
+			case r.err != nil:
+				t.Fatal(r.err)
+			case r.status == 200:
+				won = append(won, str(r.body, "access_token"))
+			case r.status == 400 && str(r.body, "error") == "invalid_grant":
+				refused++
+			default:
+				t.Fatalf("round %d: %d %v", round, r.status, r.body)
+			}
+		}
+		if len(won) > 1 || len(won)+refused != len(results) {
+			t.Fatalf("round %d: %d polls got tokens", round, len(won))
+		}
+		if len(won) == 1 && refused > 0 {
+			if resp, _ := e.userinfo(won[0]); resp.StatusCode != 401 {
+				t.Fatalf("round %d: the winner's token survives a concurrent replay: %d", round, resp.StatusCode)
+			}
+		}
+	}
+}
