@@ -44,6 +44,8 @@ const (
 	ConsentGiven     = "consent_given"
 	ConsentRevoked   = "consent_revoked"
 	ClientRegistered = "client_registered" // dynamic registration, update or deletion (reason says which)
+	UserCodeFailed   = "user_code_failed"  // a device user code typed at the verification page was wrong or expired
+	DeviceAuthorized = "device_authorized" // a person allowed a device (reason "allowed") or refused it ("denied")
 )
 
 // Event is one line of the trail; empty fields are left out.
@@ -111,7 +113,7 @@ func (a *Log) Record(ctx context.Context, e Event) {
 	level := slog.LevelInfo
 	switch e.Event {
 	case LoginFailed, RateLimited, Banned, UnknownClient, BadRedirectURI, BadClientSecret, CodeReplayed, Busy, LogoutGivenUp,
-		RefreshReused, TokenMisuse:
+		RefreshReused, TokenMisuse, UserCodeFailed:
 		level = slog.LevelWarn
 	}
 	a.l.LogAttrs(ctx, level, "gatehouse security event", attrs...)

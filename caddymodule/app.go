@@ -65,6 +65,11 @@ type App struct {
 	// second.
 	RefreshTokenIdle     caddy.Duration `json:"refresh_token_idle,omitempty"`
 	RefreshTokenLifetime caddy.Duration `json:"refresh_token_lifetime,omitempty"`
+	// DeviceCodeTTL is how long a device code (RFC 8628) waits for the
+	// person (10m); DevicePollInterval the least time a device waits
+	// between polls, in whole seconds (5s).
+	DeviceCodeTTL      caddy.Duration `json:"device_code_ttl,omitempty"`
+	DevicePollInterval caddy.Duration `json:"device_poll_interval,omitempty"`
 	// Scopes are admin-defined scopes and the claims they release.
 	Scopes []provider.Scope `json:"scopes,omitempty"`
 	// KeepSessionsOnPasswordChange: by default a new password ends every
@@ -342,6 +347,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Sessions: a.sessions, Chain: a.chain, Logout: a.logout, Regulate: a.regulate, Audit: a.audit, HSTS: hstsHeader(a.HSTS),
 		AccessTokenTTL: time.Duration(a.AccessTokenTTL), IDTokenTTL: time.Duration(a.IDTokenTTL),
 		RefreshTokenIdle: time.Duration(a.RefreshTokenIdle), RefreshTokenLifetime: time.Duration(a.RefreshTokenLifetime),
+		DeviceCodeTTL: time.Duration(a.DeviceCodeTTL), DevicePollInterval: time.Duration(a.DevicePollInterval),
 		Scopes: a.Scopes, Logger: a.logger,
 	})
 	if err != nil {

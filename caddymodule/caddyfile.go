@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -33,6 +34,8 @@ func init() {
 //		id_token_ttl <duration>
 //		refresh_token_idle <duration>      # unused refresh tokens end (30d)
 //		refresh_token_lifetime <duration>  # every refresh token ends (90d)
+//		device_code_ttl <duration>         # a device code waits for the person (10m)
+//		device_poll_interval <duration>    # least time between a device's polls (5s)
 //		demo_user <username> <password>
 //		regulation {                     # guessing: slowed, then banned
 //			user|ip|client {
@@ -165,7 +168,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			a.KeepSessionsOnPasswordChange = true
-		case "session_idle", "session_lifetime", "access_token_ttl", "id_token_ttl", "refresh_token_idle", "refresh_token_lifetime":
+		case "session_idle", "session_lifetime", "access_token_ttl", "id_token_ttl", "refresh_token_idle", "refresh_token_lifetime",
+			"device_code_ttl", "device_poll_interval":
 			var s string
 			if err := oneArg(d, &s); err != nil {
 				return err
@@ -174,9 +178,13 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil || dur <= 0 {
 				return d.Errf("%s: %q is not a positive duration", opt, s)
 			}
+			if opt == "device_poll_interval" && dur%time.Second != 0 {
+				return d.Errf("device_poll_interval: %q is not a whole number of seconds (devices are told seconds)", s)
+			}
 			ptr := map[string]*caddy.Duration{"session_idle": &a.SessionIdle, "session_lifetime": &a.SessionLifetime,
 				"access_token_ttl": &a.AccessTokenTTL, "id_token_ttl": &a.IDTokenTTL,
-				"refresh_token_idle": &a.RefreshTokenIdle, "refresh_token_lifetime": &a.RefreshTokenLifetime}[opt]
+				"refresh_token_idle": &a.RefreshTokenIdle, "refresh_token_lifetime": &a.RefreshTokenLifetime,
+				"device_code_ttl": &a.DeviceCodeTTL, "device_poll_interval": &a.DevicePollInterval}[opt]
 			*ptr = caddy.Duration(dur)
 		case "regulation":
 			r, err := parseRegulation(d)

@@ -121,9 +121,7 @@ func (p *Provider) codeGrant(w http.ResponseWriter, r *http.Request, client *Cli
 		return
 	}
 
-	// Indexed by session before the session is checked: a logout that
-	// removes the session after the check finds the tokens in the index.
-	is, oerr := p.issueTokens(ctx, client, rec.grant, rec.Offline)
+	is, oerr := p.issueInSession(ctx, client, rec.grant, rec.Offline, "the sign-in session of this code has ended")
 	if oerr != nil {
 		writeJSONError(w, oerr)
 		return
@@ -134,13 +132,6 @@ func (p *Provider) codeGrant(w http.ResponseWriter, r *http.Request, client *Cli
 			p.revokeIssued(ctx, is)
 		}
 	}()
-	if _, err := p.cfg.Sessions.Get(ctx, rec.SID); errors.Is(err, session.ErrNoSession) {
-		writeJSONError(w, errInvalidGrant("the sign-in session of this code has ended"))
-		return
-	} else if err != nil {
-		writeJSONError(w, errServer("could not check the session"))
-		return
-	}
 
 	var replay bool
 	var reject *oauthError
@@ -180,17 +171,47 @@ func (p *Provider) codeGrant(w http.ResponseWriter, r *http.Request, client *Cli
 		writeJSONError(w, oerr)
 		return
 	}
-	idToken, err := p.idToken(ctx, client, &rec.grant, user, idTokenExtras{Nonce: rec.Nonce, AccessToken: is.access})
-	if err != nil {
-		p.cfg.Logger.Error("gatehouse provider: signing ID token", "error", err)
-		writeJSONError(w, errServer("could not sign the ID token"))
-		return
+	done = p.writeUserTokens(ctx, w, client, &rec.grant, user, is, rec.Nonce)
+}
+
+// issueInSession writes the tokens for g, a grant made in an SSO
+// session, and then checks that the session is still live: written
+// first, they are in the session's index, so a logout that removes the
+// session after the check finds them. When the session has ended,
+// nothing stays issued and the answer is invalid_grant with ended.
+func (p *Provider) issueInSession(ctx context.Context, client *Client, g grant, offline bool, ended string) (*issued, *oauthError) {
+	is, oerr := p.issueTokens(ctx, client, g, offline)
+	if oerr != nil {
+		return nil, oerr
 	}
-	done = true
+	if _, err := p.cfg.Sessions.Get(ctx, g.SID); err != nil {
+		p.revokeIssued(ctx, is)
+		if errors.Is(err, session.ErrNoSession) {
+			return nil, errInvalidGrant(ended)
+		}
+		return nil, errServer("could not check the session")
+	}
+	return is, nil
+}
+
+// writeUserTokens answers a token request for a person's grant g: the
+// tokens in is, and an ID token when openid was granted. It reports
+// whether the answer was the tokens (false: an error was written).
+func (p *Provider) writeUserTokens(ctx context.Context, w http.ResponseWriter, client *Client, g *grant, user users.User, is *issued, nonce string) bool {
+	var idToken string
+	if hasScope(g.Scopes, "openid") {
+		var err error
+		if idToken, err = p.idToken(ctx, client, g, user, idTokenExtras{Nonce: nonce, AccessToken: is.access}); err != nil {
+			p.cfg.Logger.Error("gatehouse provider: signing ID token", "error", err)
+			writeJSONError(w, errServer("could not sign the ID token"))
+			return false
+		}
+	}
 	writeJSON(w, http.StatusOK, tokenResponse{
 		AccessToken: is.access, TokenType: "Bearer", ExpiresIn: expiresIn(p.cfg.AccessTokenTTL),
-		RefreshToken: is.refresh, IDToken: idToken, Scope: scopesString(rec.Scopes),
+		RefreshToken: is.refresh, IDToken: idToken, Scope: scopesString(g.Scopes),
 	})
+	return true
 }
 
 // issueTokens writes an access token for g and, when the client may

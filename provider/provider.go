@@ -58,6 +58,13 @@ type Config struct {
 	// RefreshTokenLifetime is how long a refresh family lives however
 	// often it is used; then the person signs in again. Default 90 days.
 	RefreshTokenLifetime time.Duration
+	// DeviceCodeTTL is how long a device code and its user code wait
+	// for the person (RFC 8628 expires_in). Default 10m.
+	DeviceCodeTTL time.Duration
+	// DevicePollInterval is the least time a device waits between two
+	// polls of the token endpoint (RFC 8628 interval), in whole seconds.
+	// Default 5s.
+	DevicePollInterval time.Duration
 	// Scopes are admin-defined scopes besides the built-in ones.
 	Scopes []Scope
 	Logger *slog.Logger
@@ -131,6 +138,16 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.RefreshTokenLifetime <= 0 {
 		cfg.RefreshTokenLifetime = 90 * 24 * time.Hour
 	}
+	if cfg.DeviceCodeTTL <= 0 {
+		cfg.DeviceCodeTTL = 10 * time.Minute
+	}
+	if cfg.DevicePollInterval <= 0 {
+		cfg.DevicePollInterval = 5 * time.Second
+	}
+	cfg.DevicePollInterval = (cfg.DevicePollInterval + time.Second - 1).Truncate(time.Second)
+	if cfg.DevicePollInterval >= cfg.DeviceCodeTTL {
+		return nil, fmt.Errorf("provider: the device poll interval (%v) must be shorter than the device code lifetime (%v)", cfg.DevicePollInterval, cfg.DeviceCodeTTL)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -159,6 +176,8 @@ func New(cfg Config) (*Provider, error) {
 	p.mux.HandleFunc(prefix+PathUserinfo, p.userinfo)
 	p.mux.HandleFunc(prefix+PathIntrospect, p.introspect)
 	p.mux.HandleFunc(prefix+PathRevoke, p.revoke)
+	p.mux.HandleFunc(prefix+PathDeviceAuthorization, p.deviceAuthorization)
+	p.mux.HandleFunc(prefix+PathDevice, p.devicePage)
 	p.mux.Handle(prefix+PathLogin, cfg.Chain)
 	p.mux.HandleFunc(prefix+PathEndSession, p.endSession)
 	p.mux.HandleFunc(prefix+PathAccount, p.account)

@@ -551,7 +551,7 @@ func TestDiscoveryAndRotation(t *testing.T) {
 	for k, want := range map[string][]string{
 		"response_types_supported": {"code", "code id_token", "code id_token token", "code token", "id_token", "id_token token", "none"},
 		"response_modes_supported": {"query", "fragment", "form_post"},
-		"grant_types_supported":    {"authorization_code", "implicit", "refresh_token", "client_credentials"}, "code_challenge_methods_supported": {"S256"},
+		"grant_types_supported":    {"authorization_code", "implicit", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"}, "code_challenge_methods_supported": {"S256"},
 		"id_token_signing_alg_values_supported": {"RS256"}, "acr_values_supported": {"1"},
 		"token_endpoint_auth_methods_supported": {"client_secret_basic", "client_secret_post", "none"},
 	} {

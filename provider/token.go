@@ -45,6 +45,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		GrantAuthorizationCode: p.codeGrant,
 		GrantRefreshToken:      p.refreshGrant,
 		GrantClientCredentials: p.clientCredentialsGrant,
+		GrantDeviceCode:        p.deviceGrant,
 	}[gt]
 	if !known {
 		writeJSONError(w, &oauthError{Code: "unsupported_grant_type", Description: "grant_type " + gt + " is not supported", status: http.StatusBadRequest})
