@@ -87,6 +87,8 @@ type App struct {
 	// MaxSessionsPerUser caps a user's SSO sessions (default 50); a new
 	// one ends the oldest.
 	MaxSessionsPerUser int `json:"max_sessions_per_user,omitempty"`
+	// Registration is dynamic client registration; default off.
+	Registration RegistrationConfig `json:"registration,omitzero"`
 
 	state    *sharedState
 	poolKey  string
@@ -343,6 +345,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		AccessTokenTTL: time.Duration(a.AccessTokenTTL), IDTokenTTL: time.Duration(a.IDTokenTTL),
 		RefreshTokenIdle: time.Duration(a.RefreshTokenIdle), RefreshTokenLifetime: time.Duration(a.RefreshTokenLifetime),
 		Scopes: a.Scopes, Logger: a.logger,
+		Registration: a.Registration.Policy, RegistrationsPerIP: a.Registration.PerIP, MaxRegisteredClients: a.Registration.MaxClients,
 	})
 	if err != nil {
 		return fmt.Errorf("gatehouse: %w", err)
