@@ -46,6 +46,12 @@ func TestDynamicRegistrationEndToEnd(t *testing.T) {
 		t.Fatalf("client token create: %v\n%s", err, out)
 	}
 	iat := m[1]
+	for _, bad := range [][]string{{"--uses", "-3"}, {"--uses", "20000"}, {"--ttl", "-1h"}, {"--ttl", "9000h"}} {
+		out, err := c.cli("", append([]string{"client", "token", "create"}, bad...)...)
+		if err == nil || strings.Contains(out, "initial_access_token:") || !strings.Contains(out, "initial access token") {
+			t.Fatalf("client token create %v: %v\n%s", bad, err, out)
+		}
+	}
 
 	send := func(method, url, bearer string, body any) (int, map[string]any) {
 		t.Helper()

@@ -370,7 +370,10 @@ func (c *Clients) Get(ctx context.Context, id string) (*Client, error) {
 
 // Add registers a client at run time. secret is hashed before it is
 // stored. A client id used by the configuration or the store is refused.
+// The client cannot be managed with a registration access token (only
+// the registration endpoint makes such clients).
 func (c *Clients) Add(ctx context.Context, cl Client, secret string) error {
+	cl.RegisteredAt, cl.RegistrationTokenHash = time.Time{}, ""
 	return c.add(ctx, cl, secret)
 }
 

@@ -2,10 +2,13 @@ package provider_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/provider"
@@ -18,7 +21,10 @@ func TestRegistrationAccessTokenMisuse(t *testing.T) {
 	e, ab := regEnv(t, provider.RegistrationOpen)
 	a := e.register(webClient(), "")
 	b := e.register(webClient(), "")
-	if err := e.clients.Add(context.Background(), provider.Client{ID: "cli-added", RedirectURIs: []string{redirectURI}}, "cli-secret"); err != nil {
+	// An admin's client, even one claiming a registration token, is not
+	// managed by the configuration endpoint.
+	if err := e.clients.Add(context.Background(), provider.Client{ID: "cli-added", RedirectURIs: []string{redirectURI},
+		RegisteredAt: time.Now(), RegistrationTokenHash: hashOf(a.RAT)}, "cli-secret"); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct{ name, path, token string }{
@@ -58,6 +64,12 @@ func TestRegistrationAccessTokenMisuse(t *testing.T) {
 	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, PUT, DELETE" {
 		t.Errorf("POST to the configuration endpoint: %d %v", resp.StatusCode, m)
 	}
+}
+
+// hashOf is the provider's hash of a bearer secret (SHA-256, base64url).
+func hashOf(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return base64.RawURLEncoding.EncodeToString(h[:])
 }
 
 func TestRegisteredClientReadUpdateDelete(t *testing.T) {
