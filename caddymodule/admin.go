@@ -82,6 +82,7 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 	handle("POST /gatehouse/sessions/revoke", revokeSessions)
 	handle("GET /gatehouse/clients", listClients)
 	handle("POST /gatehouse/clients", addClient)
+	handle("POST /gatehouse/registration-tokens", createRegistrationToken)
 	handle("POST /gatehouse/keys/rotate", rotateKeys)
 	handle("GET /gatehouse/bans", listBans)
 	handle("POST /gatehouse/bans", addBan)

@@ -92,6 +92,8 @@ type App struct {
 	// MaxSessionsPerUser caps a user's SSO sessions (default 50); a new
 	// one ends the oldest.
 	MaxSessionsPerUser int `json:"max_sessions_per_user,omitempty"`
+	// Registration is dynamic client registration; default off.
+	Registration RegistrationConfig `json:"registration,omitzero"`
 
 	state    *sharedState
 	poolKey  string
@@ -349,6 +351,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		RefreshTokenIdle: time.Duration(a.RefreshTokenIdle), RefreshTokenLifetime: time.Duration(a.RefreshTokenLifetime),
 		DeviceCodeTTL: time.Duration(a.DeviceCodeTTL), DevicePollInterval: time.Duration(a.DevicePollInterval),
 		Scopes: a.Scopes, Logger: a.logger,
+		Registration: a.Registration.Policy, RegistrationsPerIP: a.Registration.PerIP, MaxRegisteredClients: a.Registration.MaxClients,
 	})
 	if err != nil {
 		return fmt.Errorf("gatehouse: %w", err)

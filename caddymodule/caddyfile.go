@@ -47,6 +47,10 @@ func init() {
 //		password_hashing { memory <size>  time <n>  threads <n>  concurrency <n>  wait <d> }
 //		hsts <value>|off
 //		max_sessions_per_user <n>
+//		registration off|open|initial_access_token {   # dynamic client registration (off)
+//			per_ip <n>                     # registrations per address and hour (20)
+//			max_clients <n>                # registered clients in all (10000)
+//		}
 //		client <id> {
 //			name <display name>
 //			secret <secret> | public
@@ -226,6 +230,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Err("demo_user takes a username and a password")
 			}
 			a.DemoUser = &DemoUser{Username: args[0], Password: args[1]}
+		case "registration":
+			rc, err := parseRegistration(d)
+			if err != nil {
+				return err
+			}
+			a.Registration = rc
 		case "client":
 			c, err := parseClient(d)
 			if err != nil {

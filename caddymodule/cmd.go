@@ -38,6 +38,7 @@ a file that the running Caddy holds open, so changes go through it).
   caddy gatehouse user list
   caddy gatehouse client add <id> --redirect-uri URI... [--public] [--name N]
   caddy gatehouse client list
+  caddy gatehouse client token create [--ttl 24h] [--uses N]
   caddy gatehouse session list --user <username>
   caddy gatehouse session revoke --user <username> | --sid <sid>
   caddy gatehouse keys rotate
@@ -222,11 +223,12 @@ func buildCommand(cmd *cobra.Command) {
 		Use: "list", Short: "List clients", Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			var list []struct {
-				ClientID     string   `json:"client_id"`
-				Name         string   `json:"name"`
-				Public       bool     `json:"public"`
-				RedirectURIs []string `json:"redirect_uris"`
-				Static       bool     `json:"static"`
+				ClientID     string    `json:"client_id"`
+				Name         string    `json:"name"`
+				Public       bool      `json:"public"`
+				RedirectURIs []string  `json:"redirect_uris"`
+				Static       bool      `json:"static"`
+				RegisteredAt time.Time `json:"registered_at"`
 			}
 			if err := adminCall(c, http.MethodGet, "/gatehouse/clients", nil, &list); err != nil {
 				return err
@@ -238,15 +240,18 @@ func buildCommand(cmd *cobra.Command) {
 				if cl.Public {
 					typ = "public"
 				}
-				if cl.Static {
+				switch {
+				case cl.Static:
 					src = "config"
+				case !cl.RegisteredAt.IsZero():
+					src = "registered " + cl.RegisteredAt.Format(time.DateOnly)
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", cl.ClientID, cl.Name, typ, src, strings.Join(cl.RedirectURIs, " "))
 			}
 			return tw.Flush()
 		},
 	}
-	client.AddCommand(clientAdd, clientList)
+	client.AddCommand(clientAdd, clientList, clientTokenCommand())
 
 	sessions := &cobra.Command{Use: "session", Short: "List and end SSO sessions"}
 	sessionList := &cobra.Command{

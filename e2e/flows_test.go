@@ -27,16 +27,7 @@ type nodeRP struct {
 // to say it is ready.
 func startNodeRP(t *testing.T, script string, args ...string) *nodeRP {
 	t.Helper()
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatal("node is not installed (run .ci/run, which installs it)")
-	}
-	if _, err := os.Stat("thirdparty/node_modules/openid-client"); err != nil {
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
-		cmd.Dir = "thirdparty"
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci: %v\n%s", err, out)
-		}
-	}
+	needNode(t)
 	node := exec.Command("node", append([]string{script}, args...)...)
 	node.Dir = "thirdparty"
 	stdout, _ := node.StdoutPipe()

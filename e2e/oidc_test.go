@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -95,8 +97,12 @@ func (s *idpSetup) client(t *testing.T) *oidcClient {
 	}}
 }
 
-// login runs the authorization request in b; when the login page shows,
-// it signs in with username/password. It returns the callback's query.
+// consentItem is a checkbox of the consent page.
+var consentItem = regexp.MustCompile(`<input type="checkbox" name="grant" value="([^"]+)"`)
+
+// authorize runs the authorization request in b; when the login page
+// shows, it signs in with username/password, and when the consent page
+// shows, it allows everything. It returns the callback's query.
 func (s *idpSetup) authorize(t *testing.T, b *browser, authURL, username, password string) url.Values {
 	t.Helper()
 	resp, page := b.get(authURL)
@@ -105,6 +111,14 @@ func (s *idpSetup) authorize(t *testing.T, b *browser, authURL, username, passwo
 			t.Fatalf("login page shown but no credentials given")
 		}
 		resp, page = b.submitLogin(resp.Request.URL.String(), page, username, password)
+	}
+	if resp.StatusCode == http.StatusOK && strings.Contains(page, `id="consent-allow"`) {
+		// A third-party client: the person allows all it asks for.
+		grant := url.Values{"action": {"allow"}}
+		for _, m := range consentItem.FindAllStringSubmatch(page, -1) {
+			grant.Add("grant", html.UnescapeString(m[1]))
+		}
+		resp, page = b.submitForm(resp.Request.URL.String(), page, grant)
 	}
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("expected a redirect to the client, got %d at %s:\n%s", resp.StatusCode, resp.Request.URL, page)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -62,5 +64,20 @@ func TestThirdPartyRPAcceptsLogoutToken(t *testing.T) {
 	m := next()
 	if m["accepted"] != true || m["aud"] != "rp" || m["sid"] == nil {
 		t.Fatalf("the Node.js RP did not accept the logout token: %v", m)
+	}
+}
+
+// needNode makes sure node and the npm packages of thirdparty/ are there.
+func needNode(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatal("node is not installed (run .ci/run, which installs it)")
+	}
+	if _, err := os.Stat("thirdparty/node_modules/openid-client"); err != nil {
+		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+		cmd.Dir = "thirdparty"
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci: %v\n%s", err, out)
+		}
 	}
 }

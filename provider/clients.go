@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gatehouse-idp/gatehouse/store"
 )
@@ -44,6 +45,11 @@ type Client struct {
 	// Static clients come from the configuration and cannot be changed
 	// at run time.
 	Static bool `json:"static,omitempty"`
+	// RegisteredAt is set for clients that registered themselves (OIDC
+	// Dynamic Client Registration); only they can be read, updated and
+	// deleted with their RegistrationTokenHash (RFC 7592).
+	RegisteredAt          time.Time `json:"registered_at,omitzero"`
+	RegistrationTokenHash string    `json:"registration_token_hash,omitempty"`
 }
 
 // ClientSettings are a client's further registration metadata (OIDC
@@ -73,6 +79,27 @@ type ClientSettings struct {
 	// FrontchannelLogoutSessionRequired: the front-channel logout URI
 	// gets iss and sid (OIDC Front-Channel Logout §2).
 	FrontchannelLogoutSessionRequired bool `json:"frontchannel_logout_session_required,omitempty"`
+
+	// What a client tells about itself at registration, kept and shown
+	// back as registered (OIDC Dynamic Client Registration §2, RFC 7591
+	// §2). ApplicationType is web (default) or native.
+	ApplicationType  string   `json:"application_type,omitempty"`
+	LogoURI          string   `json:"logo_uri,omitempty"`
+	ClientURI        string   `json:"client_uri,omitempty"`
+	PolicyURI        string   `json:"policy_uri,omitempty"`
+	TOSURI           string   `json:"tos_uri,omitempty"`
+	InitiateLoginURI string   `json:"initiate_login_uri,omitempty"`
+	Contacts         []string `json:"contacts,omitempty"`
+	SoftwareID       string   `json:"software_id,omitempty"`
+	SoftwareVersion  string   `json:"software_version,omitempty"`
+	// DefaultMaxAge (seconds), RequireAuthTime and DefaultACRValues are
+	// the client's defaults for its authentication requests.
+	DefaultMaxAge    int      `json:"default_max_age,omitempty"`
+	RequireAuthTime  bool     `json:"require_auth_time,omitempty"`
+	DefaultACRValues []string `json:"default_acr_values,omitempty"`
+	// IDTokenSignedResponseAlg is the algorithm the client expects its
+	// ID tokens signed with: the provider's own.
+	IDTokenSignedResponseAlg string `json:"id_token_signed_response_alg,omitempty"`
 }
 
 // AllowedGrantTypes returns the grant types the client may use.
@@ -128,8 +155,9 @@ func (c *Client) validateGrants() error {
 	case "", SubjectPublic:
 	case SubjectPairwise:
 		if c.SectorIdentifierURI != "" {
-			if u, err := url.Parse(c.SectorIdentifierURI); err != nil || u.Scheme != "https" || u.Host == "" {
-				return fmt.Errorf("client %s: sector_identifier_uri must be an https URL", c.ID)
+			if u, err := url.Parse(c.SectorIdentifierURI); err != nil || u.Host == "" ||
+				u.Scheme != "https" && (u.Scheme != "http" || !isLoopbackHost(u.Hostname())) {
+				return fmt.Errorf("client %s: sector_identifier_uri must be an https URL (http only on loopback)", c.ID)
 			}
 			break
 		}
@@ -342,7 +370,15 @@ func (c *Clients) Get(ctx context.Context, id string) (*Client, error) {
 
 // Add registers a client at run time. secret is hashed before it is
 // stored. A client id used by the configuration or the store is refused.
+// The client cannot be managed with a registration access token (only
+// the registration endpoint makes such clients).
 func (c *Clients) Add(ctx context.Context, cl Client, secret string) error {
+	cl.RegisteredAt, cl.RegistrationTokenHash = time.Time{}, ""
+	return c.add(ctx, cl, secret)
+}
+
+// add is Add with further store operations made in the same batch.
+func (c *Clients) add(ctx context.Context, cl Client, secret string, extra ...store.Op) error {
 	if secret != "" {
 		h := sha256.Sum256([]byte(secret))
 		cl.SecretHash = h[:]
@@ -361,13 +397,14 @@ func (c *Clients) Add(ctx context.Context, cl Client, secret string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.st.Create(ctx, keyClient+cl.ID, b, 0); err != nil {
+	ops := append([]store.Op{store.Create(keyClient+cl.ID, b, 0), store.SetAdd(setClients, cl.ID)}, extra...)
+	if err := c.st.Apply(ctx, ops...); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			return fmt.Errorf("client %s already exists", cl.ID)
 		}
 		return fmt.Errorf("saving client: %w", err)
 	}
-	return c.st.SetAdd(ctx, setClients, cl.ID)
+	return nil
 }
 
 // Put registers or replaces a client at run time without going through the

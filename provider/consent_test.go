@@ -286,3 +286,17 @@ func TestClaimsParameterIsConsentedAndReleased(t *testing.T) {
 		t.Errorf("bad claims: %v", cb)
 	}
 }
+
+// loginAllowing signs alice in for q in a fresh browser and allows
+// everything the consent page asks for; it returns the callback query.
+func (e *env) loginAllowing(q url.Values) url.Values {
+	e.t.Helper()
+	b := e.browser()
+	resp, page := e.toConsent(b, q)
+	var all []string
+	for it := range consentPage(e.t, page) {
+		all = append(all, it)
+	}
+	resp, page = e.answer(b, page, "allow", all...)
+	return callbackQuery(e.t, resp, page)
+}

@@ -24,7 +24,7 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 	authMethods := []string{AuthSecretBasic, AuthSecretPost, AuthNone}
 	claims := append([]string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "acr_levels", "amr", "sid", "at_hash", "c_hash", "azp"},
 		p.scopes.claims()...)
-	writeJSON(w, http.StatusOK, map[string]any{
+	meta := map[string]any{
 		"issuer":                                         p.cfg.Issuer,
 		"authorization_endpoint":                         p.Endpoint(PathAuthorize),
 		"token_endpoint":                                 p.Endpoint(PathToken),
@@ -58,7 +58,11 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 		"request_parameter_supported":                    false,
 		"request_uri_parameter_supported":                false,
 		"authorization_response_iss_parameter_supported": true,
-	})
+	}
+	if p.cfg.Registration != RegistrationOff {
+		meta["registration_endpoint"] = p.Endpoint(PathRegister)
+	}
+	writeJSON(w, http.StatusOK, meta)
 }
 
 // jwks publishes the public signing keys (RFC 7517).

@@ -67,6 +67,21 @@ type Config struct {
 	DevicePollInterval time.Duration
 	// Scopes are admin-defined scopes besides the built-in ones.
 	Scopes []Scope
+	// Registration is the dynamic client registration policy (OIDC
+	// Dynamic Client Registration, RFC 7591 and RFC 7592):
+	// RegistrationOff (default), RegistrationOpen or
+	// RegistrationInitialAccessToken.
+	Registration string
+	// RegistrationsPerIP bounds the registration requests of one client
+	// address (an IPv6 /64) per hour (default 20); MaxRegisteredClients
+	// the clients registered in all (default 10000).
+	RegistrationsPerIP   int
+	MaxRegisteredClients int
+	// HTTPClient makes the provider's own requests (a registering
+	// client's sector_identifier_uri). Default: a 5s timeout, no
+	// redirects followed.
+	HTTPClient *http.Client
+
 	Logger *slog.Logger
 }
 
@@ -182,6 +197,9 @@ func New(cfg Config) (*Provider, error) {
 	p.mux.HandleFunc(prefix+PathEndSession, p.endSession)
 	p.mux.HandleFunc(prefix+PathAccount, p.account)
 	p.mux.HandleFunc(prefix+PathCheckSession, p.checkSession)
+	if err := p.setupRegistration(); err != nil {
+		return nil, err
+	}
 	p.mux.Handle(prefix+PathStatic, p.static)
 	p.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, p.staticPath(), http.StatusNotFound, "Page not found", "There is nothing at this address.")

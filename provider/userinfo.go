@@ -97,6 +97,12 @@ func (p *Provider) liveAccess(ctx context.Context, token string) (*accessToken, 
 		p.cfg.Logger.Error("gatehouse provider: loading access token", "error", err)
 		return nil, users.User{}, errServer("could not check the access token")
 	}
+	// A token dies with its client (a registration deleted).
+	if _, err := p.cfg.Clients.Get(ctx, at.ClientID); errors.Is(err, ErrUnknownClient) {
+		return nil, users.User{}, errInvalidToken("the client of this token is no longer registered")
+	} else if err != nil {
+		return nil, users.User{}, errServer("could not check the access token")
+	}
 	if at.Family != "" {
 		if _, _, err := p.tokens.familyByID(ctx, at.Family); errors.Is(err, errRefreshExpired) {
 			return nil, users.User{}, errInvalidToken("the grant of this token was revoked")
