@@ -116,6 +116,11 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	} else {
 		params = r.URL.Query()
 	}
+	params, reqErr, redirectable := p.resolveRequestObject(r.Context(), r, params)
+	if reqErr != nil && !redirectable {
+		p.errorPage(w, reqErr.status, "Bad sign-in request", "The application sent a sign-in request that cannot be used: "+reqErr.Description+".")
+		return
+	}
 
 	// Until client and redirect URI check out, errors go to the person,
 	// never to the URI (OIDC Core §3.1.2.6, RFC 6749 §4.1.2.1).
@@ -147,6 +152,10 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 			st = ""
 		}
 		p.redirectError(w, r, redirectURI, st, e)
+	}
+	if reqErr != nil {
+		fail(reqErr)
+		return
 	}
 
 	req, oerr := p.parseAuthRequest(params, client)
@@ -258,12 +267,6 @@ func (p *Provider) parseAuthRequest(params url.Values, client *Client) (*authReq
 		if len(vs[0]) > limit {
 			return nil, errInvalidRequest("parameter " + k + " is too long (at most " + strconv.Itoa(limit) + " bytes)")
 		}
-	}
-	if params.Has("request") {
-		return nil, &oauthError{Code: "request_not_supported", Description: "request objects are not supported"}
-	}
-	if params.Has("request_uri") {
-		return nil, &oauthError{Code: "request_uri_not_supported", Description: "request_uri is not supported"}
 	}
 	switch rt := params.Get("response_type"); rt {
 	case "code":

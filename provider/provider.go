@@ -60,7 +60,10 @@ type Config struct {
 	RefreshTokenLifetime time.Duration
 	// Scopes are admin-defined scopes besides the built-in ones.
 	Scopes []Scope
-	Logger *slog.Logger
+	// RequirePAR: the authorization endpoint takes only requests pushed
+	// to the PAR endpoint first (RFC 9126 §5), from every client.
+	RequirePAR bool
+	Logger     *slog.Logger
 }
 
 // Paths of the provider's endpoints, below the issuer's path.
@@ -87,6 +90,9 @@ type Provider struct {
 	tokens       *tokens
 	scopes       scopeSet
 	pairwiseSalt []byte
+	// remote fetches and caches what clients publish (jwks_uri,
+	// request_uri).
+	remote *remoteFetcher
 }
 
 // PathPrefix returns the URL path of issuer ("" for a host-only issuer).
@@ -146,7 +152,7 @@ func New(cfg Config) (*Provider, error) {
 		cfg.HSTS = "" // browsers ignore it over http, and it would pin localhost
 	}
 	p := &Provider{cfg: cfg, prefix: prefix, mux: http.NewServeMux(), scopes: scopes, pairwiseSalt: salt,
-		tokens: &tokens{st: cfg.Store, now: cfg.Sessions.Now}}
+		tokens: &tokens{st: cfg.Store, now: cfg.Sessions.Now}, remote: newRemoteFetcher(cfg.Sessions.Now)}
 	cfg.Logout.Subscribe(p)
 	p.static = http.StripPrefix(prefix+"/static", web.Static())
 	p.mux.HandleFunc(prefix+PathDiscovery, p.discovery)
@@ -157,6 +163,7 @@ func New(cfg Config) (*Provider, error) {
 	p.mux.HandleFunc(prefix+PathUserinfo, p.userinfo)
 	p.mux.HandleFunc(prefix+PathIntrospect, p.introspect)
 	p.mux.HandleFunc(prefix+PathRevoke, p.revoke)
+	p.mux.HandleFunc(prefix+PathPAR, p.par)
 	p.mux.Handle(prefix+PathLogin, cfg.Chain)
 	p.mux.HandleFunc(prefix+PathEndSession, p.endSession)
 	p.mux.HandleFunc(prefix+PathAccount, p.account)
