@@ -118,7 +118,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	params, reqErr, redirectable := p.resolveRequestObject(r.Context(), r, params)
 	if reqErr != nil && !redirectable {
-		p.errorPage(w, reqErr.status, "Bad sign-in request", "The application sent a sign-in request that cannot be used: "+reqErr.Description+".")
+		p.errorPage(w, reqErr.status, "Bad sign-in request", "The application sent a sign-in request that cannot be used ("+reqErr.Error()+").")
 		return
 	}
 

@@ -117,6 +117,15 @@ func (p *Provider) authenticateAssertion(r *http.Request, form url.Values) (*Cli
 	if perr == nil && json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &unverified) != nil {
 		perr = errors.New("the claims are not a JSON object")
 	}
+	if perr != nil {
+		// Attribute the refusal (regulation, audit) to the client the
+		// JWT names, if it can be read.
+		if parts := strings.Split(raw, "."); len(parts) == 3 {
+			if b, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil {
+				_ = json.Unmarshal(b, &unverified)
+			}
+		}
+	}
 	// The client is the one client_id names, else the assertion's sub.
 	id := form.Get("client_id")
 	if id == "" {
