@@ -87,6 +87,9 @@ type App struct {
 	// MaxSessionsPerUser caps a user's SSO sessions (default 50); a new
 	// one ends the oldest.
 	MaxSessionsPerUser int `json:"max_sessions_per_user,omitempty"`
+	// RequirePAR: every client must push its authorization requests to
+	// the PAR endpoint (RFC 9126) first.
+	RequirePAR bool `json:"require_pushed_authorization_requests,omitempty"`
 
 	state    *sharedState
 	poolKey  string
@@ -342,7 +345,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Sessions: a.sessions, Chain: a.chain, Logout: a.logout, Regulate: a.regulate, Audit: a.audit, HSTS: hstsHeader(a.HSTS),
 		AccessTokenTTL: time.Duration(a.AccessTokenTTL), IDTokenTTL: time.Duration(a.IDTokenTTL),
 		RefreshTokenIdle: time.Duration(a.RefreshTokenIdle), RefreshTokenLifetime: time.Duration(a.RefreshTokenLifetime),
-		Scopes: a.Scopes, Logger: a.logger,
+		Scopes: a.Scopes, RequirePAR: a.RequirePAR, Logger: a.logger,
 	})
 	if err != nil {
 		return fmt.Errorf("gatehouse: %w", err)

@@ -127,6 +127,12 @@ func (c *Client) validateKeys() error {
 	return nil
 }
 
+// ValidateClientJWKS checks a client's JWK set as registration does.
+func ValidateClientJWKS(raw []byte) error {
+	_, err := parseClientJWKS(raw)
+	return err
+}
+
 // parseClientJWKS reads a client's JWK set: public keys only (a private
 // or symmetric key there is a leaked secret, and an HMAC key would let
 // the set's holder forge anything), each valid.
