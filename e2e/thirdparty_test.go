@@ -18,16 +18,7 @@ import (
 // openid-client and jose from npm, in Node.js — discover Gatehouse and
 // validate the logout token Gatehouse sends it.
 func TestThirdPartyRPAcceptsLogoutToken(t *testing.T) {
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatal("node is not installed (run .ci/run, which installs it)")
-	}
-	if _, err := os.Stat("thirdparty/node_modules/openid-client"); err != nil {
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
-		cmd.Dir = "thirdparty"
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci: %v\n%s", err, out)
-		}
-	}
+	needNodeRP(t)
 	idpPort, rpPort := freePort(t), freePort(t)
 	issuer := fmt.Sprintf("http://127.0.0.1:%d", idpPort)
 	c := startCaddy(t, fmt.Sprintf(`{
