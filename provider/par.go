@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/gatehouse-idp/gatehouse/audit"
@@ -23,7 +24,16 @@ const (
 	parTTL = 90 * time.Second
 	// maxPushedHandle bounds the random part of a request_uri we accept.
 	maxPushedHandle = 64
+	// maxPushedPerWindow caps the requests one client pushes per parTTL
+	// window: a public client needs no secret to push, so without a cap
+	// anyone could fill the store (at most this many × maxQueryBytes per
+	// client). A client over it gets 429 and can still send its requests
+	// to the authorization endpoint directly, unless it must push them.
+	maxPushedPerWindow = 5000
+	keyPushedCount     = "par-n:"
 )
+
+var errTooManyPushed = errors.New("too many pushed requests")
 
 // pushedRequest is a validated authorization request waiting for the
 // browser. It is kept by the hash of its request_uri.
@@ -54,7 +64,12 @@ func (p *Provider) par(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	handle, err := p.tokens.push(r.Context(), pushedRequest{ClientID: client.ID, Params: params}, parTTL)
-	if err != nil {
+	if errors.Is(err, errTooManyPushed) {
+		p.cfg.Audit.Record(r.Context(), audit.Event{Event: audit.RateLimited, Client: client.ID, IP: regulate.ClientIP(r), Reason: "pushed authorization requests"})
+		writeJSONError(w, &oauthError{Code: "invalid_request", Description: "too many pushed requests from this client; retry later",
+			status: http.StatusTooManyRequests, retryAfter: int(expiresIn(parTTL))})
+		return
+	} else if err != nil {
 		p.cfg.Logger.Error("gatehouse provider: saving pushed request", "error", err)
 		writeJSONError(w, errServer("could not save the request"))
 		return
@@ -131,10 +146,23 @@ func (p *Provider) takePushed(ctx context.Context, client *Client, handle string
 	return pr.Params, nil
 }
 
-// push keeps a pushed request for ttl under a fresh handle.
+// push keeps a pushed request for ttl under a fresh handle, at most
+// maxPushedPerWindow per client and window of ttl.
 func (t *tokens) push(ctx context.Context, pr pushedRequest, ttl time.Duration) (string, error) {
+	now := t.now()
+	window := strconv.FormatInt(now.UnixNano()/int64(ttl), 10)
+	err := t.st.Update(ctx, keyPushedCount+pr.ClientID+":"+window, 2*ttl, func(old []byte) ([]byte, error) {
+		n, _ := strconv.Atoi(string(old))
+		if n >= maxPushedPerWindow {
+			return nil, errTooManyPushed
+		}
+		return []byte(strconv.Itoa(n + 1)), nil
+	})
+	if err != nil {
+		return "", err
+	}
 	handle := randomToken()
-	pr.Expires = t.now().Add(ttl)
+	pr.Expires = now.Add(ttl)
 	b, err := json.Marshal(pr)
 	if err != nil {
 		return "", err

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -136,4 +137,29 @@ func FuzzClientJWKS(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPushedRequestsCapped: a client cannot keep more than
+// maxPushedPerWindow requests pushed per window; others are not affected,
+// and the next window starts afresh.
+func TestPushedRequestsCapped(t *testing.T) {
+	p := fuzzProvider(t)
+	ctx := context.Background()
+	now := time.Now().Truncate(parTTL)
+	p.tokens.now = func() time.Time { return now }
+	for i := range maxPushedPerWindow {
+		if _, err := p.tokens.push(ctx, pushedRequest{ClientID: "spa"}, parTTL); err != nil {
+			t.Fatalf("push %d: %v", i, err)
+		}
+	}
+	if _, err := p.tokens.push(ctx, pushedRequest{ClientID: "spa"}, parTTL); !errors.Is(err, errTooManyPushed) {
+		t.Fatalf("push over the cap: %v", err)
+	}
+	if _, err := p.tokens.push(ctx, pushedRequest{ClientID: "conf"}, parTTL); err != nil {
+		t.Fatalf("another client: %v", err)
+	}
+	now = now.Add(parTTL)
+	if _, err := p.tokens.push(ctx, pushedRequest{ClientID: "spa"}, parTTL); err != nil {
+		t.Fatalf("next window: %v", err)
+	}
 }
