@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"maps"
 	"net/http"
 	"slices"
 )
@@ -22,50 +23,42 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	authMethods := []string{AuthSecretBasic, AuthSecretPost, AuthSecretJWT, AuthPrivateKeyJWT, AuthNone}
-	clientAlgs := clientSigningAlgs()
 	claims := append([]string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "acr_levels", "amr", "sid", "at_hash", "c_hash", "azp"},
 		p.scopes.claims()...)
-	writeJSON(w, http.StatusOK, map[string]any{
-		"issuer":                                                   p.cfg.Issuer,
-		"authorization_endpoint":                                   p.Endpoint(PathAuthorize),
-		"token_endpoint":                                           p.Endpoint(PathToken),
-		"userinfo_endpoint":                                        p.Endpoint(PathUserinfo),
-		"jwks_uri":                                                 p.Endpoint(PathJWKS),
-		"introspection_endpoint":                                   p.Endpoint(PathIntrospect),
-		"revocation_endpoint":                                      p.Endpoint(PathRevoke),
-		"scopes_supported":                                         p.scopes.names(),
-		"response_types_supported":                                 []string{"code"},
-		"response_modes_supported":                                 []string{"query"},
-		"grant_types_supported":                                    []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials},
-		"subject_types_supported":                                  []string{SubjectPublic, SubjectPairwise},
-		"id_token_signing_alg_values_supported":                    algs,
-		"userinfo_signing_alg_values_supported":                    algs,
-		"token_endpoint_auth_methods_supported":                    authMethods,
-		"introspection_endpoint_auth_methods_supported":            authMethods,
-		"revocation_endpoint_auth_methods_supported":               authMethods,
-		"code_challenge_methods_supported":                         []string{"S256"},
-		"claims_supported":                                         claims,
-		"claim_types_supported":                                    []string{"normal"},
-		"acr_values_supported":                                     p.cfg.Chain.Levels(),
-		"prompt_values_supported":                                  []string{"none", "login", "consent", "select_account"},
-		"claims_parameter_supported":                               true,
-		"end_session_endpoint":                                     p.Endpoint(PathEndSession),
-		"backchannel_logout_supported":                             true,
-		"backchannel_logout_session_supported":                     true,
-		"frontchannel_logout_supported":                            true,
-		"frontchannel_logout_session_supported":                    true,
-		"check_session_iframe":                                     p.Endpoint(PathCheckSession),
-		"token_endpoint_auth_signing_alg_values_supported":         clientAlgs,
-		"introspection_endpoint_auth_signing_alg_values_supported": clientAlgs,
-		"revocation_endpoint_auth_signing_alg_values_supported":    clientAlgs,
-		"request_parameter_supported":                              true,
-		"request_uri_parameter_supported":                          true,
-		"require_request_uri_registration":                         true,
-		"request_object_signing_alg_values_supported":              clientAlgs,
-		"pushed_authorization_request_endpoint":                    p.Endpoint(PathPAR),
-		"require_pushed_authorization_requests":                    p.cfg.RequirePAR,
-		"authorization_response_iss_parameter_supported":           true,
-	})
+	meta := map[string]any{
+		"issuer":                                         p.cfg.Issuer,
+		"authorization_endpoint":                         p.Endpoint(PathAuthorize),
+		"token_endpoint":                                 p.Endpoint(PathToken),
+		"userinfo_endpoint":                              p.Endpoint(PathUserinfo),
+		"jwks_uri":                                       p.Endpoint(PathJWKS),
+		"introspection_endpoint":                         p.Endpoint(PathIntrospect),
+		"revocation_endpoint":                            p.Endpoint(PathRevoke),
+		"scopes_supported":                               p.scopes.names(),
+		"response_types_supported":                       []string{"code"},
+		"response_modes_supported":                       []string{"query"},
+		"grant_types_supported":                          []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials},
+		"subject_types_supported":                        []string{SubjectPublic, SubjectPairwise},
+		"id_token_signing_alg_values_supported":          algs,
+		"userinfo_signing_alg_values_supported":          algs,
+		"token_endpoint_auth_methods_supported":          authMethods,
+		"introspection_endpoint_auth_methods_supported":  authMethods,
+		"revocation_endpoint_auth_methods_supported":     authMethods,
+		"code_challenge_methods_supported":               []string{"S256"},
+		"claims_supported":                               claims,
+		"claim_types_supported":                          []string{"normal"},
+		"acr_values_supported":                           p.cfg.Chain.Levels(),
+		"prompt_values_supported":                        []string{"none", "login", "consent", "select_account"},
+		"claims_parameter_supported":                     true,
+		"end_session_endpoint":                           p.Endpoint(PathEndSession),
+		"backchannel_logout_supported":                   true,
+		"backchannel_logout_session_supported":           true,
+		"frontchannel_logout_supported":                  true,
+		"frontchannel_logout_session_supported":          true,
+		"check_session_iframe":                           p.Endpoint(PathCheckSession),
+		"authorization_response_iss_parameter_supported": true,
+	}
+	maps.Copy(meta, p.requestMetadata())
+	writeJSON(w, http.StatusOK, meta)
 }
 
 // jwks publishes the public signing keys (RFC 7517).

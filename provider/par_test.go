@@ -1,9 +1,16 @@
 package provider_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -343,5 +350,64 @@ func TestRequestObjects(t *testing.T) {
 	}
 	if log.Counts()[audit.TokenMisuse] < 10 {
 		t.Fatalf("refused request objects not audited: %v", log.Counts())
+	}
+}
+
+// TestDiscoveryOfClientJWTs: discovery lists the JWT client methods and
+// algorithms, PAR and request objects, and every algorithm listed works.
+func TestDiscoveryOfClientJWTs(t *testing.T) {
+	e := newEnv(t, "")
+	d := e.discovery()
+	for k, want := range map[string]any{"request_parameter_supported": true, "request_uri_parameter_supported": true,
+		"require_request_uri_registration": true, "require_pushed_authorization_requests": false,
+		"pushed_authorization_request_endpoint": e.issuer + "/par"} {
+		if d[k] != want {
+			t.Errorf("%s = %v, want %v", k, d[k], want)
+		}
+	}
+	for _, k := range []string{"token_endpoint_auth_methods_supported", "introspection_endpoint_auth_methods_supported", "revocation_endpoint_auth_methods_supported"} {
+		if m := strList(d[k]); !slices.Contains(m, "private_key_jwt") || !slices.Contains(m, "client_secret_jwt") {
+			t.Errorf("%s = %v", k, m)
+		}
+	}
+	algs := strList(d["token_endpoint_auth_signing_alg_values_supported"])
+	if !slices.Equal(algs, strList(d["request_object_signing_alg_values_supported"])) || slices.Contains(algs, "none") || len(algs) < 10 {
+		t.Fatalf("algorithms %v", algs)
+	}
+	// A key per algorithm family; each listed algorithm authenticates.
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	ec256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ec384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	ec521, _ := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	private := map[string]any{"RS": rsaKey, "PS": rsaKey, "ES256": ec256, "ES384": ec384, "ES512": ec521, "EdDSA": ed}
+	var set jose.JSONWebKeySet
+	for kid, k := range map[string]any{"rsa": rsaKey, "ec256": ec256, "ec384": ec384, "ec521": ec521, "ed": ed} {
+		set.Keys = append(set.Keys, (&jose.JSONWebKey{Key: k, KeyID: kid}).Public())
+	}
+	jwks, _ := json.Marshal(set)
+	secret := strings.Repeat(csjSecret, 2)
+	for _, c := range []provider.Client{
+		{ID: "every-key", TokenEndpointAuthMethod: provider.AuthPrivateKeyJWT, ClientSettings: provider.ClientSettings{
+			GrantTypes: []string{provider.GrantClientCredentials}, JWKS: jwks}},
+		{ID: "every-hmac", Secret: secret, TokenEndpointAuthMethod: provider.AuthSecretJWT, ClientSettings: provider.ClientSettings{
+			GrantTypes: []string{provider.GrantClientCredentials}}},
+	} {
+		if err := e.clients.SetStatic(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, alg := range algs {
+		client, key := "every-key", private[alg]
+		if key == nil {
+			key = private[alg[:2]]
+		}
+		if strings.HasPrefix(alg, "HS") {
+			client, key = "every-hmac", []byte(secret)
+		}
+		raw := signJWT(t, jose.SignatureAlgorithm(alg), key, "", e.assertion(client), nil)
+		if resp, body := e.token(assertionForm(cc(), raw), "", ""); resp.StatusCode != 200 {
+			t.Errorf("%s: %d %v", alg, resp.StatusCode, body)
+		}
 	}
 }

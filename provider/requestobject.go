@@ -122,6 +122,23 @@ func (p *Provider) resolveRequestObject(ctx context.Context, r *http.Request, pa
 	return merged, nil, false
 }
 
+// requestMetadata is the discovery metadata (OIDC Discovery §3, RFC 8414
+// §2, RFC 9126 §5) of JWT client authentication, request objects and PAR.
+func (p *Provider) requestMetadata() map[string]any {
+	algs := clientSigningAlgs()
+	return map[string]any{
+		"token_endpoint_auth_signing_alg_values_supported":         algs,
+		"introspection_endpoint_auth_signing_alg_values_supported": algs,
+		"revocation_endpoint_auth_signing_alg_values_supported":    algs,
+		"request_parameter_supported":                              true,
+		"request_uri_parameter_supported":                          true,
+		"require_request_uri_registration":                         true,
+		"request_object_signing_alg_values_supported":              algs,
+		"pushed_authorization_request_endpoint":                    p.Endpoint(PathPAR),
+		"require_pushed_authorization_requests":                    p.cfg.RequirePAR,
+	}
+}
+
 // redirectable: params name a client and one of its redirect URIs, so an
 // error can be sent there.
 func (p *Provider) redirectable(ctx context.Context, params url.Values) bool {
