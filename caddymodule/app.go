@@ -94,6 +94,9 @@ type App struct {
 	MaxSessionsPerUser int `json:"max_sessions_per_user,omitempty"`
 	// Registration is dynamic client registration; default off.
 	Registration RegistrationConfig `json:"registration,omitzero"`
+	// RequirePAR: every client must push its authorization requests to
+	// the PAR endpoint (RFC 9126) first.
+	RequirePAR bool `json:"require_pushed_authorization_requests,omitempty"`
 
 	state    *sharedState
 	poolKey  string
@@ -350,7 +353,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		AccessTokenTTL: time.Duration(a.AccessTokenTTL), IDTokenTTL: time.Duration(a.IDTokenTTL),
 		RefreshTokenIdle: time.Duration(a.RefreshTokenIdle), RefreshTokenLifetime: time.Duration(a.RefreshTokenLifetime),
 		DeviceCodeTTL: time.Duration(a.DeviceCodeTTL), DevicePollInterval: time.Duration(a.DevicePollInterval),
-		Scopes: a.Scopes, Logger: a.logger,
+		Scopes: a.Scopes, RequirePAR: a.RequirePAR, Logger: a.logger,
 		Registration: a.Registration.Policy, RegistrationsPerIP: a.Registration.PerIP, MaxRegisteredClients: a.Registration.MaxClients,
 	})
 	if err != nil {

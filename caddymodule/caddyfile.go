@@ -51,12 +51,13 @@ func init() {
 //			per_ip <n>                     # registrations per address and hour (20)
 //			max_clients <n>                # registered clients in all (10000)
 //		}
+//		require_pushed_authorization_requests  # every client must use PAR
 //		client <id> {
 //			name <display name>
 //			secret <secret> | public
 //			redirect_uri <uri>...
 //			scopes <scope>...
-//			token_endpoint_auth_method client_secret_basic|client_secret_post|none
+//			token_endpoint_auth_method client_secret_basic|client_secret_post|client_secret_jwt|private_key_jwt|none
 //			post_logout_redirect_uri <uri>...
 //			backchannel_logout_uri <uri>
 //			frontchannel_logout_uri <uri>
@@ -68,6 +69,12 @@ func init() {
 //			subject_type public|pairwise
 //			sector_identifier_uri <uri>
 //			userinfo_signed_response_alg RS256|ES256
+//			jwks <file> | `<inline JWK set>`  # public keys: private_key_jwt, signed request objects
+//			jwks_uri <url>                  # https (http only on loopback)
+//			token_endpoint_auth_signing_alg <alg>
+//			request_object_signing_alg <alg>
+//			request_uris <url>...           # where the client publishes request objects
+//			require_pushed_authorization_requests
 //		}
 //		scope <name> {                     # admin-defined scopes
 //			description <text>
@@ -172,6 +179,11 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			a.KeepSessionsOnPasswordChange = true
+		case "require_pushed_authorization_requests":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			a.RequirePAR = true
 		case "session_idle", "session_lifetime", "access_token_ttl", "id_token_ttl", "refresh_token_idle", "refresh_token_lifetime",
 			"device_code_ttl", "device_poll_interval":
 			var s string

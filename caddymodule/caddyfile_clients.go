@@ -1,7 +1,9 @@
 package caddymodule
 
 import (
+	"os"
 	"slices"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
@@ -91,6 +93,31 @@ func parseClient(d *caddyfile.Dispenser) (ClientConfig, error) {
 			if err := oneArg(d, &c.UserinfoSignedResponseAlg); err != nil {
 				return c, err
 			}
+		case "jwks":
+			if err := parseJWKS(d, &c); err != nil {
+				return c, err
+			}
+		case "jwks_uri":
+			if err := oneArg(d, &c.JWKSURI); err != nil {
+				return c, err
+			}
+		case "token_endpoint_auth_signing_alg":
+			if err := oneArg(d, &c.TokenEndpointAuthSigningAlg); err != nil {
+				return c, err
+			}
+		case "request_object_signing_alg":
+			if err := oneArg(d, &c.RequestObjectSigningAlg); err != nil {
+				return c, err
+			}
+		case "request_uris", "request_uri":
+			if err := someArgs(d, &c.RequestURIs); err != nil {
+				return c, err
+			}
+		case "require_pushed_authorization_requests":
+			if d.NextArg() {
+				return c, d.ArgErr()
+			}
+			c.RequirePushedAuthorizationRequests = true
 		default:
 			return c, d.Errf("client %s: unknown option %q", c.ID, opt)
 		}
@@ -98,12 +125,37 @@ func parseClient(d *caddyfile.Dispenser) (ClientConfig, error) {
 	switch {
 	case c.Public && c.Secret != "":
 		return c, d.Errf("client %s: a public client cannot have a secret", c.ID)
-	case !c.Public && c.Secret == "":
-		return c, d.Errf("client %s: needs a secret (or `public` for apps that cannot keep one)", c.ID)
+	case !c.Public && c.Secret == "" && c.TokenEndpointAuthMethod != provider.AuthPrivateKeyJWT:
+		return c, d.Errf("client %s: needs a secret (or `public` for apps that cannot keep one, or private_key_jwt with jwks)", c.ID)
+	case c.TokenEndpointAuthMethod == provider.AuthPrivateKeyJWT && len(c.JWKS) == 0 && c.JWKSURI == "":
+		return c, d.Errf("client %s: private_key_jwt needs jwks or jwks_uri", c.ID)
 	case len(c.RedirectURIs) == 0 && (len(c.GrantTypes) == 0 || slices.Contains(c.GrantTypes, provider.GrantAuthorizationCode) || slices.Contains(c.GrantTypes, "implicit")):
 		return c, d.Errf("client %s: needs at least one redirect_uri", c.ID)
 	}
 	return c, nil
+}
+
+// parseJWKS reads `jwks <JWK set>`: the set inline (a JSON object, in
+// backquotes) or the path of a file holding it, read when the Caddyfile
+// is adapted. Only public keys are accepted.
+func parseJWKS(d *caddyfile.Dispenser, c *ClientConfig) error {
+	var arg string
+	if err := oneArg(d, &arg); err != nil {
+		return err
+	}
+	raw := []byte(arg)
+	if !strings.HasPrefix(strings.TrimSpace(arg), "{") {
+		b, err := os.ReadFile(arg)
+		if err != nil {
+			return d.Errf("client %s: jwks: %v", c.ID, err)
+		}
+		raw = b
+	}
+	if err := provider.ValidateClientJWKS(raw); err != nil {
+		return d.Errf("client %s: jwks: %v", c.ID, err)
+	}
+	c.JWKS = raw
+	return nil
 }
 
 // parseScope reads an admin-defined scope:

@@ -75,22 +75,11 @@ func TestConsentPageInChromium(t *testing.T) {
 	rec, redirect := startCallback(t)
 	port := freePort(t)
 	issuer := fmt.Sprintf("http://auth.localhost:%d", port)
-	c := startCaddy(t, fmt.Sprintf(`{
-	admin {admin}
-	default_bind 127.0.0.1
-	gatehouse {
-		issuer %[1]s
-		dev
-		client tp {
+	c := startIDP(t, issuer, fmt.Sprintf(`		client tp {
 			name "Third Party App"
 			secret tp-secret
 			redirect_uri %[2]s
 		}
-	}
-}
-%[1]s {
-	gatehouse_idp
-}
 `, issuer, redirect))
 	if out, err := c.cli("correct horse battery\n", "user", "add", "alice", "--email", "alice@example.com", "--email-verified", "--password-stdin"); err != nil {
 		t.Fatalf("%v %s", err, out)

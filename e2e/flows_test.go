@@ -23,8 +23,7 @@ type nodeRP struct {
 	lines chan map[string]any
 }
 
-// startNodeRP runs script from e2e/thirdparty with args and waits for it
-// to say it is ready.
+// startNodeRP runs script from e2e/thirdparty with args.
 func startNodeRP(t *testing.T, script string, args ...string) *nodeRP {
 	t.Helper()
 	needNode(t)
@@ -49,9 +48,6 @@ func startNodeRP(t *testing.T, script string, args ...string) *nodeRP {
 		}
 		close(rp.lines)
 	}()
-	if m := rp.next(); m["ready"] != true {
-		t.Fatalf("%s: %v", script, m)
-	}
 	return rp
 }
 
@@ -69,14 +65,29 @@ func (rp *nodeRP) next() map[string]any {
 	return nil
 }
 
+// send writes one line to the script.
+func (rp *nodeRP) send(line string) {
+	rp.t.Helper()
+	if _, err := rp.stdin.Write([]byte(line + "\n")); err != nil {
+		rp.t.Fatal(err)
+	}
+}
+
+// ready waits for the script's {"ready": true}.
+func (rp *nodeRP) ready() *nodeRP {
+	rp.t.Helper()
+	if m := rp.next(); m["ready"] != true {
+		rp.t.Fatalf("the Node.js relying party: %v", m)
+	}
+	return rp
+}
+
 // do sends a command and returns the answer; an error answer fails the
 // test unless allowError.
 func (rp *nodeRP) do(cmd map[string]any, allowError bool) map[string]any {
 	rp.t.Helper()
 	b, _ := json.Marshal(cmd)
-	if _, err := rp.stdin.Write(append(b, '\n')); err != nil {
-		rp.t.Fatal(err)
-	}
+	rp.send(string(b))
 	m := rp.next()
 	if m["error"] != nil && !allowError {
 		rp.t.Fatalf("%v: %v", cmd, m)
@@ -101,13 +112,7 @@ func TestOpenIDClientFlows(t *testing.T) {
 	idpPort := freePort(t)
 	issuer := fmt.Sprintf("http://127.0.0.1:%d", idpPort)
 	const redirect = "http://rp.localhost/cb"
-	c := startCaddy(t, fmt.Sprintf(`{
-	admin {admin}
-	default_bind 127.0.0.1
-	gatehouse {
-		issuer %[1]s
-		dev
-		scope reports:read {
+	c := startIDP(t, issuer, fmt.Sprintf(`		scope reports:read {
 			description "Read the reports"
 			claims department
 		}
@@ -124,11 +129,6 @@ func TestOpenIDClientFlows(t *testing.T) {
 			scopes reports:read
 			resource_server
 		}
-	}
-}
-%[1]s {
-	gatehouse_idp
-}
 `, issuer, redirect))
 	if out, err := c.cli("correct horse battery\n", "user", "add", "alice", "--email", "alice@example.com", "--email-verified", "--password-stdin"); err != nil {
 		t.Fatalf("%v %s", err, out)
@@ -136,7 +136,7 @@ func TestOpenIDClientFlows(t *testing.T) {
 	if out, err := c.cli("", "user", "set", "alice", "--phone", "+1 555 0100", "--locality", "Springfield", "--attr", "department=Finance"); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
-	rp := startNodeRP(t, "flows.mjs", issuer, "rp", "rp-secret", redirect)
+	rp := startNodeRP(t, "flows.mjs", issuer, "rp", "rp-secret", redirect).ready()
 	b := newBrowser(t, "rp.localhost")
 
 	// Code flow: sign in, then the consent page, where phone is unticked.

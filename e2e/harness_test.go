@@ -328,3 +328,10 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// startIDP runs a Caddy whose only site is a development IdP at issuer;
+// settings are the rest of its gatehouse block.
+func startIDP(t testing.TB, issuer, settings string) *caddy {
+	t.Helper()
+	return startCaddy(t, fmt.Sprintf("{\n\tadmin {admin}\n\tdefault_bind 127.0.0.1\n\tgatehouse {\n\t\tissuer %[1]s\n\t\tdev\n%[2]s\t}\n}\n%[1]s {\n\tgatehouse_idp\n}\n", issuer, settings))
+}

@@ -24,19 +24,7 @@ func TestDynamicRegistrationEndToEnd(t *testing.T) {
 	idpPort := freePort(t)
 	issuer := fmt.Sprintf("http://127.0.0.1:%d", idpPort)
 	const redirect = "http://rp.localhost/callback"
-	c := startCaddy(t, fmt.Sprintf(`{
-	admin {admin}
-	default_bind 127.0.0.1
-	gatehouse {
-		issuer %[1]s
-		dev
-		registration initial_access_token
-	}
-}
-%[1]s {
-	gatehouse_idp
-}
-`, issuer))
+	c := startIDP(t, issuer, "\t\tregistration initial_access_token\n")
 	if out, err := c.cli("correct horse battery\n", "user", "add", "alice", "--email", "alice@example.com", "--password-stdin"); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}

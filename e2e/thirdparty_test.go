@@ -16,28 +16,17 @@ import (
 func TestThirdPartyRPAcceptsLogoutToken(t *testing.T) {
 	idpPort, rpPort := freePort(t), freePort(t)
 	issuer := fmt.Sprintf("http://127.0.0.1:%d", idpPort)
-	c := startCaddy(t, fmt.Sprintf(`{
-	admin {admin}
-	default_bind 127.0.0.1
-	gatehouse {
-		issuer %[1]s
-		dev
-		client rp {
+	c := startIDP(t, issuer, fmt.Sprintf(`		client rp {
 			secret rp-secret
 			redirect_uri http://rp.localhost/callback
 			backchannel_logout_uri http://127.0.0.1:%[2]d/bcl
 		}
-	}
-}
-%[1]s {
-	gatehouse_idp
-}
 `, issuer, rpPort))
 	if out, err := c.cli("correct horse battery\n", "user", "add", "alice", "--password-stdin"); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
 
-	rp := startNodeRP(t, "rp.mjs", issuer, "rp", "rp-secret", fmt.Sprint(rpPort))
+	rp := startNodeRP(t, "rp.mjs", issuer, "rp", "rp-secret", fmt.Sprint(rpPort)).ready()
 	next := rp.next
 	// The RP can refuse: a forged token is rejected.
 	resp, err := http.PostForm(fmt.Sprintf("http://127.0.0.1:%d/bcl", rpPort), url.Values{"logout_token": {"eyJhbGciOiJub25lIn0.e30."}})

@@ -41,6 +41,11 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	} else {
 		params = r.URL.Query()
 	}
+	params, reqErr, redirectable := p.resolveRequestObject(r.Context(), r, params)
+	if reqErr != nil && !redirectable {
+		p.errorPage(w, reqErr.status, "Bad sign-in request", "The application sent a sign-in request that cannot be used ("+reqErr.Error()+").")
+		return
+	}
 
 	// Until client and redirect URI check out, errors go to the person,
 	// never to the URI (OIDC Core §3.1.2.6, RFC 6749 §4.1.2.1).
@@ -72,6 +77,10 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		back.State = ""
 	}
 	fail := func(e *oauthError) { p.redirectError(w, r, back, e) }
+	if reqErr != nil {
+		fail(reqErr)
+		return
+	}
 
 	req, oerr := p.parseAuthRequest(params, client)
 	if oerr != nil {

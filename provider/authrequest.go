@@ -142,12 +142,6 @@ func (p *Provider) parseAuthRequest(params url.Values, client *Client) (*authReq
 			return nil, errInvalidRequest("parameter " + k + " is too long (at most " + strconv.Itoa(limit) + " bytes)")
 		}
 	}
-	if params.Has("request") {
-		return nil, &oauthError{Code: "request_not_supported", Description: "request objects are not supported"}
-	}
-	if params.Has("request_uri") {
-		return nil, &oauthError{Code: "request_uri_not_supported", Description: "request_uri is not supported"}
-	}
 	req := &authRequest{
 		State:     params.Get("state"),
 		Nonce:     params.Get("nonce"),

@@ -11,8 +11,15 @@ import (
 )
 
 // authenticateClient applies RFC 6749 §2.3: client_secret_basic,
-// client_secret_post, or none for public clients.
+// client_secret_post, client_secret_jwt and private_key_jwt (RFC 7523,
+// in clientassert.go), or none for public clients.
 func (p *Provider) authenticateClient(r *http.Request, form url.Values) (*Client, *oauthError) {
+	if form.Has("client_assertion") || form.Has("client_assertion_type") {
+		if r.Header.Get("Authorization") != "" || form.Has("client_secret") {
+			return nil, errInvalidRequest("use one client authentication method, not two")
+		}
+		return p.authenticateAssertion(r, form)
+	}
 	id, secret, basic := r.BasicAuth()
 	if basic {
 		// RFC 6749 §2.3.1: both parts are form-urlencoded first.
@@ -45,18 +52,10 @@ func (p *Provider) authenticateClient(r *http.Request, form url.Values) (*Client
 	}
 	ctx := r.Context()
 	ip := regulate.ClientIP(r)
-	// A secret is checked only when regulation allows: per client id and
-	// per address, the same way for unknown ids.
 	keys := []regulate.Key{regulate.Client(id), regulate.IP(ip)}
-	if method != AuthNone && p.cfg.Regulate != nil {
-		blocked, err := p.cfg.Regulate.Begin(ctx, keys...)
-		if err != nil {
-			p.cfg.Logger.Error("gatehouse provider: regulation", "error", err)
-			return nil, errServer("could not check the client")
-		}
-		if blocked != nil {
-			p.cfg.Audit.Record(ctx, audit.Event{Event: audit.RateLimited, Client: id, IP: ip, Key: blocked.Key.String(), Reason: "token endpoint"})
-			return nil, errSlowDown(blocked.RetryAfter)
+	if method != AuthNone {
+		if oerr := p.regulateBegin(ctx, id, ip, keys); oerr != nil {
+			return nil, oerr
 		}
 	}
 	client, err := p.cfg.Clients.Get(ctx, id)
@@ -89,12 +88,36 @@ func (p *Provider) authenticateClient(r *http.Request, form url.Values) (*Client
 		p.secretFailed(ctx, method, keys)
 		return nil, errInvalidClient("client authentication failed", basic)
 	}
-	if p.cfg.Regulate != nil {
-		if err := p.cfg.Regulate.Succeed(ctx, keys...); err != nil {
-			p.cfg.Logger.Error("gatehouse provider: regulation", "error", err)
-		}
-	}
+	p.secretSucceeded(ctx, keys)
 	return client, nil
+}
+
+// regulateBegin lets a client credential be checked only when regulation
+// allows: per client id and per address, the same way for unknown ids.
+func (p *Provider) regulateBegin(ctx context.Context, id, ip string, keys []regulate.Key) *oauthError {
+	if p.cfg.Regulate == nil {
+		return nil
+	}
+	blocked, err := p.cfg.Regulate.Begin(ctx, keys...)
+	if err != nil {
+		p.cfg.Logger.Error("gatehouse provider: regulation", "error", err)
+		return errServer("could not check the client")
+	}
+	if blocked != nil {
+		p.cfg.Audit.Record(ctx, audit.Event{Event: audit.RateLimited, Client: id, IP: ip, Key: blocked.Key.String(), Reason: "token endpoint"})
+		return errSlowDown(blocked.RetryAfter)
+	}
+	return nil
+}
+
+// secretSucceeded clears the failures counted on keys.
+func (p *Provider) secretSucceeded(ctx context.Context, keys []regulate.Key) {
+	if p.cfg.Regulate == nil {
+		return
+	}
+	if err := p.cfg.Regulate.Succeed(ctx, keys...); err != nil {
+		p.cfg.Logger.Error("gatehouse provider: regulation", "error", err)
+	}
 }
 
 // secretFailed counts a failed client authentication on its keys.

@@ -20,7 +20,12 @@ import (
 const (
 	AuthSecretBasic = "client_secret_basic"
 	AuthSecretPost  = "client_secret_post"
-	AuthNone        = "none"
+	// AuthSecretJWT and AuthPrivateKeyJWT authenticate with a JWT the
+	// client signs with its secret or its private key (OIDC Core §9,
+	// RFC 7523).
+	AuthSecretJWT     = "client_secret_jwt"
+	AuthPrivateKeyJWT = "private_key_jwt"
+	AuthNone          = "none"
 )
 
 // Client is a registered relying party.
@@ -100,6 +105,22 @@ type ClientSettings struct {
 	// IDTokenSignedResponseAlg is the algorithm the client expects its
 	// ID tokens signed with: the provider's own.
 	IDTokenSignedResponseAlg string `json:"id_token_signed_response_alg,omitempty"`
+	// JWKS (an inline JWK set of public keys) or JWKSURI (an https URL
+	// serving one) hold the keys private_key_jwt assertions and signed
+	// request objects are verified with.
+	JWKS    json.RawMessage `json:"jwks,omitempty"`
+	JWKSURI string          `json:"jwks_uri,omitempty"`
+	// TokenEndpointAuthSigningAlg, when set, is the only algorithm the
+	// client's assertions may use; RequestObjectSigningAlg the only one
+	// its request objects may use (none is refused).
+	TokenEndpointAuthSigningAlg string `json:"token_endpoint_auth_signing_alg,omitempty"`
+	RequestObjectSigningAlg     string `json:"request_object_signing_alg,omitempty"`
+	// RequirePushedAuthorizationRequests: the authorization endpoint
+	// takes only request_uris from the PAR endpoint for this client.
+	RequirePushedAuthorizationRequests bool `json:"require_pushed_authorization_requests,omitempty"`
+	// RequestURIs are the https URLs of request objects the client
+	// publishes (compared without their fragment).
+	RequestURIs []string `json:"request_uris,omitempty"`
 }
 
 // AllowedGrantTypes returns the grant types the client may use.
@@ -244,7 +265,8 @@ func (c *Client) Validate() error {
 		}
 	}
 	switch c.TokenEndpointAuthMethod {
-	case "", AuthSecretBasic, AuthSecretPost:
+	case AuthPrivateKeyJWT: // keys instead of a secret: validateKeys
+	case "", AuthSecretBasic, AuthSecretPost, AuthSecretJWT:
 		if !c.Public && c.Secret == "" && len(c.SecretHash) == 0 {
 			return fmt.Errorf("client %s: a confidential client needs a secret (or mark it public)", c.ID)
 		}
@@ -253,7 +275,10 @@ func (c *Client) Validate() error {
 			return fmt.Errorf("client %s: token_endpoint_auth_method none is for public clients only", c.ID)
 		}
 	default:
-		return fmt.Errorf("client %s: unsupported token_endpoint_auth_method %q (use client_secret_basic, client_secret_post or none)", c.ID, c.TokenEndpointAuthMethod)
+		return fmt.Errorf("client %s: unsupported token_endpoint_auth_method %q (use client_secret_basic, client_secret_post, client_secret_jwt, private_key_jwt or none)", c.ID, c.TokenEndpointAuthMethod)
+	}
+	if err := c.validateKeys(); err != nil {
+		return err
 	}
 	if c.Public && (c.Secret != "" || len(c.SecretHash) != 0) {
 		return fmt.Errorf("client %s: a public client must not have a secret", c.ID)
@@ -289,8 +314,11 @@ type Clients struct {
 }
 
 const (
-	keyClient  = "client:"
-	setClients = "clients"
+	keyClient = "client:"
+	// keyClientHMAC keeps the secret itself of a run-time client that
+	// signs JWTs with it (see Add).
+	keyClientHMAC = "client-hmac:"
+	setClients    = "clients"
 )
 
 // NewClients returns a registry with the given configured clients.
@@ -334,7 +362,7 @@ func (c *Clients) RemoveStatic(id string) {
 // Delete removes a client registered at run time (a configured one
 // stays). Deleting a missing client is not an error.
 func (c *Clients) Delete(ctx context.Context, id string) error {
-	if err := c.st.Apply(ctx, store.Delete(keyClient+id), store.SetRemove(setClients, id)); err != nil {
+	if err := c.st.Apply(ctx, store.Delete(keyClient+id), store.Delete(keyClientHMAC+id), store.SetRemove(setClients, id)); err != nil {
 		return fmt.Errorf("deleting client: %w", err)
 	}
 	return nil
@@ -372,6 +400,13 @@ func (c *Clients) Get(ctx context.Context, id string) (*Client, error) {
 // stored. A client id used by the configuration or the store is refused.
 // The client cannot be managed with a registration access token (only
 // the registration endpoint makes such clients).
+//
+// A client that signs JWTs with its secret (client_secret_jwt, HS*
+// request objects) needs the secret itself to be verified: for it alone
+// the secret is also kept, in the clear, under its own key (never in the
+// client record, so listings do not show it). Sealing it would not
+// protect it: every key Gatehouse could seal it with lives in the same
+// store. Clients that can should use private_key_jwt.
 func (c *Clients) Add(ctx context.Context, cl Client, secret string) error {
 	cl.RegisteredAt, cl.RegistrationTokenHash = time.Time{}, ""
 	return c.add(ctx, cl, secret)
@@ -387,6 +422,13 @@ func (c *Clients) add(ctx context.Context, cl Client, secret string, extra ...st
 	if err := cl.Validate(); err != nil {
 		return err
 	}
+	var keep []store.Op
+	if cl.needsPlainSecret() {
+		if len(secret) < minHMACSecret {
+			return fmt.Errorf("client %s: signing with the client secret needs a secret of at least %d characters", cl.ID, minHMACSecret)
+		}
+		keep = append(keep, store.Put(keyClientHMAC+cl.ID, []byte(secret), 0))
+	}
 	c.mu.RLock()
 	_, static := c.static[cl.ID]
 	c.mu.RUnlock()
@@ -397,14 +439,29 @@ func (c *Clients) add(ctx context.Context, cl Client, secret string, extra ...st
 	if err != nil {
 		return err
 	}
-	ops := append([]store.Op{store.Create(keyClient+cl.ID, b, 0), store.SetAdd(setClients, cl.ID)}, extra...)
-	if err := c.st.Apply(ctx, ops...); err != nil {
+	ops := append([]store.Op{store.Create(keyClient+cl.ID, b, 0), store.SetAdd(setClients, cl.ID)}, keep...)
+	if err := c.st.Apply(ctx, append(ops, extra...)...); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			return fmt.Errorf("client %s already exists", cl.ID)
 		}
 		return fmt.Errorf("saving client: %w", err)
 	}
 	return nil
+}
+
+// hmacSecret is the secret client signs JWTs with: the configured one,
+// or the one Add kept ("" when there is none).
+func (c *Clients) hmacSecret(ctx context.Context, cl *Client) (string, error) {
+	if cl.Static || cl.Secret != "" {
+		return cl.Secret, nil
+	}
+	b, err := c.st.Get(ctx, keyClientHMAC+cl.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	} else if err != nil {
+		return "", fmt.Errorf("loading client secret: %w", err)
+	}
+	return string(b), nil
 }
 
 // Put registers or replaces a client at run time without going through the

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"maps"
 	"net/http"
 	"slices"
 )
@@ -21,7 +22,7 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.Header().Set("Access-Control-Allow-Origin", "*")
-	authMethods := []string{AuthSecretBasic, AuthSecretPost, AuthNone}
+	authMethods := []string{AuthSecretBasic, AuthSecretPost, AuthSecretJWT, AuthPrivateKeyJWT, AuthNone}
 	claims := append([]string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "acr_levels", "amr", "sid", "at_hash", "c_hash", "azp"},
 		p.scopes.claims()...)
 	meta := map[string]any{
@@ -55,13 +56,12 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 		"frontchannel_logout_supported":                  true,
 		"frontchannel_logout_session_supported":          true,
 		"check_session_iframe":                           p.Endpoint(PathCheckSession),
-		"request_parameter_supported":                    false,
-		"request_uri_parameter_supported":                false,
 		"authorization_response_iss_parameter_supported": true,
 	}
 	if p.cfg.Registration != RegistrationOff {
 		meta["registration_endpoint"] = p.Endpoint(PathRegister)
 	}
+	maps.Copy(meta, p.requestMetadata())
 	writeJSON(w, http.StatusOK, meta)
 }
 

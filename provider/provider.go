@@ -81,6 +81,9 @@ type Config struct {
 	// client's sector_identifier_uri). Default: a 5s timeout, no
 	// redirects followed.
 	HTTPClient *http.Client
+	// RequirePAR: the authorization endpoint takes only requests pushed
+	// to the PAR endpoint first (RFC 9126 §5), from every client.
+	RequirePAR bool
 
 	Logger *slog.Logger
 }
@@ -109,6 +112,9 @@ type Provider struct {
 	tokens       *tokens
 	scopes       scopeSet
 	pairwiseSalt []byte
+	// remote fetches and caches what clients publish (jwks_uri,
+	// request_uri).
+	remote *remoteFetcher
 }
 
 // PathPrefix returns the URL path of issuer ("" for a host-only issuer).
@@ -178,7 +184,7 @@ func New(cfg Config) (*Provider, error) {
 		cfg.HSTS = "" // browsers ignore it over http, and it would pin localhost
 	}
 	p := &Provider{cfg: cfg, prefix: prefix, mux: http.NewServeMux(), scopes: scopes, pairwiseSalt: salt,
-		tokens: &tokens{st: cfg.Store, now: cfg.Sessions.Now}}
+		tokens: &tokens{st: cfg.Store, now: cfg.Sessions.Now}, remote: newRemoteFetcher(cfg.Sessions.Now)}
 	cfg.Logout.Subscribe(p)
 	p.static = http.StripPrefix(prefix+"/static", web.Static())
 	p.mux.HandleFunc(prefix+PathDiscovery, p.discovery)
@@ -193,6 +199,7 @@ func New(cfg Config) (*Provider, error) {
 	p.mux.HandleFunc(prefix+PathRevoke, p.revoke)
 	p.mux.HandleFunc(prefix+PathDeviceAuthorization, p.deviceAuthorization)
 	p.mux.HandleFunc(prefix+PathDevice, p.devicePage)
+	p.mux.HandleFunc(prefix+PathPAR, p.par)
 	p.mux.Handle(prefix+PathLogin, cfg.Chain)
 	p.mux.HandleFunc(prefix+PathEndSession, p.endSession)
 	p.mux.HandleFunc(prefix+PathAccount, p.account)

@@ -76,8 +76,8 @@ func TestAuthorizeErrorsRedirected(t *testing.T) {
 		{"malformed challenge", "conf", func(q url.Values) { q.Set("code_challenge", "short") }, "invalid_request"},
 		{"repeated parameter", "conf", func(q url.Values) { q.Add("scope", "openid") }, "invalid_request"},
 		{"oversized parameter", "conf", func(q url.Values) { q.Set("nonce", strings.Repeat("n", 3000)) }, "invalid_request"},
-		{"request object", "conf", func(q url.Values) { q.Set("request", "eyJ...") }, "request_not_supported"},
-		{"request_uri", "conf", func(q url.Values) { q.Set("request_uri", "https://x") }, "request_uri_not_supported"},
+		{"malformed request object", "conf", func(q url.Values) { q.Set("request", "eyJ...") }, "invalid_request_object"},
+		{"unregistered request_uri", "conf", func(q url.Values) { q.Set("request_uri", "https://x") }, "invalid_request_uri"},
 		{"bad prompt", "conf", func(q url.Values) { q.Set("prompt", "bogus") }, "invalid_request"},
 		{"prompt none with login", "conf", func(q url.Values) { q.Set("prompt", "none login") }, "invalid_request"},
 		{"prompt none without session", "conf", func(q url.Values) { q.Set("prompt", "none") }, "login_required"},
@@ -553,7 +553,7 @@ func TestDiscoveryAndRotation(t *testing.T) {
 		"response_modes_supported": {"query", "fragment", "form_post"},
 		"grant_types_supported":    {"authorization_code", "implicit", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"}, "code_challenge_methods_supported": {"S256"},
 		"id_token_signing_alg_values_supported": {"RS256"}, "acr_values_supported": {"1"},
-		"token_endpoint_auth_methods_supported": {"client_secret_basic", "client_secret_post", "none"},
+		"token_endpoint_auth_methods_supported": {"client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"},
 	} {
 		if got := list(k); !slices.Equal(got, want) {
 			t.Errorf("%s = %v, want %v", k, got, want)

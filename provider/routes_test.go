@@ -393,8 +393,8 @@ func TestDiscoveryMatchesBehaviour(t *testing.T) {
 			t.Errorf("%s = %v, want %s", k, d[k], want)
 		}
 	}
-	for _, k := range []string{"request_parameter_supported", "request_uri_parameter_supported"} {
-		if d[k] != false {
+	for _, k := range []string{"request_parameter_supported", "request_uri_parameter_supported", "require_request_uri_registration"} {
+		if d[k] != true {
 			t.Errorf("%s = %v", k, d[k])
 		}
 	}
