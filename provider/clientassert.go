@@ -137,13 +137,15 @@ func (p *Provider) authenticateAssertion(r *http.Request, form url.Values) (*Cli
 		p.cfg.Audit.Record(ctx, audit.Event{Event: audit.BadClientSecret, IP: ip, Reason: "client assertion naming no client"})
 		return nil, errInvalidClient("client authentication is required (client_id or the assertion's sub)", false)
 	}
-	keys := []regulate.Key{regulate.Client(id), regulate.IP(ip)}
-	if oerr := p.regulateBegin(ctx, id, ip, keys); oerr != nil {
+	done, oerr := p.guardCredential(ctx, id, ip)
+	if oerr != nil {
 		return nil, oerr
 	}
+	failed := false
+	defer func() { done(failed) }()
 	fail := func(event, why string) (*Client, *oauthError) {
 		p.cfg.Audit.Record(ctx, audit.Event{Event: event, Client: id, IP: ip, Reason: "client assertion: " + why})
-		p.secretFailed(ctx, AuthSecretJWT, keys)
+		failed = true
 		return nil, errInvalidClient("client assertion refused: "+why, false)
 	}
 	if perr != nil {
@@ -218,7 +220,6 @@ func (p *Provider) authenticateAssertion(r *http.Request, form url.Values) (*Cli
 		p.cfg.Logger.Error("gatehouse provider: recording assertion jti", "error", err)
 		return nil, errServer("could not check the client")
 	}
-	p.secretSucceeded(ctx, keys)
 	return client, nil
 }
 

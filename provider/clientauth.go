@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"sync"
 
 	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/regulate"
@@ -52,18 +53,20 @@ func (p *Provider) authenticateClient(r *http.Request, form url.Values) (*Client
 	}
 	ctx := r.Context()
 	ip := regulate.ClientIP(r)
-	keys := []regulate.Key{regulate.Client(id), regulate.IP(ip)}
+	failed := false
 	if method != AuthNone {
-		if oerr := p.regulateBegin(ctx, id, ip, keys); oerr != nil {
+		done, oerr := p.guardCredential(ctx, id, ip)
+		if oerr != nil {
 			return nil, oerr
 		}
+		defer func() { done(failed) }()
 	}
 	client, err := p.cfg.Clients.Get(ctx, id)
 	if errors.Is(err, ErrUnknownClient) {
 		// Hash anyway so unknown and known clients take similar time.
 		(&Client{Secret: "x"}).CheckSecret(secret)
 		p.cfg.Audit.Record(ctx, audit.Event{Event: audit.UnknownClient, Client: id, IP: ip, Reason: "token endpoint"})
-		p.secretFailed(ctx, method, keys)
+		failed = method != AuthNone
 		return nil, errInvalidClient("client authentication failed", basic)
 	} else if err != nil {
 		p.cfg.Logger.Error("gatehouse provider: looking up client", "error", err)
@@ -85,51 +88,86 @@ func (p *Provider) authenticateClient(r *http.Request, form url.Values) (*Client
 	}
 	if !client.CheckSecret(secret) {
 		p.cfg.Audit.Record(ctx, audit.Event{Event: audit.BadClientSecret, Client: id, IP: ip})
-		p.secretFailed(ctx, method, keys)
+		failed = true
 		return nil, errInvalidClient("client authentication failed", basic)
 	}
-	p.secretSucceeded(ctx, keys)
 	return client, nil
 }
 
-// regulateBegin lets a client credential be checked only when regulation
-// allows: per client id and per address, the same way for unknown ids.
-func (p *Provider) regulateBegin(ctx context.Context, id, ip string, keys []regulate.Key) *oauthError {
-	if p.cfg.Regulate == nil {
-		return nil
+// credentialLocks serialise, per client id and in this process, the
+// checks of the credentials clients present (see guardCredential). One
+// lock per id in use, so a client whose check is slow (a far jwks_uri)
+// holds up no other.
+type credentialLocks struct {
+	mu    sync.Mutex
+	locks map[string]*credentialLock
+}
+
+type credentialLock struct {
+	sync.Mutex
+	users int
+}
+
+// lock takes id's lock and returns its release.
+func (l *credentialLocks) lock(id string) func() {
+	l.mu.Lock()
+	if l.locks == nil {
+		l.locks = map[string]*credentialLock{}
 	}
-	blocked, err := p.cfg.Regulate.Begin(ctx, keys...)
+	c := l.locks[id]
+	if c == nil {
+		c = &credentialLock{}
+		l.locks[id] = c
+	}
+	c.users++
+	l.mu.Unlock()
+	c.Lock()
+	return func() {
+		c.Unlock()
+		l.mu.Lock()
+		if c.users--; c.users == 0 {
+			delete(l.locks, id)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// guardCredential lets a client credential be checked only when
+// regulation allows — per client id and per address, the same way for
+// unknown ids — and returns done, which must be called with whether the
+// credential failed. A right credential costs one read and no write (a
+// busy client is not slowed); a wrong one is counted before the next
+// check of the same client id in this process begins (the lock), so
+// guesses sent at once are counted one by one, each answered by the
+// delay or ban the one before it earned.
+func (p *Provider) guardCredential(ctx context.Context, id, ip string) (done func(failed bool), oerr *oauthError) {
+	if p.cfg.Regulate == nil {
+		return func(bool) {}, nil
+	}
+	keys := []regulate.Key{regulate.Client(id), regulate.IP(ip)}
+	unlock := p.credentialLocks.lock(id)
+	blocked, err := p.cfg.Regulate.Check(ctx, keys...)
 	if err != nil {
+		unlock()
 		p.cfg.Logger.Error("gatehouse provider: regulation", "error", err)
-		return errServer("could not check the client")
+		return nil, errServer("could not check the client")
 	}
 	if blocked != nil {
+		unlock()
 		p.cfg.Audit.Record(ctx, audit.Event{Event: audit.RateLimited, Client: id, IP: ip, Key: blocked.Key.String(), Reason: "token endpoint"})
-		return errSlowDown(blocked.RetryAfter)
+		return nil, errSlowDown(blocked.RetryAfter)
 	}
-	return nil
-}
-
-// secretSucceeded clears the failures counted on keys.
-func (p *Provider) secretSucceeded(ctx context.Context, keys []regulate.Key) {
-	if p.cfg.Regulate == nil {
-		return
-	}
-	if err := p.cfg.Regulate.Succeed(ctx, keys...); err != nil {
-		p.cfg.Logger.Error("gatehouse provider: regulation", "error", err)
-	}
-}
-
-// secretFailed counts a failed client authentication on its keys.
-func (p *Provider) secretFailed(ctx context.Context, method string, keys []regulate.Key) {
-	if method == AuthNone || p.cfg.Regulate == nil {
-		return
-	}
-	bans, err := p.cfg.Regulate.Fail(ctx, keys...)
-	if err != nil {
-		p.cfg.Logger.Error("gatehouse provider: regulation", "error", err)
-	}
-	for _, b := range bans {
-		p.cfg.Audit.Record(ctx, audit.Event{Event: audit.Banned, Key: b.Key.String(), Until: b.Until, Reason: "client authentication"})
-	}
+	return func(failed bool) {
+		defer unlock()
+		if !failed {
+			return
+		}
+		bans, err := p.cfg.Regulate.Count(context.WithoutCancel(ctx), keys...)
+		if err != nil {
+			p.cfg.Logger.Error("gatehouse provider: regulation", "error", err)
+		}
+		for _, b := range bans {
+			p.cfg.Audit.Record(ctx, audit.Event{Event: audit.Banned, Key: b.Key.String(), Until: b.Until, Reason: "client authentication"})
+		}
+	}, nil
 }

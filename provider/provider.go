@@ -109,9 +109,11 @@ type Provider struct {
 	mux    *http.ServeMux
 	static http.Handler
 	// tokens is the repository of everything handed out.
-	tokens       *tokens
-	scopes       scopeSet
-	pairwiseSalt []byte
+	tokens *tokens
+	// credentialLocks serialise the checks of one client's credentials.
+	credentialLocks credentialLocks
+	scopes          scopeSet
+	pairwiseSalt    []byte
 	// remote fetches and caches what clients publish (jwks_uri,
 	// request_uri).
 	remote *remoteFetcher

@@ -30,9 +30,11 @@ type family struct {
 	// hashes of the ones it replaced.
 	Current string   `json:"current"`
 	Used    []string `json:"used,omitempty"`
-	// Access are the store keys of the family's unexpired access tokens,
-	// revoked with it. Kept in the record (not a set) so they go when it
-	// expires, and pruned at every rotation.
+	// Access are the store keys of the family's latest unexpired access
+	// tokens, deleted with it. Kept in the record (not a set) so they go
+	// when it expires, pruned at every rotation and bounded; a token
+	// that fell off the list still dies with the family (liveAccess
+	// checks it).
 	Access []issuedKey `json:"access,omitempty"`
 }
 
@@ -42,8 +44,12 @@ type issuedKey struct {
 	Expires time.Time `json:"e"`
 }
 
-// maxUsedKept bounds the old refresh tokens a family remembers.
-const maxUsedKept = 16
+// maxUsedKept bounds the old refresh tokens a family remembers;
+// maxAccessKept the keys of its access tokens it deletes when revoked.
+const (
+	maxUsedKept   = 16
+	maxAccessKept = 8
+)
 
 // Refresh errors.
 var (
@@ -164,6 +170,12 @@ func (t *tokens) rotate(ctx context.Context, tok, clientID string, scope []strin
 		f.Current, f.LastUsed = hashOf(next), now
 		f.Access = slices.DeleteFunc(f.Access, func(k issuedKey) bool { return !now.Before(k.Expires) })
 		f.Access = append(f.Access, issuedKey{key, at.Expires})
+		if len(f.Access) > maxAccessKept {
+			// The oldest stay valid until they expire, and die with the
+			// family all the same: an access token of a family counts
+			// only while its family stands (liveAccess).
+			f.Access = f.Access[len(f.Access)-maxAccessKept:]
+		}
 		b, _ := json.Marshal(f)
 		err = t.st.Apply(ctx, store.Match(keyFamily+id, old), store.Put(keyFamily+id, b, familyTTL(f, now, idle)), put)
 		if errors.Is(err, store.ErrConflict) {

@@ -293,6 +293,45 @@ func (l *Limiter) blocked(ctx context.Context, k Key) (*Blocked, error) {
 	return nil, nil
 }
 
+// Check says whether an attempt involving keys may be checked now,
+// without counting it: for callers that serialise their attempts
+// themselves and count only failures (Count), so that a right
+// credential costs no write.
+func (l *Limiter) Check(ctx context.Context, keys ...Key) (*Blocked, error) {
+	for _, k := range keys {
+		if b, err := l.blocked(ctx, k); b != nil || err != nil {
+			return b, err
+		}
+	}
+	return nil, nil
+}
+
+// Count records a failed attempt that Begin did not count (see Check):
+// it counts on each key, sets the delay before the next attempt, and
+// bans a key that reached its MaxRetries. It returns the new bans.
+func (l *Limiter) Count(ctx context.Context, keys ...Key) ([]Ban, error) {
+	for _, k := range keys {
+		rule, ok := l.policy[k.Kind]
+		if !ok {
+			continue
+		}
+		err := l.update(ctx, k, func(r *record, now time.Time) error {
+			if now.Sub(r.WindowStart) > rule.FindTime {
+				r.Failures, r.WindowStart = 0, now
+			}
+			r.Failures++
+			if r.Failures > rule.FreeRetries {
+				r.NextAt = now.Add(min(rule.Delay<<min(r.Failures-rule.FreeRetries-1, 16), maxDelay))
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("regulation: %w", err)
+		}
+	}
+	return l.Fail(ctx, keys...)
+}
+
 // Fail confirms that the attempt Begin counted failed. A key that
 // reached its MaxRetries is banned; Fail returns the new bans.
 func (l *Limiter) Fail(ctx context.Context, keys ...Key) ([]Ban, error) {

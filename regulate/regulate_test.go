@@ -246,3 +246,46 @@ func TestKeys(t *testing.T) {
 		t.Error("free_retries >= max_retries accepted")
 	}
 }
+
+// Check and Count: nothing is written for an attempt that is not a
+// failure; failures counted after the fact slow and then ban the key
+// just as Begin and Fail do.
+func TestCheckThenCountFailures(t *testing.T) {
+	l, c := newLimiter(t)
+	ctx := context.Background()
+	k := Client("svc")
+	rule := DefaultPolicy()[KindClient]
+	for range 1000 {
+		if b, err := l.Check(ctx, k); b != nil || err != nil {
+			t.Fatalf("checks alone blocked: %+v %v", b, err)
+		}
+	}
+	var banned []Ban
+	for i := 0; len(banned) == 0; i++ {
+		if i > rule.MaxRetries {
+			t.Fatalf("no ban after %d failures", i)
+		}
+		if b, _ := l.Check(ctx, k); b != nil {
+			if b.Banned {
+				t.Fatalf("banned before Count said so: %+v", b)
+			}
+			c.Advance(b.RetryAfter) // wait out the delay, as a patient guesser would
+		}
+		var err error
+		if banned, err = l.Count(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		if i >= rule.FreeRetries && len(banned) == 0 {
+			if b, _ := l.Check(ctx, k); b == nil || b.Banned {
+				t.Fatalf("failure %d: no delay before the next attempt (%+v)", i+1, b)
+			}
+		}
+	}
+	if b, _ := l.Check(ctx, k); b == nil || !b.Banned {
+		t.Fatalf("after the ban: %+v", b)
+	}
+	c.Advance(rule.BanTime + time.Second)
+	if b, _ := l.Check(ctx, k); b != nil {
+		t.Fatalf("after the ban ended: %+v", b)
+	}
+}

@@ -17,7 +17,12 @@
 // Everything binds to 127.0.0.1 and stops by itself; Redis is a
 // redis-server started here on a free port.
 //
-//	go run ./bench/tokenbench [-duration 5s] [-workers 16] [-stores embedded,redis]
+// With -alg ES256 the ID tokens are signed with ECDSA P-256 (about 30
+// times cheaper to sign than RS256's RSA-2048, which bounds the refresh
+// rate with RS256); -profile DIR writes Caddy's CPU profile of each
+// refresh run there.
+//
+//	go run ./bench/tokenbench [-duration 5s] [-workers 16] [-stores embedded,redis] [-alg RS256|ES256] [-profile DIR]
 package main
 
 import (
@@ -55,6 +60,7 @@ const caddyfile = `{
 	gatehouse {
 		issuer http://auth.localhost:%[2]d
 		dev
+		signing_alg %[4]s
 		%[3]s
 		client bench {
 			first_party
@@ -84,6 +90,9 @@ var challenge = func() string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }()
 
+// profileDir, when set, receives CPU profiles of the refresh runs.
+var profileDir string
+
 // keycloakPerCPU is Keycloak's published refresh-grant figure
 // (refresh_token grants per second per vCPU, Keycloak 26 sizing guide).
 const keycloakPerCPU = 120.0
@@ -101,6 +110,8 @@ func main() {
 	duration := flag.Duration("duration", 5*time.Second, "length of each measurement")
 	workers := flag.Int("workers", 16, "requests in flight")
 	stores := flag.String("stores", "embedded,redis", "stores to measure (embedded, redis)")
+	alg := flag.String("alg", "RS256", "ID token signing algorithm (RS256, ES256)")
+	flag.StringVar(&profileDir, "profile", "", "write Caddy's CPU profile of each refresh measurement to this directory")
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "tokenbench")
 	if err != nil {
@@ -109,10 +120,10 @@ func main() {
 	defer os.RemoveAll(dir)
 	bin := benchkit.Build(dir)
 	cpus := runtime.NumCPU()
-	fmt.Printf("token endpoint, %d requests in flight, %v each, %d CPUs shared by Caddy and the load generator:\n", *workers, *duration, cpus)
+	fmt.Printf("token endpoint, %d requests in flight, %v each, ID tokens %s, %d CPUs shared by Caddy and the load generator:\n", *workers, *duration, *alg, cpus)
 	failed := false
 	for _, st := range strings.Split(*stores, ",") {
-		results := measure(bin, filepath.Join(dir, st), st, *workers, *duration)
+		results := measure(bin, filepath.Join(dir, st), st, *alg, *workers, *duration)
 		base := results[0]
 		for _, r := range results {
 			fmt.Printf("  %-9s %-19s %8.0f req/s  %7.0f /CPU  p50 %-8v p99 %-8v ratio to baseline %.3f",
@@ -133,8 +144,11 @@ func main() {
 }
 
 // measure runs the three measurements against a Caddy on store st.
-func measure(bin, dir, st string, workers int, d time.Duration) []result {
+func measure(bin, dir, st, alg string, workers int, d time.Duration) []result {
 	storeConf := "store embedded " + filepath.Join(dir, "gatehouse.db")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		log.Fatal(err)
+	}
 	if st == "redis" {
 		port := benchkit.FreePort()
 		stop := startRedis(dir, port)
@@ -143,7 +157,7 @@ func measure(bin, dir, st string, workers int, d time.Duration) []result {
 	}
 	admin, idp := benchkit.FreePort(), benchkit.FreePort()
 	adminURL := fmt.Sprintf("http://127.0.0.1:%d", admin)
-	c := benchkit.Start(bin, dir, fmt.Sprintf(caddyfile, admin, idp, storeConf), adminURL+"/config/")
+	c := benchkit.Start(bin, dir, fmt.Sprintf(caddyfile, admin, idp, storeConf, alg), adminURL+"/config/")
 	defer c.Stop()
 	issuer := fmt.Sprintf("http://auth.localhost:%d", idp)
 	refresh := signIn(adminURL, issuer, workers)
@@ -161,6 +175,7 @@ func measure(bin, dir, st string, workers int, d time.Duration) []result {
 		return drain(resp, err) == http.StatusOK
 	})
 	var mu sync.Mutex
+	profiled := profile(adminURL, filepath.Join(profileDir, st+"-refresh.pprof"), d)
 	refreshes := run("refresh_token", workers, d, func(w int) bool {
 		mu.Lock()
 		rt := refresh[w]
@@ -183,11 +198,40 @@ func measure(bin, dir, st string, workers int, d time.Duration) []result {
 		mu.Unlock()
 		return true
 	})
+	<-profiled
 	cc := run("client_credentials", workers, d, func(int) bool {
 		resp, err := post(url.Values{"grant_type": {"client_credentials"}, "scope": {"bench:read"}}, "svc", "svc-client-secret-0123456789")
 		return drain(resp, err) == http.StatusOK
 	})
 	return []result{baseline, refreshes, cc}
+}
+
+// profile fetches a CPU profile of the Caddy for most of d into path
+// (when -profile is set); the channel closes when it is written.
+func profile(adminURL, path string, d time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	if profileDir == "" {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		secs := max(1, int(d.Seconds())-1)
+		resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", adminURL, secs))
+		if err != nil {
+			log.Printf("profile: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(path)
+		if err != nil {
+			log.Printf("profile: %v", err)
+			return
+		}
+		defer f.Close()
+		io.Copy(f, resp.Body)
+	}()
+	return done
 }
 
 // run keeps workers calls of do in flight for d.
