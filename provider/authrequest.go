@@ -177,6 +177,16 @@ func (p *Provider) parseAuthRequest(params url.Values, client *Client) (*authReq
 	if oerr := parsePrompt(params, req); oerr != nil {
 		return nil, oerr
 	}
+	// The client's registered defaults (OIDC Dynamic Client Registration
+	// §2) stand in for what the request leaves out. auth_time is in
+	// every ID token, so require_auth_time needs nothing.
+	if req.MaxAge == nil && client.DefaultMaxAge > 0 {
+		d := time.Duration(client.DefaultMaxAge) * time.Second
+		req.MaxAge = &d
+	}
+	if len(req.AcrValues) == 0 {
+		req.AcrValues = slices.Clone(client.DefaultACRValues)
+	}
 	return req, nil
 }
 

@@ -8,10 +8,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/gatehouse-idp/gatehouse/logout"
+	"github.com/gatehouse-idp/gatehouse/provider"
 	"github.com/gatehouse-idp/gatehouse/users"
 )
 
@@ -299,4 +301,27 @@ func (e *env) loginAllowing(q url.Values) url.Values {
 	}
 	resp, page = e.answer(b, page, "allow", all...)
 	return callbackQuery(e.t, resp, page)
+}
+
+// A client's registered default_max_age stands in for max_age.
+func TestClientDefaultMaxAge(t *testing.T) {
+	e := newEnv(t, "")
+	if err := e.clients.SetStatic(provider.Client{ID: "strict", Secret: "strict-secret", RedirectURIs: []string{redirectURI},
+		ClientSettings: provider.ClientSettings{FirstParty: true, DefaultMaxAge: 60}}); err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser()
+	e.login(b, authParams("conf"))
+	e.clock.Advance(2 * time.Minute)
+	// conf has no default: SSO. strict wants a sign-in at most a minute old.
+	if resp, _ := b.get(e.authURL(authParams("conf"))); resp.StatusCode != http.StatusFound {
+		t.Fatalf("conf after two minutes: %d", resp.StatusCode)
+	}
+	if resp, page := b.get(e.authURL(authParams("strict"))); resp.StatusCode != http.StatusOK || !strings.Contains(page, `name="password"`) {
+		t.Fatalf("strict after two minutes: %d (want the login page)", resp.StatusCode)
+	}
+	// An explicit max_age wins over the default.
+	if resp, _ := b.get(e.authURL(with(authParams("strict"), "max_age", "3600"))); resp.StatusCode != http.StatusFound {
+		t.Fatalf("strict with max_age=3600: %d", resp.StatusCode)
+	}
 }

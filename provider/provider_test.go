@@ -6,12 +6,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"html"
-	"io"
 	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -526,71 +524,6 @@ func TestTamperedCookieAndCSRF(t *testing.T) {
 }
 
 func cloneValues(v url.Values) url.Values { return url.Values(maps.Clone(v)) }
-
-func TestDiscoveryAndRotation(t *testing.T) {
-	e := newEnv(t, "")
-	resp, err := http.Get(e.issuer + "/.well-known/openid-configuration")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d map[string]any
-	json.NewDecoder(resp.Body).Decode(&d)
-	resp.Body.Close()
-	str := func(k string) string { s, _ := d[k].(string); return s }
-	list := func(k string) []string {
-		var out []string
-		for _, v := range d[k].([]any) {
-			out = append(out, v.(string))
-		}
-		return out
-	}
-	if str("issuer") != e.issuer || str("authorization_endpoint") != e.issuer+"/authorize" || str("token_endpoint") != e.issuer+"/token" ||
-		str("userinfo_endpoint") != e.issuer+"/userinfo" || str("jwks_uri") != e.issuer+"/jwks" {
-		t.Fatalf("endpoints %v", d)
-	}
-	for k, want := range map[string][]string{
-		"response_types_supported": {"code", "code id_token", "code id_token token", "code token", "id_token", "id_token token", "none"},
-		"response_modes_supported": {"query", "fragment", "form_post"},
-		"grant_types_supported":    {"authorization_code", "implicit", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"}, "code_challenge_methods_supported": {"S256"},
-		"id_token_signing_alg_values_supported": {"RS256"}, "acr_values_supported": {"1"},
-		"token_endpoint_auth_methods_supported": {"client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"},
-	} {
-		if got := list(k); !slices.Equal(got, want) {
-			t.Errorf("%s = %v, want %v", k, got, want)
-		}
-	}
-	if d["authorization_response_iss_parameter_supported"] != true {
-		t.Error("iss parameter not advertised")
-	}
-	for _, ep := range []string{"authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri"} {
-		if resp, err := http.Head(str(ep)); err != nil || resp.StatusCode == 404 {
-			t.Errorf("%s %s not served", ep, str(ep))
-		}
-	}
-
-	b := e.browser()
-	code := e.login(b, authParams("conf")).Get("code")
-	_, tok := e.token(codeForm(code), "conf", confSecret)
-	oldKid := kidOf(t, tok["id_token"].(string))
-	newKid, err := e.keys.Rotate(context.Background())
-	if err != nil || newKid == oldKid {
-		t.Fatalf("rotate: %q %v", newKid, err)
-	}
-	code = e.login(b, authParams("conf")).Get("code")
-	_, tok = e.token(codeForm(code), "conf", confSecret)
-	if kid := kidOf(t, tok["id_token"].(string)); kid != newKid {
-		t.Fatalf("new token kid %q, want %q", kid, newKid)
-	}
-	e.verifyIDToken(tok["id_token"].(string), "RS256")
-	resp, _ = http.Get(e.issuer + "/jwks")
-	body, _ := io.ReadAll(resp.Body)
-	if !strings.Contains(string(body), oldKid) || !strings.Contains(string(body), newKid) {
-		t.Fatalf("JWKS after rotation lacks a key: %s", body)
-	}
-	if strings.Contains(string(body), `"d"`) {
-		t.Fatal("JWKS leaks private key material")
-	}
-}
 
 func kidOf(t *testing.T, raw string) string {
 	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
