@@ -48,6 +48,7 @@ func TestClientSecretRegulationUnderConcurrency(t *testing.T) {
 		}
 	}
 	got := run("wrong-secret")
+	t.Logf("%d wrong secrets at once: %d checked (401), %d refused unchecked (429)", n, got[401], got[429])
 	rule := regulate.DefaultPolicy()[regulate.KindClient]
 	if got[401] > rule.FreeRetries+1 || got[401]+got[429] != n {
 		t.Fatalf("%d concurrent guesses: %v; want at most %d checked (401), the rest refused unchecked (429)", n, got, rule.FreeRetries+1)
