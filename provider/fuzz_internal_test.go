@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
 
@@ -122,6 +123,58 @@ func FuzzOriginOf(f *testing.F) {
 		// An origin is its own origin, and has no path, query or fragment.
 		if again := originOf(o + "/"); again != o {
 			t.Fatalf("originOf(%q) = %q, but originOf(%q/) = %q", raw, o, o, again)
+		}
+	})
+}
+
+func FuzzClaimsRequest(f *testing.F) {
+	f.Add(`{"userinfo":{"email":null,"address":{"essential":true}},"id_token":{"acr":{"values":["2","1"]}}}`)
+	f.Add(`{"id_token":{"acr":{"value":"2","essential":true}}}`)
+	f.Add(`{"userinfo":[]}`)
+	f.Fuzz(func(t *testing.T, raw string) {
+		c, err := parseClaimsRequest(raw)
+		if err != nil {
+			return
+		}
+		names := c.userClaims()
+		if len(names) > maxRequestedClaims {
+			t.Fatalf("%d claims kept", len(names))
+		}
+		for _, n := range names {
+			if protocolClaims[n] || n == "" || len(n) > 64 {
+				t.Fatalf("claim %q kept as a user claim", n)
+			}
+		}
+		// keep only ever narrows.
+		k := c.keep(nil)
+		if got := k.userClaims(); len(got) != 0 {
+			t.Fatalf("keep(nil) kept %v", got)
+		}
+		c.acr()
+	})
+}
+
+func FuzzResponseType(f *testing.F) {
+	for _, rt := range supportedResponseTypes {
+		f.Add(rt)
+	}
+	f.Add("token code id_token")
+	f.Add("code code")
+	f.Fuzz(func(t *testing.T, raw string) {
+		n, ok := normalResponseType(raw)
+		if !ok {
+			return
+		}
+		if again, ok2 := normalResponseType(n); !ok2 || again != n {
+			t.Fatalf("%q normalises to %q, which normalises to %q", raw, n, again)
+		}
+		rt := parseResponseType(n)
+		if n != "none" && !rt.code && !rt.idToken && !rt.token {
+			t.Fatalf("%q asks for nothing", raw)
+		}
+		// A response type with tokens never defaults to the query.
+		if rt.frontChannelTokens() && responseModeOf(url.Values{"response_type": {raw}}) == modeQuery {
+			t.Fatalf("%q defaults to the query", raw)
 		}
 	})
 }
