@@ -71,7 +71,9 @@ type QueueConfig struct {
 	Store  store.Store
 	Issuer string
 	Signer Signer
-	// HTTPClient posts logout tokens. Default: 5s timeout.
+	// HTTPClient posts logout tokens. Default: 5s timeout, no redirect
+	// followed (the registered URI is the receiver; a 307 would carry the
+	// POST to any address, the provider's own machine included).
 	HTTPClient *http.Client
 	// Attempts (default 8) and Backoff (default 2s, doubled after each
 	// failure, at most an hour) shape retries.
@@ -92,7 +94,8 @@ type Queue struct {
 // NewQueue returns a queue; Service.Run works it.
 func NewQueue(cfg QueueConfig) *Queue {
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 5 * time.Second}
+		cfg.HTTPClient = &http.Client{Timeout: 5 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	if cfg.Attempts <= 0 {
 		cfg.Attempts = 8

@@ -1,0 +1,39 @@
+package logout
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+)
+
+// TestDeliveryFollowsNoRedirect: a back-channel logout URI is where the
+// logout token is posted, and nowhere else. A receiver answering with a
+// redirect (307 keeps the method and body) must not bounce the POST to
+// another address — a registered client could otherwise aim the
+// provider's POST at a service on its own machine or network (a
+// loopback admin API), out of reach of the rules on registered URIs.
+func TestDeliveryFollowsNoRedirect(t *testing.T) {
+	var hit atomic.Int64
+	inside := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hit.Add(1) }))
+	defer inside.Close()
+	bouncer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, inside.URL+"/stop", http.StatusTemporaryRedirect)
+	}))
+	defer bouncer.Close()
+	e := newEnv(t, bouncer.URL+"/bcl")
+	ctx := context.Background()
+	s := e.session(t, "alice", "rp")
+	if err := e.svc.End(ctx, s.ID, ByClient); err != nil {
+		t.Fatal(err)
+	}
+	q := e.svc.Queue()
+	q.deliverDue(ctx)
+	if n := hit.Load(); n != 0 {
+		t.Fatalf("the logout POST was redirected to another address %d time(s)", n)
+	}
+	if q.Stats.Delivered.Load() != 0 || q.Stats.Failed.Load() != 1 {
+		t.Fatalf("a redirect counts as a failed delivery: delivered %d, failed %d", q.Stats.Delivered.Load(), q.Stats.Failed.Load())
+	}
+}
