@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -205,6 +206,16 @@ func (p *Provider) registeredClient(ctx context.Context, m *clientMetadata) (Cli
 			return Client{}, errMetadata("initiate_login_uri must be an https URL")
 		}
 	}
+	// What the provider itself will fetch or post to.
+	contacted := map[string][]string{"backchannel_logout_uri": {m.BackchannelLogoutURI}, "jwks_uri": {s.JWKSURI},
+		"sector_identifier_uri": {s.SectorIdentifierURI}, "request_uris": s.RequestURIs}
+	for field, us := range contacted {
+		for _, u := range us {
+			if err := p.checkContacted(u); u != "" && err != nil {
+				return Client{}, errMetadata("%s %q: %v", field, u, err)
+			}
+		}
+	}
 	if oerr := p.checkInformation(m, &s); oerr != nil {
 		return Client{}, oerr
 	}
@@ -383,6 +394,37 @@ func isLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// checkContacted checks a URL of a registering client that the provider
+// itself will fetch or post to (jwks_uri, request_uris,
+// sector_identifier_uri, backchannel_logout_uri): https, and not on the
+// provider's own machine or a link-local network, whose services
+// (Caddy's admin API, debug endpoints, cloud metadata) trust their
+// neighbours. Loopback, over http too, only while the provider itself
+// runs on http (tests, local development). A client an admin configures
+// is not held to this (validateFetchURL).
+func (p *Provider) checkContacted(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return errors.New("must be an absolute URL")
+	}
+	host := u.Hostname()
+	switch {
+	case isLoopbackHost(host):
+		if !strings.HasPrefix(p.cfg.Issuer, "http:") || u.Scheme != "http" && u.Scheme != "https" {
+			return errors.New("must not name the provider's own machine")
+		}
+		return nil
+	case u.Scheme != "https":
+		return errors.New("must use https")
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if ip = ip.Unmap(); ip.IsUnspecified() || ip.IsLinkLocalUnicast() || ip.IsMulticast() || ip.IsLinkLocalMulticast() {
+			return errors.New("must not name an unspecified, link-local or multicast address")
+		}
+	}
+	return nil
+}
+
 // checkSector fetches a client's sector_identifier_uri and requires
 // every redirect URI to be listed in it (OIDC Core §8.1). The fetch is
 // https, bounded in time and size, and follows no redirect; plain http
@@ -394,8 +436,7 @@ func (p *Provider) checkSector(ctx context.Context, c *Client) *oauthError {
 		return nil
 	}
 	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.Fragment != "" ||
-		u.Scheme != "https" && (u.Scheme != "http" || !isLoopbackHost(u.Hostname()) || !strings.HasPrefix(p.cfg.Issuer, "http:")) {
+	if err != nil || u.Fragment != "" || p.checkContacted(raw) != nil {
 		return errMetadata("sector_identifier_uri must be an https URL")
 	}
 	ctx, cancel := context.WithTimeout(ctx, sectorFetchTimeout)

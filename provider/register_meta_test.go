@@ -1,7 +1,9 @@
 package provider_test
 
 import (
+	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -199,9 +201,17 @@ func TestSectorNeedsHTTPSOnAnHTTPSProvider(t *testing.T) {
 	}))
 	defer sector.Close()
 	plain := sectorServer(t)
+	// The sector is named example.com (a name in the test certificate):
+	// a loopback address is refused on an https provider, https or not.
+	client := sector.Client()
+	tr := client.Transport.(*http.Transport).Clone()
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, sector.Listener.Addr().String())
+	}
+	client.Transport = tr
 	e, _ := regEnv(t, provider.RegistrationOpen, func(c *provider.Config) {
 		c.Issuer = "https://idp.example"
-		c.HTTPClient = sector.Client()
+		c.HTTPClient = client
 	})
 	srv := httptest.NewServer(e.p)
 	defer srv.Close()
@@ -214,7 +224,10 @@ func TestSectorNeedsHTTPSOnAnHTTPSProvider(t *testing.T) {
 	if resp, m := post(plain.URL + "/list"); resp.StatusCode != 400 || m["error"] != "invalid_client_metadata" {
 		t.Fatalf("http sector on an https provider: %d %v", resp.StatusCode, m)
 	}
-	if resp, m := post(sector.URL); resp.StatusCode != 201 {
+	if resp, m := post(sector.URL); resp.StatusCode != 400 || m["error"] != "invalid_client_metadata" {
+		t.Fatalf("https sector on loopback on an https provider: %d %v", resp.StatusCode, m)
+	}
+	if resp, m := post("https://example.com/"); resp.StatusCode != 201 {
 		t.Fatalf("https sector: %d %v", resp.StatusCode, m)
 	}
 }

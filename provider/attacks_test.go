@@ -1,0 +1,69 @@
+package provider_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/gatehouse-idp/gatehouse/provider"
+)
+
+// Attacks from outside on what issue 11 added: each test is one way in
+// that was open, and stays closed.
+
+// httpsRegEnv is a registration env whose issuer is https (as in
+// production), served at srv.
+func httpsRegEnv(t *testing.T, policy string, opts ...func(*provider.Config)) (*env, *httptest.Server) {
+	t.Helper()
+	e, _ := regEnv(t, policy, append([]func(*provider.Config){func(c *provider.Config) { c.Issuer = "https://idp.example" }}, opts...)...)
+	srv := httptest.NewServer(e.p)
+	t.Cleanup(srv.Close)
+	return e, srv
+}
+
+// TestRegisteredClientCannotAimTheProviderAtItsOwnMachine: a stranger
+// who registers a client (open registration) must not make the provider
+// itself GET or POST to addresses on its own machine or link-local
+// network: a back-channel logout URI of http://127.0.0.1:2019/stop is a
+// POST to Caddy's admin API (which stops the server); a jwks_uri or a
+// request_uri there is a GET of whatever listens. Loopback is for a
+// provider that itself runs on http (tests, local development).
+func TestRegisteredClientCannotAimTheProviderAtItsOwnMachine(t *testing.T) {
+	e, srv := httpsRegEnv(t, provider.RegistrationOpen)
+	keyed := func(kv ...any) map[string]any {
+		return meta(append([]any{"token_endpoint_auth_method", "private_key_jwt"}, kv...)...)
+	}
+	for _, tc := range []struct {
+		name string
+		body map[string]any
+	}{
+		{"backchannel to the admin API", meta("backchannel_logout_uri", "http://127.0.0.1:2019/stop")},
+		{"backchannel to localhost", meta("backchannel_logout_uri", "http://localhost:2019/stop")},
+		{"backchannel to a .localhost name", meta("backchannel_logout_uri", "http://admin.localhost:2019/stop")},
+		{"backchannel to loopback over https", meta("backchannel_logout_uri", "https://127.0.0.1/bcl")},
+		{"backchannel to link-local", meta("backchannel_logout_uri", "https://169.254.169.254/latest")},
+		{"backchannel to the unspecified address", meta("backchannel_logout_uri", "https://0.0.0.0:2019/stop")},
+		{"jwks_uri on loopback", keyed("jwks_uri", "http://127.0.0.1:2019/config/")},
+		{"jwks_uri on IPv6 loopback", keyed("jwks_uri", "http://[::1]:2019/config/")},
+		{"request_uri on loopback", meta("request_uris", uris("http://127.0.0.1:6060/debug/pprof/"))},
+		{"request_uri on IPv6 link-local", meta("request_uris", uris("https://[fe80::1]/req"))},
+		{"sector on loopback over https", meta("subject_type", "pairwise", "sector_identifier_uri", "https://localhost:2019/config/")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, m := e.jsonRequest(http.MethodPost, srv.URL+"/register", "", tc.body)
+			if resp.StatusCode != http.StatusBadRequest || m["error"] != "invalid_client_metadata" {
+				t.Fatalf("%d %v, want 400 invalid_client_metadata", resp.StatusCode, m)
+			}
+		})
+	}
+	// The provider contacts public https addresses as before.
+	for _, body := range []map[string]any{
+		meta("backchannel_logout_uri", "https://app.example/bcl"),
+		keyed("jwks_uri", "https://app.example/jwks"),
+		meta("request_uris", uris("https://app.example/req#h")),
+	} {
+		if resp, m := e.jsonRequest(http.MethodPost, srv.URL+"/register", "", body); resp.StatusCode != http.StatusCreated {
+			t.Fatalf("%v: %d %v", body, resp.StatusCode, m)
+		}
+	}
+}
