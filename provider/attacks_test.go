@@ -3,6 +3,7 @@ package provider_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 
 	"github.com/gatehouse-idp/gatehouse/provider"
@@ -65,5 +66,45 @@ func TestRegisteredClientCannotAimTheProviderAtItsOwnMachine(t *testing.T) {
 		if resp, m := e.jsonRequest(http.MethodPost, srv.URL+"/register", "", body); resp.StatusCode != http.StatusCreated {
 			t.Fatalf("%v: %d %v", body, resp.StatusCode, m)
 		}
+	}
+}
+
+// TestRegisteredClientGrantsItselfNoScope: at the authorization
+// endpoint a person consents to what a registered client gets; with
+// client_credentials nobody does. A stranger who registers a client
+// (open registration) must not mint tokens carrying an admin's API
+// scopes, or any scope it wrote into its own metadata, for resource
+// servers to honour.
+func TestRegisteredClientGrantsItselfNoScope(t *testing.T) {
+	e, _ := regEnv(t, provider.RegistrationOpen, func(c *provider.Config) {
+		c.Scopes = []provider.Scope{{Name: "reports:write", Description: "Change reports"}}
+	})
+	cc := func(r registered, scope string) (int, map[string]any) {
+		form := url.Values{"grant_type": {"client_credentials"}}
+		if scope != "" {
+			form.Set("scope", scope)
+		}
+		resp, out := e.token(form, r.ID, r.Secret)
+		return resp.StatusCode, out
+	}
+	svc := e.register(map[string]any{"grant_types": []string{"client_credentials"}}, "")
+	if status, out := cc(svc, "reports:write"); status != 400 || out["error"] != "invalid_scope" {
+		t.Errorf("a registered client took an admin's scope: %d %v", status, out)
+	}
+	chosen := e.register(map[string]any{"grant_types": []string{"client_credentials"}, "scope": "admin:all"}, "")
+	if status, out := cc(chosen, "admin:all"); status != 400 || out["error"] != "invalid_scope" {
+		t.Errorf("a registered client took a scope it registered: %d %v", status, out)
+	}
+	// Its own token, with no scope, it still gets.
+	status, out := cc(svc, "")
+	if status != 200 || out["scope"] != "" {
+		t.Fatalf("client_credentials without scope: %d %v", status, out)
+	}
+	if got := e.introspect(str(out, "access_token"), "rs", "rs-secret"); got["active"] != true || got["scope"] != "" {
+		t.Fatalf("introspected by a resource server: %v", got)
+	}
+	// A client an admin configured keeps the scopes it was given.
+	if resp, out := e.token(url.Values{"grant_type": {"client_credentials"}, "scope": {"reports:read"}}, "svc", "svc-secret"); resp.StatusCode != 200 {
+		t.Fatalf("configured client: %d %v", resp.StatusCode, out)
 	}
 }
