@@ -4,7 +4,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-idp/gatehouse/provider"
 )
@@ -106,5 +108,46 @@ func TestRegisteredClientGrantsItselfNoScope(t *testing.T) {
 	// A client an admin configured keeps the scopes it was given.
 	if resp, out := e.token(url.Values{"grant_type": {"client_credentials"}, "scope": {"reports:read"}}, "svc", "svc-secret"); resp.StatusCode != 200 {
 		t.Fatalf("configured client: %d %v", resp.StatusCode, out)
+	}
+}
+
+// TestPushesWithoutCredentialsAreBoundedPerAddress: a public client
+// pushes authorization requests with nothing but its client_id, so
+// anyone can. Each push is a stored record of up to 16 KiB; capped per
+// client only, one stranger could hold 5000 of them per public client
+// and window, and under open registration register public clients for
+// more. From one address, pushes without client authentication are few.
+func TestPushesWithoutCredentialsAreBoundedPerAddress(t *testing.T) {
+	e, _ := regEnv(t, provider.RegistrationOpen)
+	other := e.register(map[string]any{"redirect_uris": []string{redirectURI}, "token_endpoint_auth_method": "none"}, "")
+	push := func(client string) int {
+		q := authParams(client)
+		q.Set("state", strings.Repeat("s", 2000))
+		resp, _ := e.push(q, "", "")
+		return resp.StatusCode
+	}
+	limited := 0
+	for i := range 200 {
+		client := "spa"
+		if i%2 == 1 {
+			client = other.ID
+		}
+		if s := push(client); s == http.StatusTooManyRequests {
+			limited++
+		} else if s != http.StatusCreated {
+			t.Fatalf("push %d: %d", i, s)
+		}
+	}
+	if limited == 0 {
+		t.Fatal("200 unauthenticated pushes from one address, none refused")
+	}
+	// A confidential client authenticates: its pushes count per client.
+	if resp, body := e.push(authParams("conf"), "conf", confSecret); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("confidential client after the address's limit: %d %v", resp.StatusCode, body)
+	}
+	// The window passes.
+	e.clock.Advance(10 * time.Minute)
+	if s := push("spa"); s != http.StatusCreated {
+		t.Fatalf("after the window: %d", s)
 	}
 }

@@ -76,7 +76,7 @@ func (p *Provider) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	ip := regulate.ClientIP(r)
-	wait, err := p.tokens.countDeviceRequest(ctx, regulate.IP(ip).Value, maxDeviceRequests, deviceRequestWindow)
+	wait, err := p.tokens.countRequest(ctx, keyDeviceRate+regulate.IP(ip).Value, maxDeviceRequests, deviceRequestWindow)
 	if err != nil {
 		p.cfg.Logger.Error("gatehouse provider: device authorization", "error", err)
 		writeJSONError(w, errServer("could not start the device authorization"))

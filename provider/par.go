@@ -31,6 +31,14 @@ const (
 	// to the authorization endpoint directly, unless it must push them.
 	maxPushedPerWindow = 5000
 	keyPushedCount     = "par-n:"
+	// maxPushedPerAddress caps, per address and parTTL window, the
+	// requests pushed without client authentication (public clients):
+	// the per-client cap alone let one stranger keep maxPushedPerWindow
+	// requests of every public client, and as many public clients as
+	// open registration gave him. A person's browser pushes one request
+	// per sign-in.
+	maxPushedPerAddress = 60
+	keyPushedByAddress  = "par-ip:"
 )
 
 var errTooManyPushed = errors.New("too many pushed requests")
@@ -59,6 +67,9 @@ func (p *Provider) par(w http.ResponseWriter, r *http.Request) {
 	if oerr == nil {
 		params, oerr = p.pushedParams(r, client, form)
 	}
+	if oerr == nil && client.Public {
+		oerr = p.countPushedByAddress(r, client)
+	}
 	if oerr != nil {
 		writeJSONError(w, oerr)
 		return
@@ -66,8 +77,7 @@ func (p *Provider) par(w http.ResponseWriter, r *http.Request) {
 	handle, err := p.tokens.push(r.Context(), pushedRequest{ClientID: client.ID, Params: params}, parTTL)
 	if errors.Is(err, errTooManyPushed) {
 		p.cfg.Audit.Record(r.Context(), audit.Event{Event: audit.RateLimited, Client: client.ID, IP: regulate.ClientIP(r), Reason: "pushed authorization requests"})
-		writeJSONError(w, &oauthError{Code: "invalid_request", Description: "too many pushed requests from this client; retry later",
-			status: http.StatusTooManyRequests, retryAfter: int(expiresIn(parTTL))})
+		writeJSONError(w, errTooManyPushes("this client", parTTL))
 		return
 	} else if err != nil {
 		p.cfg.Logger.Error("gatehouse provider: saving pushed request", "error", err)
@@ -75,6 +85,27 @@ func (p *Provider) par(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"request_uri": requestURIPrefix + handle, "expires_in": expiresIn(parTTL)})
+}
+
+// countPushedByAddress counts a request pushed without client
+// authentication against its address's cap.
+func (p *Provider) countPushedByAddress(r *http.Request, client *Client) *oauthError {
+	ip := regulate.ClientIP(r)
+	wait, err := p.tokens.countRequest(r.Context(), keyPushedByAddress+regulate.IP(ip).Value, maxPushedPerAddress, parTTL)
+	if err != nil {
+		p.cfg.Logger.Error("gatehouse provider: counting pushed requests", "error", err)
+		return errServer("could not save the request")
+	}
+	if wait > 0 {
+		p.cfg.Audit.Record(r.Context(), audit.Event{Event: audit.RateLimited, Client: client.ID, IP: ip, Reason: "pushed authorization requests from one address"})
+		return errTooManyPushes("this address", wait)
+	}
+	return nil
+}
+
+func errTooManyPushes(from string, wait time.Duration) *oauthError {
+	return &oauthError{Code: "invalid_request", Description: "too many pushed requests from " + from + "; retry later",
+		status: http.StatusTooManyRequests, retryAfter: max(int(expiresIn(wait+time.Second-1)), 1)}
 }
 
 // pushedParams are the authorization parameters of a pushed request,

@@ -158,3 +158,53 @@ func scopesString(s []string) string { return strings.Join(s, " ") }
 
 // hasScope reports whether scopes contains s.
 func hasScope(scopes []string, s string) bool { return slices.Contains(scopes, s) }
+
+// requestWindow is a fixed-window count of requests.
+type requestWindow struct {
+	Start time.Time `json:"s"`
+	N     int       `json:"n"`
+}
+
+// errRateFull: the window's requests are used up.
+var errRateFull = errors.New("too many requests")
+
+// countRequest counts a request under key (a kind of request and who
+// sends it, such as an address): at most limit per window. Over the
+// limit it returns how long to wait, and writes nothing.
+func (t *tokens) countRequest(ctx context.Context, key string, limit int, window time.Duration) (time.Duration, error) {
+	now := t.now()
+	full := func(r *requestWindow) time.Duration {
+		if end := r.Start.Add(window); now.Before(end) && r.N >= limit {
+			return end.Sub(now)
+		}
+		return 0
+	}
+	if b, err := t.st.Get(ctx, key); err == nil {
+		var r requestWindow
+		if json.Unmarshal(b, &r) == nil {
+			if wait := full(&r); wait > 0 {
+				return wait, nil
+			}
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return 0, fmt.Errorf("counting requests: %w", err)
+	}
+	var wait time.Duration
+	err := t.st.Update(ctx, key, window, func(old []byte) ([]byte, error) {
+		var r requestWindow
+		if old == nil || json.Unmarshal(old, &r) != nil || !now.Before(r.Start.Add(window)) {
+			r = requestWindow{Start: now}
+		}
+		if wait = full(&r); wait > 0 {
+			return nil, errRateFull
+		}
+		r.N++
+		return json.Marshal(r)
+	})
+	if errors.Is(err, errRateFull) {
+		return wait, nil
+	} else if err != nil {
+		return 0, fmt.Errorf("counting requests: %w", err)
+	}
+	return 0, nil
+}
