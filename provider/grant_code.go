@@ -94,6 +94,8 @@ func (p *Provider) codeGrant(w http.ResponseWriter, r *http.Request, client *Cli
 			p.cfg.Audit.Record(ctx, audit.Event{Event: audit.CodeReplayed, Client: client.ID, Subject: rec.Subject, SID: rec.SID,
 				IP: regulate.ClientIP(r)})
 			reject = errInvalidGrant("the code has already been used")
+		} else if rec.ClientID != client.ID {
+			p.cfg.Audit.Record(ctx, audit.Event{Event: audit.TokenMisuse, Client: client.ID, IP: regulate.ClientIP(r), Reason: "code of client " + rec.ClientID})
 		}
 		writeJSONError(w, reject)
 	}
