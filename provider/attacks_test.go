@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/provider"
 )
 
@@ -149,5 +150,61 @@ func TestPushesWithoutCredentialsAreBoundedPerAddress(t *testing.T) {
 	e.clock.Advance(10 * time.Minute)
 	if s := push("spa"); s != http.StatusCreated {
 		t.Fatalf("after the window: %d", s)
+	}
+}
+
+// TestAnotherClientsCodeIsAudited: a client presenting a code issued to
+// another (stolen from a log, a referrer, a shared redirect URI) gets
+// nothing, and the attempt is in the audit log as a refresh token or a
+// device code of another client is.
+func TestAnotherClientsCodeIsAudited(t *testing.T) {
+	e, ab := regEnv(t, provider.RegistrationOff)
+	cb := e.login(e.browser(), authParams("conf"))
+	stolen := codeForm(cb.Get("code"))
+	stolen.Set("client_id", "post")
+	stolen.Set("client_secret", "post-secret")
+	if resp, out := e.token(stolen, "", ""); resp.StatusCode != 400 || out["error"] != "invalid_grant" {
+		t.Fatalf("another client's code: %d %v", resp.StatusCode, out)
+	}
+	got := ab.events(audit.TokenMisuse)
+	if len(got) != 1 || got[0]["client"] != "post" {
+		t.Fatalf("audit token_misuse lines: %v", got)
+	}
+	// The code's own client still redeems it.
+	if resp, out := e.token(codeForm(cb.Get("code")), "conf", confSecret); resp.StatusCode != 200 {
+		t.Fatalf("own client after the attempt: %d %v", resp.StatusCode, out)
+	}
+}
+
+// TestDeletedClientLeavesNoSecret: a client_secret_jwt client's secret
+// is kept in the clear (it keys HMAC); deleting the registration (RFC
+// 7592) must not leave it behind in the store, nor must an update to a
+// method that needs no secret.
+func TestDeletedClientLeavesNoSecret(t *testing.T) {
+	e, _ := regEnv(t, provider.RegistrationOpen)
+	plain := func(id string) bool {
+		_, err := e.st.Get(t.Context(), "client-hmac:"+id)
+		return err == nil
+	}
+	jwtMeta := meta("token_endpoint_auth_method", "client_secret_jwt")
+	gone := e.register(jwtMeta, "")
+	if !plain(gone.ID) {
+		t.Fatal("the test's premise: a client_secret_jwt client's secret is kept")
+	}
+	if resp, m := e.jsonRequest(http.MethodDelete, gone.URI, gone.RAT, nil); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete: %d %v", resp.StatusCode, m)
+	}
+	if plain(gone.ID) {
+		t.Error("a deleted client's secret is still in the store")
+	}
+	changed := e.register(jwtMeta, "")
+	upd := meta("client_id", changed.ID, "token_endpoint_auth_method", "private_key_jwt",
+		"jwks", map[string]any{"keys": []any{map[string]any{"kty": "EC", "crv": "P-256",
+			"x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"}}})
+	if resp, m := e.jsonRequest(http.MethodPut, changed.URI, changed.RAT, upd); resp.StatusCode != http.StatusOK {
+		t.Fatalf("update: %d %v", resp.StatusCode, m)
+	}
+	if plain(changed.ID) {
+		t.Error("the secret of a client that no longer signs with it is still in the store")
 	}
 }

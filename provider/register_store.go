@@ -65,7 +65,11 @@ func (c *Clients) replaceRegistered(ctx context.Context, old []byte, next Client
 	if err != nil {
 		return err
 	}
-	if err := c.st.Apply(ctx, store.Match(keyClient+next.ID, old), store.Put(keyClient+next.ID, b, 0)); err != nil {
+	ops := []store.Op{store.Match(keyClient+next.ID, old), store.Put(keyClient+next.ID, b, 0)}
+	if !next.needsPlainSecret() {
+		ops = append(ops, store.Delete(keyClientHMAC+next.ID)) // the secret in the clear is kept only while needed
+	}
+	if err := c.st.Apply(ctx, ops...); err != nil {
 		return fmt.Errorf("saving client: %w", err)
 	}
 	return nil
@@ -74,7 +78,7 @@ func (c *Clients) replaceRegistered(ctx context.Context, old []byte, next Client
 // deleteRegistered deletes a registered client if it is still the one
 // read (old).
 func (c *Clients) deleteRegistered(ctx context.Context, id string, old []byte) error {
-	err := c.st.Apply(ctx, store.Match(keyClient+id, old), store.Delete(keyClient+id),
+	err := c.st.Apply(ctx, store.Match(keyClient+id, old), store.Delete(keyClient+id), store.Delete(keyClientHMAC+id),
 		store.SetRemove(setClients, id), store.SetRemove(setRegistered, id))
 	if err != nil {
 		return fmt.Errorf("deleting client: %w", err)
