@@ -50,6 +50,8 @@ func TestRegisteredClientCannotAimTheProviderAtItsOwnMachine(t *testing.T) {
 		{"backchannel to loopback over https", meta("backchannel_logout_uri", "https://127.0.0.1/bcl")},
 		{"backchannel to link-local", meta("backchannel_logout_uri", "https://169.254.169.254/latest")},
 		{"backchannel to the unspecified address", meta("backchannel_logout_uri", "https://0.0.0.0:2019/stop")},
+		{"backchannel to a zoned loopback", meta("backchannel_logout_uri", "https://[::1%25lo]/bcl")},
+		{"backchannel to a zoned unspecified address", meta("backchannel_logout_uri", "https://[::%250]/bcl")},
 		{"jwks_uri on loopback", keyed("jwks_uri", "http://127.0.0.1:2019/config/")},
 		{"jwks_uri on IPv6 loopback", keyed("jwks_uri", "http://[::1]:2019/config/")},
 		{"request_uri on loopback", meta("request_uris", uris("http://127.0.0.1:6060/debug/pprof/"))},

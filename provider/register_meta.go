@@ -408,8 +408,10 @@ func (p *Provider) checkContacted(raw string) error {
 		return errors.New("must be an absolute URL")
 	}
 	host := u.Hostname()
+	ip, ipErr := netip.ParseAddr(host) // zones too ([::1%25eth0])
+	ip = ip.Unmap().WithZone("")
 	switch {
-	case isLoopbackHost(host):
+	case isLoopbackHost(host) || ipErr == nil && ip.IsLoopback():
 		if !strings.HasPrefix(p.cfg.Issuer, "http:") || u.Scheme != "http" && u.Scheme != "https" {
 			return errors.New("must not name the provider's own machine")
 		}
@@ -417,10 +419,8 @@ func (p *Provider) checkContacted(raw string) error {
 	case u.Scheme != "https":
 		return errors.New("must use https")
 	}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		if ip = ip.Unmap(); ip.IsUnspecified() || ip.IsLinkLocalUnicast() || ip.IsMulticast() || ip.IsLinkLocalMulticast() {
-			return errors.New("must not name an unspecified, link-local or multicast address")
-		}
+	if ipErr == nil && (ip.IsUnspecified() || ip.IsLinkLocalUnicast() || ip.IsMulticast()) {
+		return errors.New("must not name an unspecified, link-local or multicast address")
 	}
 	return nil
 }
