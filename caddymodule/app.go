@@ -355,6 +355,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		DeviceCodeTTL: time.Duration(a.DeviceCodeTTL), DevicePollInterval: time.Duration(a.DevicePollInterval),
 		Scopes: a.Scopes, RequirePAR: a.RequirePAR, Logger: a.logger,
 		Registration: a.Registration.Policy, RegistrationsPerIP: a.Registration.PerIP, MaxRegisteredClients: a.Registration.MaxClients,
+		RegistrationPrivateNetworks: a.Registration.PrivateNetworks,
 	})
 	if err != nil {
 		return fmt.Errorf("gatehouse: %w", err)

@@ -21,6 +21,12 @@ type RegistrationConfig struct {
 	PerIP int `json:"per_ip,omitempty"`
 	// MaxClients bounds the clients registered in all (default 10000).
 	MaxClients int `json:"max_clients,omitempty"`
+	// PrivateNetworks lets registered clients' URLs (jwks_uri,
+	// request_uris, sector_identifier_uri, backchannel_logout_uri) reach
+	// private addresses: for an intranet whose applications register
+	// themselves. Off, Gatehouse fetches and posts only to public
+	// addresses for them.
+	PrivateNetworks bool `json:"private_networks,omitempty"`
 }
 
 // parseRegistration parses
@@ -28,6 +34,7 @@ type RegistrationConfig struct {
 //	registration off|open|initial_access_token {
 //		per_ip <n>
 //		max_clients <n>
+//		private_networks
 //	}
 func parseRegistration(d *caddyfile.Dispenser) (RegistrationConfig, error) {
 	var rc RegistrationConfig
@@ -41,6 +48,13 @@ func parseRegistration(d *caddyfile.Dispenser) (RegistrationConfig, error) {
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
+		if opt == "private_networks" {
+			if d.NextArg() {
+				return rc, d.ArgErr()
+			}
+			rc.PrivateNetworks = true
+			continue
+		}
 		var v string
 		if err := oneArg(d, &v); err != nil {
 			return rc, err
@@ -55,7 +69,7 @@ func parseRegistration(d *caddyfile.Dispenser) (RegistrationConfig, error) {
 		case "max_clients":
 			rc.MaxClients = n
 		default:
-			return rc, d.Errf("unknown registration option %q (per_ip, max_clients)", opt)
+			return rc, d.Errf("unknown registration option %q (per_ip, max_clients, private_networks)", opt)
 		}
 	}
 	return rc, nil

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/gatehouse-idp/gatehouse/internal/netguard"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -50,6 +51,9 @@ type Notice struct {
 	Audience string `json:"aud"`
 	Subject  string `json:"sub"`
 	SID      string `json:"sid,omitempty"`
+	// Untrusted: the receiver was named by someone not trusted (a client
+	// that registered itself); it is reached on public addresses only.
+	Untrusted bool `json:"untrusted,omitempty"`
 }
 
 // delivery is a queued notice with its progress.
@@ -75,6 +79,9 @@ type QueueConfig struct {
 	// followed (the registered URI is the receiver; a 307 would carry the
 	// POST to any address, the provider's own machine included).
 	HTTPClient *http.Client
+	// UntrustedHTTPClient posts to untrusted receivers. Default: as
+	// HTTPClient, reaching public addresses only.
+	UntrustedHTTPClient *http.Client
 	// Attempts (default 8) and Backoff (default 2s, doubled after each
 	// failure, at most an hour) shape retries.
 	Attempts int
@@ -96,6 +103,9 @@ func NewQueue(cfg QueueConfig) *Queue {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 5 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	if cfg.UntrustedHTTPClient == nil {
+		cfg.UntrustedHTTPClient = netguard.Client(5 * time.Second)
 	}
 	if cfg.Attempts <= 0 {
 		cfg.Attempts = 8
@@ -200,7 +210,7 @@ func (q *Queue) claim(ctx context.Context, id string) (delivery, bool) {
 func (q *Queue) deliver(ctx context.Context, d delivery) {
 	tok, err := q.Token(d.Audience, d.Subject, d.SID)
 	if err == nil {
-		err = q.post(ctx, d.URI, tok)
+		err = q.post(ctx, d.URI, tok, d.Untrusted)
 	}
 	if err == nil {
 		q.Stats.Delivered.Add(1)
@@ -230,7 +240,7 @@ func (q *Queue) finish(ctx context.Context, id string) {
 	_ = q.cfg.Store.Apply(ctx, store.Delete(keyDelivery+id), store.SetRemove(setQueue, id))
 }
 
-func (q *Queue) post(ctx context.Context, uri, token string) error {
+func (q *Queue) post(ctx context.Context, uri, token string, untrusted bool) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, uri, strings.NewReader(url.Values{"logout_token": {token}}.Encode()))
@@ -238,7 +248,11 @@ func (q *Queue) post(ctx context.Context, uri, token string) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := q.cfg.HTTPClient.Do(req)
+	client := q.cfg.HTTPClient
+	if untrusted {
+		client = q.cfg.UntrustedHTTPClient
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}

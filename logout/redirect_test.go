@@ -2,10 +2,13 @@ package logout
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+
+	"github.com/gatehouse-idp/gatehouse/internal/netguard"
 )
 
 // TestDeliveryFollowsNoRedirect: a back-channel logout URI is where the
@@ -35,5 +38,23 @@ func TestDeliveryFollowsNoRedirect(t *testing.T) {
 	}
 	if q.Stats.Delivered.Load() != 0 || q.Stats.Failed.Load() != 1 {
 		t.Fatalf("a redirect counts as a failed delivery: delivered %d, failed %d", q.Stats.Delivered.Load(), q.Stats.Failed.Load())
+	}
+}
+
+// A receiver named by an untrusted client is reached on public
+// addresses only: a loopback one is not posted to.
+func TestUntrustedDeliveryReachesPublicAddressesOnly(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+	q := NewQueue(QueueConfig{})
+	if err := q.post(context.Background(), srv.URL, "tok", true); !errors.Is(err, netguard.ErrNotPublic) {
+		t.Fatalf("untrusted post to loopback: %v", err)
+	}
+	if err := q.post(context.Background(), srv.URL, "tok", false); err != nil {
+		t.Fatalf("trusted post to loopback: %v", err)
+	}
+	if hits.Load() != 1 {
+		t.Fatalf("%d posts reached the receiver, want 1", hits.Load())
 	}
 }

@@ -76,7 +76,18 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	if len(back.State) > maxParamBytes {
 		back.State = ""
 	}
-	fail := func(e *oauthError) { p.redirectError(w, r, back, e) }
+	fail := func(e *oauthError) {
+		if !client.RegisteredAt.IsZero() && params.Get("prompt") != "none" {
+			// A client anyone could have registered: its redirect URI is
+			// not followed at once on an error nobody interacted for, or
+			// the provider's address would front any site (RFC 9700
+			// §4.11.2). prompt=none still answers at once (silent
+			// checks need it).
+			p.errorInterstitial(w, r, back, e, client)
+			return
+		}
+		p.redirectError(w, r, back, e)
+	}
 	if reqErr != nil {
 		fail(reqErr)
 		return
@@ -94,11 +105,35 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	req.StartedAt = p.cfg.Sessions.Now().Truncate(time.Second)
 
 	ctx := r.Context()
+	// id_token_hint names the person the client expects (OIDC Core
+	// §3.1.2.1): a session of someone else does not answer for them.
+	var hinted *hint
+	if raw := params.Get("id_token_hint"); raw != "" {
+		h, err := p.verifyHint(ctx, raw)
+		if err != nil || !slices.Contains(h.Audience, client.ID) {
+			fail(errInvalidRequest("id_token_hint is not an ID token this provider issued to this client"))
+			return
+		}
+		hinted = h
+	}
 	if !req.forceLogin() {
 		s, user, err := p.liveSession(ctx, r)
 		if err != nil {
 			p.serverErrorPage(w, "loading session", err)
 			return
+		}
+		if s != nil && hinted != nil && !p.hintNames(ctx, hinted, s.Subject) {
+			if req.prompt("none") {
+				fail(&oauthError{Code: "login_required", Description: "the signed-in user is not the one id_token_hint names"})
+				return
+			}
+			// Someone else is signed in here: a fresh sign-in, as
+			// whoever the person turns out to be.
+			req.Prompt = append(req.Prompt, "login")
+			if u, err := p.cfg.Users.Get(ctx, hinted.Subject); err == nil && req.LoginHint == "" {
+				req.LoginHint = u.Username // a public sub names the account
+			}
+			s = nil
 		}
 		if s != nil && req.prompt("select_account") {
 			p.chooseAccount(w, r, req, client, user)

@@ -84,6 +84,7 @@ func (p *Provider) authenticateClient(r *http.Request, form url.Values) (*Client
 	// A method set explicitly in the registration is enforced; otherwise
 	// either secret method is accepted (clients often auto-detect).
 	if client.TokenEndpointAuthMethod != "" && client.TokenEndpointAuthMethod != method {
+		failed = true
 		return nil, errInvalidClient("this client must authenticate with "+client.TokenEndpointAuthMethod, basic)
 	}
 	if !client.CheckSecret(secret) {
@@ -144,9 +145,11 @@ func (p *Provider) guardCredential(ctx context.Context, id, ip string) (done fun
 	if p.cfg.Regulate == nil {
 		return func(bool) {}, nil
 	}
-	keys := []regulate.Key{regulate.Client(id), regulate.IP(ip)}
+	// Failures count for this client from this address, and for the
+	// address; a ban of the client id itself (an admin's) stops all.
+	keys := []regulate.Key{regulate.ClientFrom(id, ip), regulate.IP(ip)}
 	unlock := p.credentialLocks.lock(id)
-	blocked, err := p.cfg.Regulate.Check(ctx, keys...)
+	blocked, err := p.cfg.Regulate.Check(ctx, append(keys, regulate.Client(id))...)
 	if err != nil {
 		unlock()
 		p.cfg.Logger.Error("gatehouse provider: regulation", "error", err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gatehouse-idp/gatehouse/internal/netguard"
 	"io"
 	"net/http"
 	"net/url"
@@ -204,7 +205,7 @@ func (p *Provider) verificationKeys(ctx context.Context, client *Client, alg, ki
 		}
 	case client.JWKSURI != "":
 		var err error
-		if set, err = p.remote.jwks(ctx, client.JWKSURI, kid); err != nil {
+		if set, err = p.remote.jwks(ctx, client.JWKSURI, kid, p.guarded(client)); err != nil {
 			p.cfg.Logger.Warn("gatehouse provider: client keys", "client", client.ID, "error", err)
 			return nil, errors.New("the keys at the client's jwks_uri are unavailable")
 		}
@@ -231,9 +232,11 @@ func (p *Provider) verificationKeys(ctx context.Context, client *Client, alg, ki
 // with a timeout, a size limit and no redirects, and caches JWK sets.
 type remoteFetcher struct {
 	client *http.Client
-	now    func() time.Time
-	mu     sync.Mutex
-	sets   map[string]*cachedJWKS
+	// guarded reaches only public addresses: for registered clients.
+	guarded *http.Client
+	now     func() time.Time
+	mu      sync.Mutex
+	sets    map[string]*cachedJWKS
 }
 
 type cachedJWKS struct {
@@ -249,11 +252,11 @@ func newRemoteFetcher(now func() time.Time) *remoteFetcher {
 		Timeout: remoteTimeout,
 		// A redirect could lead anywhere; the registered URL is the one.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
+	}, guarded: netguard.Client(remoteTimeout)}
 }
 
 // fetch GETs uri (already validated) and returns at most limit bytes.
-func (f *remoteFetcher) fetch(ctx context.Context, uri, accept string, limit int64) ([]byte, error) {
+func (f *remoteFetcher) fetch(ctx context.Context, uri, accept string, limit int64, guarded bool) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, remoteTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
@@ -261,7 +264,11 @@ func (f *remoteFetcher) fetch(ctx context.Context, uri, accept string, limit int
 		return nil, err
 	}
 	req.Header.Set("Accept", accept)
-	resp, err := f.client.Do(req)
+	client := f.client
+	if guarded {
+		client = f.guarded
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("fetching %s: %w", uri, err)
 	}
@@ -282,7 +289,7 @@ func (f *remoteFetcher) fetch(ctx context.Context, uri, accept string, limit int
 // jwks returns the key set at uri: from the cache while it is fresh and
 // knows kid; else fetched again, at most once per jwksMinRefetch (so a
 // stream of unknown kids cannot make the provider hammer the client).
-func (f *remoteFetcher) jwks(ctx context.Context, uri, kid string) (jose.JSONWebKeySet, error) {
+func (f *remoteFetcher) jwks(ctx context.Context, uri, kid string, guarded bool) (jose.JSONWebKeySet, error) {
 	f.mu.Lock()
 	e := f.sets[uri]
 	if e == nil {
@@ -311,7 +318,7 @@ func (f *remoteFetcher) jwks(ctx context.Context, uri, kid string) (jose.JSONWeb
 		return jose.JSONWebKeySet{}, fmt.Errorf("the keys at %s are unavailable (last fetch failed)", uri)
 	}
 	e.attempt = now
-	b, err := f.fetch(ctx, uri, "application/jwk-set+json, application/json", maxJWKSBytes)
+	b, err := f.fetch(ctx, uri, "application/jwk-set+json, application/json", maxJWKSBytes, guarded)
 	if err == nil {
 		var set jose.JSONWebKeySet
 		if set, err = parseClientJWKS(b); err == nil {

@@ -2,6 +2,8 @@ package provider
 
 import (
 	"encoding/json"
+
+	"github.com/gatehouse-idp/gatehouse/web"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -80,6 +82,29 @@ func (p *Provider) redirectError(w http.ResponseWriter, r *http.Request, t targe
 		q.Set("error_description", e.Description)
 	}
 	p.deliver(w, r, t, q)
+}
+
+// errorInterstitial shows an authorization error to the person, with a
+// link on to the client's redirect URI (the error in it) that they may
+// follow, instead of redirecting at once.
+func (p *Provider) errorInterstitial(w http.ResponseWriter, r *http.Request, t target, e *oauthError, c *Client) {
+	q := url.Values{"error": {e.Code}, "iss": {p.cfg.Issuer}}
+	if e.Description != "" {
+		q.Set("error_description", e.Description)
+	}
+	if t.State != "" {
+		q.Set("state", t.State)
+	}
+	link := appendQuery(t.RedirectURI, q)
+	if t.Mode == modeFragment {
+		link = withFragment(t.RedirectURI, q)
+	}
+	noStore(w)
+	web.Render(w, http.StatusBadRequest, "notice.html", web.Page{Title: "The application's request failed", Static: p.staticPath(),
+		Message: e.Code + ": " + e.Description,
+		Data: struct{ Text, Link, LinkText string }{
+			c.DisplayName() + " sent a sign-in request that cannot be used. Go back to it only if you trust it:",
+			link, "Back to " + originOf(t.RedirectURI)}})
 }
 
 // noStore keeps a response that carries a code, a token or a session

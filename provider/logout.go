@@ -125,6 +125,12 @@ func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 				"The application asked to send you to an address it has not registered for after sign-out. For your safety you were not sent there.")
 			return
 		}
+		if !c.RegisteredAt.IsZero() && h == nil {
+			// A client anyone could have registered, and nothing shows the
+			// request comes from it: no redirection (RP-Initiated Logout
+			// §3; else the provider would redirect to any site).
+			redirect = ""
+		}
 	}
 	state := q.Get("state")
 

@@ -26,7 +26,8 @@ func (p *Provider) SessionEnded(ctx context.Context, e logout.Ended, q *logout.Q
 		if c.BackchannelLogoutURI == "" {
 			continue
 		}
-		if err := q.Enqueue(ctx, logout.Notice{URI: c.BackchannelLogoutURI, Audience: c.ID, Subject: p.subjectFor(ctx, c, e.Subject), SID: e.SID}); err != nil {
+		if err := q.Enqueue(ctx, logout.Notice{URI: c.BackchannelLogoutURI, Audience: c.ID, Subject: p.subjectFor(ctx, c, e.Subject), SID: e.SID,
+			Untrusted: p.guarded(c)}); err != nil {
 			return fmt.Errorf("queueing back-channel logout for %s: %w", c.ID, err)
 		}
 	}

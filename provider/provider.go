@@ -77,6 +77,12 @@ type Config struct {
 	// the clients registered in all (default 10000).
 	RegistrationsPerIP   int
 	MaxRegisteredClients int
+	// RegistrationPrivateNetworks lets what registered clients name
+	// (jwks_uri, request_uris, sector_identifier_uri,
+	// backchannel_logout_uri) be reached on private addresses. Off (the
+	// default), the provider reaches only public addresses for them on
+	// an https issuer.
+	RegistrationPrivateNetworks bool
 	// HTTPClient makes the provider's own requests (a registering
 	// client's sector_identifier_uri). Default: a 5s timeout, no
 	// redirects followed.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gatehouse-idp/gatehouse/internal/netguard"
 	"io"
 	"mime"
 	"net"
@@ -422,6 +423,11 @@ func (p *Provider) checkContacted(raw string) error {
 	if ipErr == nil && (ip.IsUnspecified() || ip.IsLinkLocalUnicast() || ip.IsMulticast()) {
 		return errors.New("must not name an unspecified, link-local or multicast address")
 	}
+	if ipErr == nil && p.guardRegistered() && !netguard.Public(ip) {
+		// Names are checked when they are dialled (they may resolve
+		// anywhere later); an address is refused at once.
+		return errors.New("must not name a private or special-purpose address")
+	}
 	return nil
 }
 
@@ -467,10 +473,27 @@ func (p *Provider) checkSector(ctx context.Context, c *Client) *oauthError {
 	return nil
 }
 
-// fetcher is the HTTP client of the provider's own requests.
+// fetcher is the HTTP client of the provider's requests for a client
+// that is registering: it reaches only public addresses (see guarded).
 func (p *Provider) fetcher() *http.Client {
 	if p.cfg.HTTPClient != nil {
 		return p.cfg.HTTPClient
 	}
+	if p.guardRegistered() {
+		return netguard.Client(sectorFetchTimeout)
+	}
 	return &http.Client{Timeout: sectorFetchTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// guardRegistered: what registered clients name is reached on public
+// addresses only — unless the admin allows private networks, or the
+// provider runs on plain http (local development and tests).
+func (p *Provider) guardRegistered() bool {
+	return !p.cfg.RegistrationPrivateNetworks && strings.HasPrefix(p.cfg.Issuer, "https://")
+}
+
+// guarded reports whether the provider's requests for client must
+// reach only public addresses: a client that registered itself.
+func (p *Provider) guarded(c *Client) bool {
+	return c != nil && !c.RegisteredAt.IsZero() && p.guardRegistered()
 }

@@ -158,7 +158,7 @@ func (p *Provider) fetchRequestObject(ctx context.Context, client *Client, uri s
 		return "", errRequestURI("request_uri is not registered for this client")
 	}
 	u, _, _ := strings.Cut(uri, "#")
-	b, err := p.remote.fetch(ctx, u, "application/oauth-authz-req+jwt, application/jwt", maxRequestObjectBytes)
+	b, err := p.remote.fetch(ctx, u, "application/oauth-authz-req+jwt, application/jwt", maxRequestObjectBytes, p.guarded(client))
 	if err != nil {
 		p.cfg.Logger.Warn("gatehouse provider: fetching request object", "client", client.ID, "error", err)
 		return "", errRequestURI("the request object could not be fetched from request_uri")

@@ -49,9 +49,11 @@ func (p *Provider) subjectFor(_ context.Context, c *Client, sub string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// Sector is the host pairwise subjects are computed for: the host of
+// Sector is what pairwise subjects are computed for: the host of
 // sector_identifier_uri, or of the redirect URIs (Validate makes sure
-// there is one).
+// there is one). A native client's redirect URI names no host of its
+// own (a custom scheme, or loopback, which every native app shares), so
+// such a client is a sector of its own: its client id.
 func (c *Client) Sector() string {
 	raw := c.SectorIdentifierURI
 	if raw == "" && len(c.RedirectURIs) > 0 {
@@ -61,5 +63,8 @@ func (c *Client) Sector() string {
 	if err != nil {
 		return ""
 	}
-	return u.Hostname()
+	if host := u.Hostname(); host != "" && (c.SectorIdentifierURI != "" || !isLoopbackHost(host)) {
+		return host
+	}
+	return "client:" + c.ID
 }

@@ -98,8 +98,13 @@ func UnknownName(name string) Key {
 	return Key{KindUser, "name-" + hex.EncodeToString(sum[:12])}
 }
 
-// Client is the key of an OAuth client id.
+// Client is the key of an OAuth client id (admins ban a client with it).
 func Client(id string) Key { return Key{KindClient, id} }
+
+// ClientFrom is the key of an OAuth client id tried from one address
+// (as IP keys it): failures are counted there, so a stranger guessing a
+// client's secret bans himself, not the client.
+func ClientFrom(id, addr string) Key { return Key{KindClient, id + "@" + IP(addr).Value} }
 
 // IP is the key of a client address: IPv4 as is, IPv6 by its /64 (one
 // host has a whole /64 to pick from).
