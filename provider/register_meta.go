@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // clientMetadata is a client's registration metadata under the names of
@@ -322,6 +323,14 @@ func displayable(v string) error {
 	}
 	if strings.IndexFunc(v, unicode.IsControl) >= 0 {
 		return errors.New("must not contain control characters")
+	}
+	// Format characters (bidi overrides, zero-width joiners) make a name
+	// read otherwise than it is written on the consent page.
+	if strings.IndexFunc(v, func(r rune) bool { return unicode.Is(unicode.Cf, r) }) >= 0 {
+		return errors.New("must not contain invisible formatting characters (bidi overrides, zero-width)")
+	}
+	if !utf8.ValidString(v) {
+		return errors.New("must be UTF-8")
 	}
 	return nil
 }

@@ -110,6 +110,8 @@ func TestRegistrationRefusesBadMetadata(t *testing.T) {
 		// Information and sizes.
 		{"application_type", meta("application_type", "desktop"), badMeta},
 		{"client_name control characters", meta("client_name", "App\u0000\u001b[31m"), badMeta},
+		{"client_name bidi override", meta("client_name", "Pay\u202egnikna B"), badMeta},
+		{"client_name zero-width joiner", meta("client_name", "Go\u200dogle"), badMeta},
 		{"client_name too long", meta("client_name", strings.Repeat("n", 201)), badMeta},
 		{"client_name not a string", meta("client_name", []string{"a"}), badMeta},
 		{"bad contact", meta("contacts", []string{""}), badMeta},
