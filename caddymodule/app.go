@@ -28,6 +28,7 @@ import (
 	"github.com/gatehouse-idp/gatehouse/regulate"
 	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/store"
+	"github.com/gatehouse-idp/gatehouse/store/breaker"
 	"github.com/gatehouse-idp/gatehouse/store/embedded"
 	redisstore "github.com/gatehouse-idp/gatehouse/store/redis"
 	"github.com/gatehouse-idp/gatehouse/users"
@@ -133,6 +134,10 @@ type StoreConfig struct {
 	Password   string   `json:"password,omitempty"`
 	// Prefix of Redis keys (default "gatehouse:").
 	Prefix string `json:"prefix,omitempty"`
+	// Timeout bounds each Redis call (default 500ms). After five calls
+	// in a row that Redis did not answer, a circuit breaker answers at
+	// once (gates: 503) for a second, then tries again.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
 }
 
 // ClientConfig is a client declared in the configuration.
@@ -235,11 +240,19 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 		a.poolKey = "redis:" + sc.URL + strings.Join(sc.Addrs, ",") + "|" + sc.MasterName + "|" + sc.Prefix
 		open = func() (store.Store, error) {
-			st, err := redisstore.Open(redisstore.Options{URL: sc.URL, Addrs: sc.Addrs, MasterName: sc.MasterName,
-				Password: sc.Password, Prefix: sc.Prefix})
+			rs, err := redisstore.Open(redisstore.Options{URL: sc.URL, Addrs: sc.Addrs, MasterName: sc.MasterName,
+				Password: sc.Password, Prefix: sc.Prefix, Timeout: time.Duration(sc.Timeout)})
 			if err != nil {
 				return nil, err
 			}
+			log := caddy.Log().Named("gatehouse.store")
+			st := breaker.Wrap(rs, breaker.Options{Failure: redisstore.IsUnavailable, OnChange: func(open bool) {
+				if open {
+					log.Error("redis does not answer: failing fast (gates answer 503) and probing every second")
+				} else {
+					log.Info("redis answers again")
+				}
+			}})
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if err := st.Ping(ctx); err != nil {

@@ -23,7 +23,7 @@ func init() {
 //	gatehouse {
 //		issuer <url>
 //		store embedded [<path>]
-//		store redis [<url>] {            # or: addrs, master_name, password, prefix
+//		store redis [<url>] {            # or: addrs, master_name, password, prefix, timeout
 //		}
 //		signing_alg RS256|ES256
 //		dev
@@ -148,8 +148,18 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 						if err := oneArg(d, &sc.Prefix); err != nil {
 							return err
 						}
+					case "timeout":
+						var v string
+						if err := oneArg(d, &v); err != nil {
+							return err
+						}
+						dur, err := caddy.ParseDuration(v)
+						if err != nil || dur <= 0 {
+							return d.Errf("store redis timeout: %q is not a positive duration", v)
+						}
+						sc.Timeout = caddy.Duration(dur)
 					default:
-						return d.Errf("unknown redis option %q (addrs, master_name, password, prefix)", o)
+						return d.Errf("unknown redis option %q (addrs, master_name, password, prefix, timeout)", o)
 					}
 				}
 				if sc.URL == "" && len(sc.Addrs) == 0 {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/regulate"
@@ -102,6 +103,8 @@ func (p *Provider) authenticateClient(r *http.Request, form url.Values) (*Client
 type credentialLocks struct {
 	mu    sync.Mutex
 	locks map[string]*credentialLock
+	// failures counts the failures counted in this process.
+	failures atomic.Uint64
 }
 
 type credentialLock struct {
@@ -148,23 +151,39 @@ func (p *Provider) guardCredential(ctx context.Context, id, ip string) (done fun
 	// Failures count for this client from this address, and for the
 	// address; a ban of the client id itself (an admin's) stops all.
 	keys := []regulate.Key{regulate.ClientFrom(id, ip), regulate.IP(ip)}
-	unlock := p.credentialLocks.lock(id)
-	blocked, err := p.cfg.Regulate.Check(ctx, append(keys, regulate.Client(id))...)
-	if err != nil {
-		unlock()
-		p.cfg.Logger.Error("gatehouse provider: regulation", "error", err)
-		return nil, errServer("could not check the client")
+	check := func() *oauthError {
+		blocked, err := p.cfg.Regulate.Check(ctx, append(keys, regulate.Client(id))...)
+		if err != nil {
+			p.cfg.Logger.Error("gatehouse provider: regulation", "error", err)
+			return errServer("could not check the client")
+		}
+		if blocked != nil {
+			p.cfg.Audit.Record(ctx, audit.Event{Event: audit.RateLimited, Client: id, IP: ip, Key: blocked.Key.String(), Reason: "token endpoint"})
+			return errSlowDown(blocked.RetryAfter)
+		}
+		return nil
 	}
-	if blocked != nil {
-		unlock()
-		p.cfg.Audit.Record(ctx, audit.Event{Event: audit.RateLimited, Client: id, IP: ip, Key: blocked.Key.String(), Reason: "token endpoint"})
-		return nil, errSlowDown(blocked.RetryAfter)
+	// Checked before the lock, in parallel (a store that does not answer
+	// fails every request at once, not one after the other), and again
+	// under the lock only if a failure was counted meanwhile — so
+	// guesses sent at once still meet the delay the one before earned.
+	failures := p.credentialLocks.failures.Load()
+	if oerr := check(); oerr != nil {
+		return nil, oerr
+	}
+	unlock := p.credentialLocks.lock(id)
+	if p.credentialLocks.failures.Load() != failures {
+		if oerr := check(); oerr != nil {
+			unlock()
+			return nil, oerr
+		}
 	}
 	return func(failed bool) {
 		defer unlock()
 		if !failed {
 			return
 		}
+		defer p.credentialLocks.failures.Add(1)
 		bans, err := p.cfg.Regulate.Count(context.WithoutCancel(ctx), keys...)
 		if err != nil {
 			p.cfg.Logger.Error("gatehouse provider: regulation", "error", err)

@@ -25,6 +25,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/gatehouse-idp/gatehouse/store"
+	"github.com/gatehouse-idp/gatehouse/store/breaker"
 )
 
 // Options select the Redis deployment.
@@ -38,6 +39,9 @@ type Options struct {
 	Username   string
 	Password   string
 	DB         int
+	// Timeout bounds each call (default DefaultTimeout): a hung server
+	// costs a request this long, not seconds.
+	Timeout time.Duration
 	// Prefix of every key and channel. Default "gatehouse:". In cluster
 	// mode (several Addrs and no MasterName) a prefix without '{' is
 	// wrapped in a hash tag, "gatehouse:" becoming "{gatehouse}:", so
@@ -64,15 +68,40 @@ func Open(opt Options) (*Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("gatehouse store: redis URL: %w", err)
 		}
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout, o.MaxRetries = opt.timeouts()
 		c = goredis.NewClient(o)
 	} else {
 		if len(opt.Addrs) == 0 {
 			return nil, errors.New("gatehouse store: redis needs a URL or addresses")
 		}
-		c = goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: opt.Addrs, MasterName: opt.MasterName,
-			Username: opt.Username, Password: opt.Password, DB: opt.DB})
+		u := &goredis.UniversalOptions{Addrs: opt.Addrs, MasterName: opt.MasterName,
+			Username: opt.Username, Password: opt.Password, DB: opt.DB}
+		u.DialTimeout, u.ReadTimeout, u.WriteTimeout, u.PoolTimeout, u.MaxRetries = opt.timeouts()
+		c = goredis.NewUniversalClient(u)
 	}
 	return New(c, opt.Prefix), nil
+}
+
+// DefaultTimeout is how long a call waits for Redis unless Options say.
+const DefaultTimeout = 500 * time.Millisecond
+
+// timeouts are the client's dial, read, write and pool timeouts and its
+// retries: every call gives up after about Timeout (a dial a little
+// later), and is not tried again (-1: go-redis reads 0 as its default 3)
+// — a retry would double the wait for a server that does not answer.
+func (opt Options) timeouts() (dial, read, write, pool time.Duration, retries int) {
+	t := opt.Timeout
+	if t <= 0 {
+		t = DefaultTimeout
+	}
+	return max(t, time.Second), t, t, t, -1
+}
+
+// IsUnavailable reports whether err means Redis did not answer (a
+// network error, a timeout, no free connection in time): what a circuit
+// breaker counts.
+func IsUnavailable(err error) bool {
+	return breaker.IsUnavailable(err) || errors.Is(err, goredis.ErrPoolTimeout) || errors.Is(err, goredis.ErrPoolExhausted)
 }
 
 // New wraps an existing client. If c is a *goredis.ClusterClient, the
