@@ -12,6 +12,7 @@ import (
 	netmail "net/mail"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -84,6 +85,7 @@ type Mailer struct {
 	transport transport
 	lease     time.Duration
 	wake      chan struct{}
+	pass      sync.Mutex // one queue pass at a time: the transport keeps its connection
 	Stats     Stats
 }
 
@@ -242,6 +244,7 @@ func (m *Mailer) prepare(msg Message) (*record, error) {
 // are written: control characters (a CR LF in a subject starts a new
 // header), bidi controls, links that are not absolute web URLs.
 func checkValue(k string, v any) error {
+	isLink := k == "link" || strings.HasSuffix(k, "_link") || strings.HasSuffix(k, "_url")
 	switch v := v.(type) {
 	case string:
 		if len(v) > maxDataValue {
@@ -250,13 +253,16 @@ func checkValue(k string, v any) error {
 		if err := plainText(v); err != nil {
 			return fmt.Errorf("the value %q %w", k, err)
 		}
-		if k == "link" || strings.HasSuffix(k, "_link") || strings.HasSuffix(k, "_url") {
+		if isLink {
 			u, err := url.Parse(v)
 			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
 				return fmt.Errorf("the value %q is not an absolute http(s) URL", k)
 			}
 		}
 	case bool, int, int64, time.Duration, time.Time:
+		if isLink {
+			return fmt.Errorf("the value %q is not an absolute http(s) URL", k)
+		}
 	default:
 		return fmt.Errorf("the value %q is a %T (strings, bools, integers, durations and times only)", k, v)
 	}

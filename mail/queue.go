@@ -52,6 +52,8 @@ func (m *Mailer) deliverDue(ctx context.Context) {
 		}
 		return
 	}
+	m.pass.Lock()
+	defer m.pass.Unlock()
 	defer m.transport.endPass()
 	for _, id := range ids {
 		if ctx.Err() != nil {

@@ -111,6 +111,7 @@ func TestSendRefuses(t *testing.T) {
 		{"CRLF in the username", Message{To: "alice@example.com", Template: Activation, Data: map[string]any{"link": link, "username": "alice\r\nBcc: eve@evil.example"}}, "control character"},
 		{"bidi override in the client name", Message{To: "alice@example.com", Template: MagicLink, Data: map[string]any{"link": link, "code": "1", "client_name": "\u202egnp.exe"}}, "control character"},
 		{"huge value", Message{To: "alice@example.com", Template: Activation, Data: map[string]any{"link": link, "name": strings.Repeat("a", 5000)}}, "longer than"},
+		{"link not a string", Message{To: "alice@example.com", Template: Activation, Data: map[string]any{"link": 42}}, "absolute http(s) URL"},
 		{"unsupported type", Message{To: "alice@example.com", Template: Activation, Data: map[string]any{"link": link, "name": []string{"a"}}}, "[]string"},
 		{"invalid UTF-8", Message{To: "alice@example.com", Template: Activation, Data: map[string]any{"link": link, "name": "\xff"}}, "UTF-8"},
 	} {
