@@ -46,6 +46,7 @@ const (
 	ClientRegistered = "client_registered" // dynamic registration, update or deletion (reason says which)
 	UserCodeFailed   = "user_code_failed"  // a device user code typed at the verification page was wrong or expired
 	DeviceAuthorized = "device_authorized" // a person allowed a device (reason "allowed") or refused it ("denied")
+	MailGivenUp      = "mail_given_up"     // a message could not be delivered (target: the recipient; reason: template and error)
 )
 
 // Event is one line of the trail; empty fields are left out.
@@ -113,7 +114,7 @@ func (a *Log) Record(ctx context.Context, e Event) {
 	level := slog.LevelInfo
 	switch e.Event {
 	case LoginFailed, RateLimited, Banned, UnknownClient, BadRedirectURI, BadClientSecret, CodeReplayed, Busy, LogoutGivenUp,
-		RefreshReused, TokenMisuse, UserCodeFailed:
+		RefreshReused, TokenMisuse, UserCodeFailed, MailGivenUp:
 		level = slog.LevelWarn
 	}
 	a.l.LogAttrs(ctx, level, "gatehouse security event", attrs...)

@@ -24,6 +24,7 @@ import (
 	_ "github.com/gatehouse-idp/gatehouse/chain/totp"     // totp module kind
 	"github.com/gatehouse-idp/gatehouse/gate"
 	"github.com/gatehouse-idp/gatehouse/logout"
+	"github.com/gatehouse-idp/gatehouse/mail"
 	"github.com/gatehouse-idp/gatehouse/provider"
 	"github.com/gatehouse-idp/gatehouse/regulate"
 	"github.com/gatehouse-idp/gatehouse/session"
@@ -98,6 +99,9 @@ type App struct {
 	// RequirePAR: every client must push its authorization requests to
 	// the PAR endpoint (RFC 9126) first.
 	RequirePAR bool `json:"require_pushed_authorization_requests,omitempty"`
+	// Mail is where messages to people go (activation, password
+	// forgotten, magic links); default: an outbox directory.
+	Mail *MailConfig `json:"mail,omitempty"`
 
 	state    *sharedState
 	poolKey  string
@@ -107,6 +111,7 @@ type App struct {
 	browser  *browser.State
 	sessions *session.Manager
 	logout   *logout.Service
+	mailer   *mail.Mailer
 	users    *users.Directory
 	clients  *provider.Clients
 	keys     *provider.Keys
@@ -115,8 +120,8 @@ type App struct {
 	ctx      caddy.Context
 	// gates provisioned in this config, bound to their hosts at Start.
 	gates []*Gate
-	// stop ends the background work (logout deliveries, expiry sweeps,
-	// key sync).
+	// stop ends the background work (logout deliveries, mail deliveries,
+	// expiry sweeps, key sync).
 	stop context.CancelFunc
 }
 
@@ -336,6 +341,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("gatehouse: %w", err)
 	}
 
+	if a.mailer, err = a.newMailer(st); err != nil {
+		return err
+	}
+
 	cc := chain.DefaultConfig()
 	if len(a.Chain) > 0 {
 		cc = chain.Config{}
@@ -424,6 +433,7 @@ func (a *App) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stop = cancel
 	go a.logout.Run(ctx)
+	go a.mailer.Run(ctx)
 	go a.syncKeys(ctx)
 	a.logger.Info("gatehouse identity provider ready", "issuer", a.Issuer, "levels", a.chain.Levels())
 	return nil

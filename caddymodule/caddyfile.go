@@ -52,6 +52,12 @@ func init() {
 //			max_clients <n>                # registered clients in all (10000)
 //		}
 //		require_pushed_authorization_requests  # every client must use PAR
+//		mail {                             # default: an outbox in the data directory
+//			from <address>
+//			smtp <host:port> { username <u>  password <p>  tls|starttls|none  timeout <d> }
+//			templates <dir>
+//			outbox <dir>
+//		}
 //		client <id> {
 //			name <display name>
 //			secret <secret> | public
@@ -258,6 +264,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.Registration = rc
+		case "mail":
+			if err := a.parseMail(d); err != nil {
+				return err
+			}
 		case "client":
 			c, err := parseClient(d)
 			if err != nil {
