@@ -46,6 +46,7 @@ const (
 	ClientRegistered = "client_registered" // dynamic registration, update or deletion (reason says which)
 	UserCodeFailed   = "user_code_failed"  // a device user code typed at the verification page was wrong or expired
 	DeviceAuthorized = "device_authorized" // a person allowed a device (reason "allowed") or refused it ("denied")
+	LinkMailed       = "link_mailed"       // a chain module mailed a sign-in link (reason says when no account had the address)
 )
 
 // Event is one line of the trail; empty fields are left out.
