@@ -239,9 +239,8 @@ func (e *Engine) outcome(p []session.Passed, acrValues []string) Outcome {
 
 // next returns the modules to offer after passed, toward acrValues.
 //
-// Until someone is identified by a start module, the start modules are
-// offered (those shown only when needed only when a requested level
-// leads through them). After that, what a login asks is the user's
+// Until someone is identified by a start module, start modules are
+// offered (see startModules). After that, what a login asks is the user's
 // baseline — every module after a passed one that applies to this user
 // (a factor they enrolled, a mandatory module, any module that does not
 // depend on the user), except those shown only when needed — plus,
@@ -314,21 +313,28 @@ func (e *Engine) next(ctx context.Context, subject string, passed []session.Pass
 	return out, nil
 }
 
-// startModules are the enabled start modules to offer; those shown only
-// when needed are left out unless a wanted level leads through them, or
-// unless nothing else is left.
+// startModules are the enabled start modules to offer: while a wanted
+// level is missing, those that lead to it when some do; else all but
+// those shown only when needed (unless nothing else is left).
 func (e *Engine) startModules(needMore bool, want map[string]bool) []*node {
-	var out, hidden []*node
+	var out, hidden, leading []*node
 	for _, r := range e.roots {
 		switch {
 		case r.Disabled:
-		case r.ShowOnlyWhenNeeded && !(needMore && e.leadsTo(r, want)):
+			continue
+		case needMore && e.leadsTo(r, want):
+			leading = append(leading, r)
+		}
+		if r.ShowOnlyWhenNeeded {
 			hidden = append(hidden, r)
-		default:
+		} else {
 			out = append(out, r)
 		}
 	}
-	if len(out) == 0 {
+	switch {
+	case len(leading) > 0:
+		return leading
+	case len(out) == 0:
 		return hidden
 	}
 	return out

@@ -137,6 +137,10 @@ func minutes(d time.Duration) string {
 func (e *Engine) enterCode(w http.ResponseWriter, r *http.Request, a *Attempt, n *node, mm MailModule) {
 	ctx := r.Context()
 	h, err := e.opt.Store.Get(ctx, mailOfKey(a, n))
+	var rec mailRecord
+	if err == nil {
+		rec, err = e.mailing(ctx, string(h))
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		e.showAttempt(w, r, a, n.Name, "The code has expired. Ask for a new message.")
 		return
@@ -144,18 +148,11 @@ func (e *Engine) enterCode(w http.ResponseWriter, r *http.Request, a *Attempt, n
 		e.fail(w, err)
 		return
 	}
-	rec, err := e.mailing(ctx, string(h))
-	if errors.Is(err, store.ErrNotFound) {
-		e.showAttempt(w, r, a, n.Name, "The code has expired. Ask for a new message.")
-		return
-	} else if err != nil {
-		e.fail(w, err)
-		return
+	sub := a.Subject
+	if sub == "" {
+		sub = rec.Subject
 	}
-	g, err := e.guardFor(ctx, r, a.Subject, n, nil)
-	if a.Subject == "" && err == nil {
-		g, err = e.guardFor(ctx, r, rec.Subject, n, nil)
-	}
+	g, err := e.guardFor(ctx, r, sub, n, nil)
 	if err != nil {
 		e.fail(w, err)
 		return

@@ -113,8 +113,9 @@ func (e *Engine) callback(w http.ResponseWriter, r *http.Request, n *node, rm Re
 	ctx := r.Context()
 	browser := e.opt.Sessions.BrowserID(w, r)
 	state := r.Form.Get("state")
+	key := keyLeave + hashKey(state)
 	var rec leaveRecord
-	b, err := e.opt.Store.Take(ctx, keyLeave+hashKey(state))
+	b, err := e.opt.Store.Get(ctx, key)
 	if err == nil && json.Unmarshal(b, &rec) != nil {
 		err = errors.New("chain: a redirect record is corrupt")
 	}
@@ -128,7 +129,15 @@ func (e *Engine) callback(w http.ResponseWriter, r *http.Request, n *node, rm Re
 		e.fail(w, err)
 		return
 	case rec.Browser != browser:
+		// Not spent: the browser that left may still come back with it.
 		e.badLink(w, r, n, "callback in another browser than the one that left")
+		return
+	}
+	if _, err := e.opt.Store.Take(ctx, key); errors.Is(err, store.ErrNotFound) {
+		e.badLink(w, r, n, "callback with a state used meanwhile")
+		return
+	} else if err != nil {
+		e.fail(w, err)
 		return
 	}
 	e.resume(w, r, rec.Attempt, browser, n, "", false, rec.Remember, func(a *Attempt) (Identity, error) {
