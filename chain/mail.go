@@ -40,6 +40,9 @@ type mailRecord struct {
 	Subject string    `json:"sub,omitempty"`
 	Code    string    `json:"code"` // hash
 	Expires time.Time `json:"exp"`
+	// Remember: "trust this browser" was ticked when the mail was asked
+	// for; it holds only for that browser.
+	Remember bool `json:"remember,omitempty"`
 }
 
 func mailOfKey(a *Attempt, n *node) string { return keyMailOf + a.ID + ":" + n.Name }
@@ -92,7 +95,8 @@ func (e *Engine) sendMail(w http.ResponseWriter, r *http.Request, a *Attempt, n 
 	}
 	// The records are written whether or not a mail went out: the answer
 	// does not tell a known address from an unknown one.
-	rec, _ := json.Marshal(mailRecord{Attempt: a.ID, Browser: a.Browser, Module: n.Name, Subject: sub, Code: hashKey(code), Expires: link.Expires})
+	rec, _ := json.Marshal(mailRecord{Attempt: a.ID, Browser: a.Browser, Module: n.Name, Subject: sub, Code: hashKey(code), Expires: link.Expires,
+		Remember: r.PostForm.Get("remember") == "on"})
 	if err := e.saveAttempt(ctx, a); err != nil {
 		e.fail(w, err)
 		return
@@ -253,7 +257,7 @@ func (e *Engine) mailLink(w http.ResponseWriter, r *http.Request, n *node, mm Ma
 		web.Error(w, e.opt.StaticPath, http.StatusConflict, "Open this link where you signed in", msg)
 		return
 	}
-	e.resume(w, r, rec.Attempt, rec.Browser, n, rec.Subject, elsewhere, false, func(a *Attempt) (Identity, error) {
+	e.resume(w, r, rec.Attempt, rec.Browser, n, rec.Subject, elsewhere, rec.Remember && !elsewhere, func(a *Attempt) (Identity, error) {
 		if elsewhere {
 			if err := e.moveTo(w, r, a); err != nil {
 				return Identity{}, err

@@ -180,3 +180,47 @@ func TestMailSendsAreRegulated(t *testing.T) {
 	}
 	t.Fatalf("8 mails to one account in 8 minutes all sent (%d mails)", len(c.outbox.Sent()))
 }
+
+// "Trust this browser", ticked when the mail was asked for, holds for
+// the browser that asked when its link is used there.
+func TestMailLinkRemembersTheAskingBrowser(t *testing.T) {
+	for _, elsewhere := range []bool{false, true} {
+		c := newCEnv(t, []chain.ModuleConfig{
+			mod("Password", "password", []string{"1"}),
+			{Name: "Email", Kind: "test-mail", Levels: []string{"2"}, After: []string{"Password"}, Remember: chain.RememberPersistent,
+				Settings: settings(`{"continue_there": true}`)},
+		}, nil)
+		b := c.client()
+		_, page := get(t, b, c.srv.URL+"/start")
+		_, page = post(t, b, c.srv.URL+"/login", form(page, "username", "alice", "password", "pw"))
+		if !strings.Contains(page, `name="remember"`) {
+			t.Fatalf("no remember box:\n%s", page)
+		}
+		post(t, b, c.srv.URL+"/login", form(page, "remember", "on"))
+		link, _ := c.lastLink()
+		user := b
+		if elsewhere {
+			user = c.client()
+		}
+		st, body := c.useLink(user, link)
+		if elsewhere {
+			// The sign-in moved keeps only what the link proved: the
+			// password is asked again there.
+			if !strings.Contains(body, `name="password"`) {
+				t.Fatalf("moved sign-in: %d\n%s", st, body)
+			}
+			st, body = post(t, user, c.srv.URL+"/login", form(body, "username", "alice", "password", "pw"))
+		}
+		want := c.done(c.alice.Subject, "pwd", "otp", "mfa")
+		if elsewhere {
+			want = c.done(c.alice.Subject, "otp", "pwd", "mfa") // the link first
+		}
+		if body != want {
+			t.Fatalf("elsewhere %v: %d %s", elsewhere, st, body)
+		}
+		trusted, _ := c.st.SetMembers(t.Context(), "remember-user:"+c.alice.Subject)
+		if (len(trusted) == 1) == elsewhere {
+			t.Fatalf("elsewhere %v: trusted %v", elsewhere, trusted)
+		}
+	}
+}
