@@ -25,10 +25,11 @@ var (
 // check runs fn — one check of a secret by module n: a form, a callback,
 // a script's answer, a mailed link or code — under regulation. It is
 // counted on every key before fn runs, unless counted says it was when
-// it started (leaving for another site, mailing a link): then only a ban
-// meanwhile stops it, and its outcome settles that count. It returns fn's Identity, or: a *Rejection (audited, counted on
-// every key and, once someone is identified, on the attempt); a
-// *blockedError (fn did not run); errAttemptLocked; a technical error.
+// it started (leaving for another site, mailing a link): then only a
+// ban meanwhile stops it, and its outcome settles that count. It
+// returns fn's Identity, or: a *Rejection (audited, counted on every key
+// and, once someone is identified, on the attempt); a *blockedError (fn
+// did not run); errAttemptLocked; a technical error.
 func (e *Engine) check(ctx context.Context, g guard, a *Attempt, n *node, counted bool, fn func() (Identity, error)) (Identity, error) {
 	admit := e.admit
 	if counted {
