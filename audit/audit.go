@@ -47,6 +47,7 @@ const (
 	UserCodeFailed   = "user_code_failed"  // a device user code typed at the verification page was wrong or expired
 	DeviceAuthorized = "device_authorized" // a person allowed a device (reason "allowed") or refused it ("denied")
 	MailGivenUp      = "mail_given_up"     // a message could not be delivered (target: the recipient; reason: template and error)
+	LinkMailed       = "link_mailed"       // a chain module mailed a sign-in link (reason says when no account had the address)
 )
 
 // Event is one line of the trail; empty fields are left out.

@@ -14,7 +14,6 @@ import (
 
 	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/chain"
-	"github.com/gatehouse-idp/gatehouse/chain/totp"
 	"github.com/gatehouse-idp/gatehouse/logout"
 	"github.com/gatehouse-idp/gatehouse/provider"
 	"github.com/gatehouse-idp/gatehouse/session"
@@ -76,6 +75,8 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 	handle("POST /gatehouse/users/groups", setGroups)
 	handle("POST /gatehouse/users/profile", setProfile)
 	handle("POST /gatehouse/users/reset-totp", resetTOTP)
+	handle("GET /gatehouse/modules/actions", listModuleActions)
+	handle("POST /gatehouse/users/module-action", runModuleAction)
 	handle("POST /gatehouse/users/forget-devices", forgetDevices)
 	handle("GET /gatehouse/sessions", listSessions)
 	handle("GET /gatehouse/logout-deliveries", logoutStats)
@@ -255,15 +256,6 @@ var setGroups = onUser(func(a *App, r *http.Request, req userRequest, u users.Us
 		return nil, err
 	}
 	return u.Public(), nil
-})
-
-var resetTOTP = onUser(func(a *App, r *http.Request, _ userRequest, u users.User) (any, error) {
-	if err := totp.Reset(r.Context(), a.state.st, u.Subject); err != nil {
-		return nil, err
-	}
-	a.audit.Record(r.Context(), audit.Event{Event: audit.FactorReset, User: u.Username, Subject: u.Subject, Module: "totp", Admin: r.RemoteAddr})
-	// Devices trusted for the old second factor are not trusted any more.
-	return forgetDevicesOf(a, r, u)
 })
 
 var forgetDevices = onUser(func(a *App, r *http.Request, _ userRequest, u users.User) (any, error) {

@@ -6,6 +6,7 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -162,15 +163,17 @@ type ClientConfig struct {
 
 // ModuleConfig is one chain module.
 type ModuleConfig struct {
-	Name               string            `json:"name"`
-	Kind               string            `json:"kind,omitempty"`
-	Levels             []string          `json:"levels,omitempty"`
-	After              []string          `json:"after,omitempty"`
-	Remember           string            `json:"remember,omitempty"`
-	RememberFor        caddy.Duration    `json:"remember_for,omitempty"`
-	Disabled           bool              `json:"disabled,omitempty"`
-	ShowOnlyWhenNeeded bool              `json:"show_only_when_needed,omitempty"`
-	Settings           map[string]string `json:"settings,omitempty"`
+	Name               string         `json:"name"`
+	Kind               string         `json:"kind,omitempty"`
+	Levels             []string       `json:"levels,omitempty"`
+	After              []string       `json:"after,omitempty"`
+	Remember           string         `json:"remember,omitempty"`
+	RememberFor        caddy.Duration `json:"remember_for,omitempty"`
+	Disabled           bool           `json:"disabled,omitempty"`
+	ShowOnlyWhenNeeded bool           `json:"show_only_when_needed,omitempty"`
+	// Settings are the kind's own: a JSON object of its settings
+	// (string values in them may hold {env.*} placeholders).
+	Settings json.RawMessage `json:"settings,omitempty"`
 }
 
 // DemoUser is a throw-away account for the quick start.
@@ -353,17 +356,22 @@ func (a *App) Provision(ctx caddy.Context) error {
 			if kind == "" {
 				kind = m.Name
 			}
+			settings, err := replaceInSettings(m.Settings, repl)
+			if err != nil {
+				return fmt.Errorf("gatehouse: chain: module %q: %w", m.Name, err)
+			}
 			cc.Modules = append(cc.Modules, chain.ModuleConfig{
 				Name: m.Name, Kind: kind, Levels: m.Levels, After: m.After, Remember: m.Remember,
 				RememberFor: time.Duration(m.RememberFor), Disabled: m.Disabled,
-				ShowOnlyWhenNeeded: m.ShowOnlyWhenNeeded, Settings: m.Settings,
+				ShowOnlyWhenNeeded: m.ShowOnlyWhenNeeded, Settings: settings,
 			})
 		}
 	}
 	a.chain, err = chain.New(cc, chain.Options{
 		Store: st, Sessions: a.sessions, Users: a.users, Logout: a.logout, Regulate: a.regulate, Audit: a.audit,
-		LoginPath: provider.LoginPath(a.Issuer), StaticPath: provider.StaticPath(a.Issuer),
-		Logger: a.logger,
+		Issuer: a.Issuer, LoginPath: provider.LoginPath(a.Issuer), StaticPath: provider.StaticPath(a.Issuer),
+		KeepSessionsOnPasswordChange: a.KeepSessionsOnPasswordChange, Logger: a.logger,
+		Mailer: chainMailer{a.mailer},
 	})
 	if err != nil {
 		return fmt.Errorf("gatehouse: chain: %w", err)

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 
+	"github.com/gatehouse-idp/gatehouse/chain"
 	"github.com/gatehouse-idp/gatehouse/provider"
 )
 
@@ -94,7 +96,7 @@ func init() {
 //				remember none|session|persistent [<duration>]
 //				disabled
 //				show_only_when_needed
-//				<setting> <value>    # the kind's own settings
+//				<setting> <value>... # the kind's own settings, typed; checked here
 //			}
 //		}
 //	}
@@ -313,11 +315,31 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-func parseModule(d *caddyfile.Dispenser) (ModuleConfig, error) {
+// parseModule reads one module of the chain block. Its settings are
+// checked against the kind's settings struct as they are read (so an
+// error names their line), which needs the kind first: a first pass
+// over the module's block finds it.
+func parseModule(outer *caddyfile.Dispenser) (ModuleConfig, error) {
+	d := outer.NewFromNextSegment()
+	d.Next()
 	m := ModuleConfig{Name: d.Val()}
+	kind := m.Name // the default
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if d.Val() == "kind" && d.NextArg() {
+			kind = d.Val()
+		}
+	}
+	if !chain.KnownKind(kind) {
+		d.Reset()
+		d.Next()
+		return m, d.Errf("module %s: unknown kind %q (known: %s)", m.Name, kind, strings.Join(chain.Kinds(), ", "))
+	}
+	d.Reset()
+	d.Next()
 	if d.NextArg() {
 		return m, d.Errf("module %s: unexpected argument %q (options go in a block)", m.Name, d.Val())
 	}
+	settings := map[string]json.RawMessage{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch opt := d.Val(); opt {
 		case "kind":
@@ -354,14 +376,26 @@ func parseModule(d *caddyfile.Dispenser) (ModuleConfig, error) {
 			m.ShowOnlyWhenNeeded = true
 		default:
 			args := d.RemainingArgs()
-			if len(args) != 1 {
-				return m, d.Errf("module %s: setting %s takes one value", m.Name, opt)
+			if d.NextBlock(d.Nesting()) {
+				return m, d.Errf("module %s: setting %s takes no block", m.Name, opt)
 			}
-			if m.Settings == nil {
-				m.Settings = map[string]string{}
+			if _, dup := settings[opt]; dup {
+				return m, d.Errf("module %s: setting %s is given twice", m.Name, opt)
 			}
-			m.Settings[opt] = args[0]
+			v, err := chain.SettingValue(kind, opt, args)
+			if err != nil {
+				return m, d.Errf("module %s: setting %s: %v", m.Name, opt, err)
+			}
+			settings[opt] = v
 		}
+	}
+	if len(settings) > 0 {
+		m.Settings, _ = json.Marshal(settings)
+	}
+	if err := chain.CheckSettings(kind, m.Settings); err != nil {
+		d.Reset()
+		d.Next()
+		return m, d.Errf("module %s: %v", m.Name, err)
 	}
 	return m, nil
 }

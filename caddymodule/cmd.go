@@ -34,6 +34,8 @@ a file that the running Caddy holds open, so changes go through it).
   caddy gatehouse user set <username> [--phone P] [--locality L] [--attr k=v]...
   caddy gatehouse user groups <username> [group...]
   caddy gatehouse user reset-totp <username>
+  caddy gatehouse user actions
+  caddy gatehouse user action <username> <module> <action>
   caddy gatehouse user forget-devices <username>
   caddy gatehouse user list
   caddy gatehouse client add <id> --redirect-uri URI... [--public] [--name N]
@@ -178,6 +180,7 @@ func buildCommand(cmd *cobra.Command) {
 		},
 	}
 	user.AddCommand(userAdd, userPasswd, userDisable, userGroups, userResetTOTP, userForget, userList, profileCommand())
+	user.AddCommand(actionCommands()...)
 
 	client := &cobra.Command{Use: "client", Short: "Manage OIDC clients"}
 	clientAdd := &cobra.Command{

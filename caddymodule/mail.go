@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/gatehouse-idp/gatehouse/chain"
 	"github.com/gatehouse-idp/gatehouse/mail"
 	"github.com/gatehouse-idp/gatehouse/store"
 )
@@ -123,3 +125,10 @@ func (a *App) newMailer(st store.Store) (*mail.Mailer, error) {
 // Mailer returns the app's mailer: the chain's mail modules send
 // through it.
 func (a *App) Mailer() *mail.Mailer { return a.mailer }
+
+// chainMailer is the mailer as the chain's modules see it.
+type chainMailer struct{ m *mail.Mailer }
+
+func (c chainMailer) Send(ctx context.Context, m chain.Mail) error {
+	return c.m.Send(ctx, mail.Message{To: m.To, Template: m.Template, Data: m.Data})
+}

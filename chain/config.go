@@ -1,9 +1,14 @@
 package chain
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/gatehouse-idp/gatehouse/web"
 )
 
 // Remember modes of a module.
@@ -30,11 +35,13 @@ type ModuleConfig struct {
 	// ShowOnlyWhenNeeded: offered only when acr_values asks for one of its
 	// levels.
 	ShowOnlyWhenNeeded bool `json:"show_only_when_needed,omitempty"`
-	// After names the modules this one may follow; empty for the start
-	// module.
+	// After names the modules this one may follow; empty for a start
+	// module (a chain may have several: a sign-in form, "create an
+	// account", "email me a link").
 	After []string `json:"after,omitempty"`
-	// Settings are the kind's own options.
-	Settings map[string]string `json:"settings,omitempty"`
+	// Settings are the kind's own, a JSON object decoded strictly into
+	// the kind's settings struct.
+	Settings json.RawMessage `json:"settings,omitempty"`
 }
 
 // Config is a whole chain.
@@ -51,64 +58,63 @@ func DefaultConfig() Config {
 type node struct {
 	ModuleConfig
 	mod  Module
-	amr  []string
 	next []*node
+	root bool
+	// mailing is a MailModule's, asked once.
+	mailing Mailing
 }
 
 // build validates cfg and instantiates its modules.
-func build(cfg Config, deps Deps) (start *node, all map[string]*node, ranks map[string]int, err error) {
+func (e *Engine) build(cfg Config) error {
 	if len(cfg.Modules) == 0 {
-		return nil, nil, nil, fmt.Errorf("chain: no modules")
+		return fmt.Errorf("chain: no modules")
 	}
-	all = map[string]*node{}
+	all := map[string]*node{}
+	var list []*node
 	for i, mc := range cfg.Modules {
 		if mc.Name == "" {
-			return nil, nil, nil, fmt.Errorf("chain: module %d has no name", i+1)
+			return fmt.Errorf("chain: module %d has no name", i+1)
 		}
 		if _, dup := all[mc.Name]; dup {
-			return nil, nil, nil, fmt.Errorf("chain: duplicate module name %q", mc.Name)
-		}
-		k, ok := kinds[mc.Kind]
-		if !ok {
-			return nil, nil, nil, fmt.Errorf("chain: module %q: unknown kind %q (known: %v)", mc.Name, mc.Kind, sortedKinds())
+			return fmt.Errorf("chain: duplicate module name %q", mc.Name)
 		}
 		if len(mc.Levels) == 0 {
-			return nil, nil, nil, fmt.Errorf("chain: module %q grants no levels", mc.Name)
+			return fmt.Errorf("chain: module %q grants no levels", mc.Name)
 		}
 		switch mc.Remember {
 		case "", RememberNone, RememberSession, RememberPersistent:
 		default:
-			return nil, nil, nil, fmt.Errorf("chain: module %q: remember must be none, session or persistent, not %q", mc.Name, mc.Remember)
+			return fmt.Errorf("chain: module %q: remember must be none, session or persistent, not %q", mc.Name, mc.Remember)
 		}
-		m, ferr := k.factory(deps, mc.Settings)
-		if ferr != nil {
-			return nil, nil, nil, fmt.Errorf("chain: module %q: %w", mc.Name, ferr)
+		n, err := e.instantiate(mc)
+		if err != nil {
+			return fmt.Errorf("chain: module %q: %w", mc.Name, err)
 		}
-		all[mc.Name] = &node{ModuleConfig: mc, mod: m, amr: k.amr}
+		all[mc.Name] = n
+		list = append(list, n)
 	}
+	var roots []*node
 	for _, mc := range cfg.Modules {
 		n := all[mc.Name]
 		if len(mc.After) == 0 {
-			if start != nil {
-				return nil, nil, nil, fmt.Errorf("chain: two start modules, %q and %q (give one of them `after`)", start.Name, mc.Name)
-			}
-			start = n
+			n.root = true
+			roots = append(roots, n)
 			continue
 		}
 		for _, a := range mc.After {
 			p, ok := all[a]
 			if !ok {
-				return nil, nil, nil, fmt.Errorf("chain: module %q comes after unknown module %q", mc.Name, a)
+				return fmt.Errorf("chain: module %q comes after unknown module %q", mc.Name, a)
 			}
 			p.next = append(p.next, n)
 		}
 	}
-	if start == nil {
-		return nil, nil, nil, fmt.Errorf("chain: no start module (every module has `after`)")
+	if len(roots) == 0 {
+		return fmt.Errorf("chain: no start module (every module has `after`)")
 	}
-	// Every module must be reachable from the start, and the tree must
-	// have no cycle.
-	ranks = map[string]int{}
+	// Every module must be reachable from a start module, and the tree
+	// must have no cycle.
+	ranks := map[string]int{}
 	seen := map[string]bool{}
 	var walk func(n *node, path []string) error
 	walk = func(n *node, path []string) error {
@@ -128,19 +134,67 @@ func build(cfg Config, deps Deps) (start *node, all map[string]*node, ranks map[
 		}
 		return nil
 	}
-	if err := walk(start, nil); err != nil {
-		return nil, nil, nil, err
+	for _, r := range roots {
+		if err := walk(r, nil); err != nil {
+			return err
+		}
 	}
 	for _, mc := range cfg.Modules {
 		if !seen[mc.Name] {
-			return nil, nil, nil, fmt.Errorf("chain: module %q is never reached from the start module %q", mc.Name, start.Name)
+			var names []string
+			for _, r := range roots {
+				names = append(names, strconv.Quote(r.Name))
+			}
+			return fmt.Errorf("chain: module %q is never reached from the start modules (%s)", mc.Name, strings.Join(names, ", "))
 		}
 	}
-	return start, all, ranks, nil
+	e.roots, e.list, e.nodes, e.ranks = roots, list, all, ranks
+	return nil
 }
 
-func sortedKinds() []string {
-	k := Kinds()
-	slices.Sort(k)
-	return k
+// instantiate decodes a module's settings, builds it, and checks that
+// the engine can serve what it is.
+func (e *Engine) instantiate(mc ModuleConfig) (*node, error) {
+	k, err := lookupKind(mc.Kind)
+	if err != nil {
+		return nil, err
+	}
+	settings, err := decodeSettings(mc.Kind, k.settings, mc.Settings)
+	if err != nil {
+		return nil, err
+	}
+	m, err := k.build(e.deps(mc.Name), settings)
+	if err != nil {
+		return nil, err
+	}
+	n := &node{ModuleConfig: mc, mod: m}
+	_, form := m.(FormModule)
+	_, redirect := m.(RedirectModule)
+	sm, scripted := m.(ScriptedModule)
+	mm, mailing := m.(MailModule)
+	if !form && !redirect && !scripted && !mailing {
+		return nil, fmt.Errorf("kind %s can pass no way (it is no form, redirect, scripted or mail module)", mc.Kind)
+	}
+	if (redirect || scripted || mailing) && e.origin == "" {
+		return nil, fmt.Errorf("kind %s needs the issuer URL for its links", mc.Kind)
+	}
+	if scripted {
+		s := sm.Script()
+		switch {
+		case (s.Static == "") == (len(s.Body) == 0):
+			return nil, fmt.Errorf("kind %s: its script must be a static asset or a body, one of the two", mc.Kind)
+		case s.Static != "" && !web.HasStatic(s.Static):
+			return nil, fmt.Errorf("kind %s: no static asset %q", mc.Kind, s.Static)
+		}
+	}
+	if mailing {
+		if e.opt.Mailer == nil {
+			return nil, fmt.Errorf("kind %s sends mail, and no mail is configured", mc.Kind)
+		}
+		n.mailing = mm.Mailing()
+		if n.mailing.TTL <= 0 {
+			n.mailing.TTL = defaultMailTTL
+		}
+	}
+	return n, nil
 }

@@ -1,6 +1,7 @@
 package chain_test
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -26,8 +27,8 @@ func TestConfigValidation(t *testing.T) {
 		{"unknown kind", []chain.ModuleConfig{pw, mod("Texts", "sms", []string{"2"}, "Password")}, []string{`"Texts"`, "unknown kind", `"sms"`}},
 		{"no levels", []chain.ModuleConfig{pw, mod("Code", "testcode", nil, "Password")}, []string{`"Code"`, "no levels"}},
 		{"bad remember", []chain.ModuleConfig{{Name: "P", Kind: "password", Levels: []string{"1"}, Remember: "always"}}, []string{`"P"`, `"always"`}},
-		{"bad settings", []chain.ModuleConfig{{Name: "P", Kind: "password", Levels: []string{"1"}, Settings: map[string]string{"x": "y"}}}, []string{`"P"`, "no setting x"}},
-		{"two starts", []chain.ModuleConfig{pw, code("Code", "2", "Password"), mod("Second", "password", []string{"1"})}, []string{"two start modules", `"Password"`, `"Second"`}},
+		{"bad settings", []chain.ModuleConfig{{Name: "P", Kind: "password", Levels: []string{"1"}, Settings: json.RawMessage(`{"x": "y"}`)}}, []string{`"P"`, `no setting "x"`}},
+		{"settings not an object", []chain.ModuleConfig{{Name: "P", Kind: "password", Levels: []string{"1"}, Settings: json.RawMessage(`["x"]`)}}, []string{`"P"`, "JSON object"}},
 		{"unknown after", []chain.ModuleConfig{pw, code("Code", "2", "Nope")}, []string{`"Code"`, `"Nope"`, "unknown"}},
 		{"unknown among afters", []chain.ModuleConfig{pw, code("A", "2", "Password"), code("B", "3", "A", "Typo")}, []string{`"B"`, `"Typo"`}},
 		{"cycle", []chain.ModuleConfig{pw, code("A", "2", "Password", "B"), code("B", "3", "A")}, []string{"cycle", "A", "B"}},
@@ -71,6 +72,12 @@ func TestConfigValid(t *testing.T) {
 			mod("Password", "password", []string{"1"}),
 			mod("Right", "testcode", []string{"2"}, "Password"),
 		}, []string{"1", "2", "3"}},
+		// Several start modules: a sign-in form beside another way in.
+		{"two starts", []chain.ModuleConfig{
+			mod("Password", "password", []string{"1"}),
+			mod("Code", "testcode", []string{"2"}, "Password"),
+			mod("Second", "password", []string{"1"}),
+		}, []string{"1", "2"}},
 		{"shared level", []chain.ModuleConfig{
 			mod("Password", "password", []string{"1", "basic"}),
 			mod("Code", "testcode", []string{"2", "basic"}, "Password"),

@@ -2,9 +2,6 @@ package chain
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-idp/gatehouse/audit"
+	"github.com/gatehouse-idp/gatehouse/logout"
 	"github.com/gatehouse-idp/gatehouse/regulate"
 	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/store"
@@ -43,59 +41,6 @@ type Request struct {
 	ClientID string
 }
 
-// Attempt is one browser's walk through the chain. Until a form is
-// posted it is not stored at all: it travels sealed in the login page's
-// URL (so an unauthenticated request writes nothing), and what the
-// browser already has (its SSO session, remembered devices) is read from
-// its cookies. From the first posted form on it is kept in the store.
-type Attempt struct {
-	ID      string           `json:"id"`
-	Browser string           `json:"browser"`
-	Subject string           `json:"sub,omitempty"`
-	Passed  []session.Passed `json:"passed,omitempty"`
-	Req     attemptRequest   `json:"req"`
-	// Token is the sealed form of the attempt in the page's URL.
-	Token string `json:"token"`
-	// Failures counts rejected submissions; at maxFailures the attempt
-	// is Locked until it expires.
-	Failures int  `json:"failures,omitempty"`
-	Locked   bool `json:"locked,omitempty"`
-	// Fresh: the start module was passed in this attempt, so it is a new
-	// authentication and replaces what the session had passed.
-	Fresh bool `json:"fresh,omitempty"`
-	// Finished: the attempt made its session; its token is spent.
-	Finished bool `json:"finished,omitempty"`
-	// SessionID and FromSession: the SSO session the attempt started
-	// from and the modules it took from it; if that session ends while
-	// the attempt goes on, those passes no longer count.
-	SessionID   string    `json:"sid,omitempty"`
-	FromSession []string  `json:"from_session,omitempty"`
-	Expires     time.Time `json:"expires"`
-	stored      bool
-}
-
-type attemptRequest struct {
-	ReturnTo   string    `json:"return_to"`
-	AcrValues  []string  `json:"acr_values,omitempty"`
-	Since      time.Time `json:"since,omitzero"`
-	ForceLogin bool      `json:"force_login,omitempty"`
-	LoginHint  string    `json:"login_hint,omitempty"`
-	UILocales  string    `json:"ui_locales,omitempty"`
-	Client     string    `json:"client,omitempty"`
-	ClientID   string    `json:"client_id,omitempty"`
-}
-
-// attemptToken is the sealed part: who started it and what it asks.
-type attemptToken struct {
-	ID      string         `json:"id"`
-	Browser string         `json:"b"`
-	Req     attemptRequest `json:"r"`
-	Expires time.Time      `json:"exp"`
-}
-
-// LoginHint is the login name the client suggested, if any.
-func (a *Attempt) LoginHint() string { return a.Req.LoginHint }
-
 // Outcome says what a session has achieved against a request.
 type Outcome struct {
 	// Done: nothing more to ask; the request is as satisfied as the chain
@@ -110,12 +55,17 @@ type Outcome struct {
 	AuthTime  time.Time
 }
 
-// Ender ends an SSO session with everything hanging on it (package
-// logout); the chain calls it when another person signs in in a browser.
+// Ender ends SSO sessions with everything hanging on them (package
+// logout).
 type Ender interface {
+	// EndReplaced ends a session when another person signs in in its
+	// browser.
 	EndReplaced(ctx context.Context, sid string) error
 	// LimitSessions ends a user's oldest sessions beyond the cap.
 	LimitSessions(ctx context.Context, subject string) error
+	// EndAll ends every session of a user (a module reset their
+	// password).
+	EndAll(ctx context.Context, subject string, reason logout.Reason) (int, error)
 }
 
 // Options configure an Engine.
@@ -130,31 +80,47 @@ type Options struct {
 	Regulate *regulate.Limiter
 	// Audit takes the security events of sign-ins.
 	Audit *audit.Log
-	// LoginPath is the URL path the engine's handler is mounted at.
+	// Issuer is the provider's issuer URL: the engine's absolute URLs
+	// (callbacks, mailed links, script sources) are on its origin. A
+	// chain with a redirect, scripted or mail module needs it.
+	Issuer string
+	// LoginPath is the URL path the engine's handler is mounted at; it
+	// also serves the paths below LoginPath + "/m/".
 	LoginPath string
 	// StaticPath is the URL prefix of web assets.
 	StaticPath string
 	// AttemptTTL bounds how long a login page stays usable. Default 30m.
 	AttemptTTL time.Duration
-	Logger     *slog.Logger
+	// Mailer sends the mail of mail modules.
+	Mailer Mailer
+	// HTTPClient is the modules' client for other sites; default one
+	// with a 15 second timeout.
+	HTTPClient *http.Client
+	// Linker finds the local user of an identity at another issuer;
+	// without one such identities are refused.
+	Linker Linker
+	// KeepSessionsOnPasswordChange: a module that sets a new password
+	// does not end the user's other sessions.
+	KeepSessionsOnPasswordChange bool
+	Logger                       *slog.Logger
 }
 
 // Engine runs a chain.
 type Engine struct {
 	opt   Options
-	start *node
+	roots []*node
+	// list is every module in configuration order; nodes by name.
+	list  []*node
 	nodes map[string]*node
 	ranks map[string]int
+	// origin is the issuer's scheme://host[:port], "" without an issuer.
+	origin string
 }
 
 // New validates cfg and returns an engine.
 func New(cfg Config, opt Options) (*Engine, error) {
-	if opt.Sessions == nil || opt.Logout == nil {
-		return nil, errors.New("chain: Sessions and Logout are required")
-	}
-	start, nodes, ranks, err := build(cfg, Deps{Users: opt.Users, Store: opt.Store, Now: opt.Sessions.Now, Audit: opt.Audit})
-	if err != nil {
-		return nil, err
+	if opt.Sessions == nil || opt.Logout == nil || opt.Store == nil {
+		return nil, errors.New("chain: Store, Sessions and Logout are required")
 	}
 	if opt.AttemptTTL <= 0 {
 		opt.AttemptTTL = 30 * time.Minute
@@ -162,7 +128,21 @@ func New(cfg Config, opt Options) (*Engine, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	return &Engine{opt: opt, start: start, nodes: nodes, ranks: ranks}, nil
+	if opt.HTTPClient == nil {
+		opt.HTTPClient = &http.Client{Timeout: 15 * time.Second}
+	}
+	e := &Engine{opt: opt}
+	if opt.Issuer != "" {
+		u, err := url.Parse(opt.Issuer)
+		if err != nil || u.Scheme == "" || u.Host == "" {
+			return nil, fmt.Errorf("chain: issuer %q is no absolute URL", opt.Issuer)
+		}
+		e.origin = u.Scheme + "://" + u.Host
+	}
+	if err := e.build(cfg); err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
 // KnownLevel reports whether some module grants level.
@@ -207,8 +187,10 @@ func (e *Engine) outcome(p []session.Passed, acrValues []string) Outcome {
 	levels := map[string]bool{}
 	var amr []string
 	factors := map[string]bool{}
+	var signedIn time.Time
 	for _, x := range p {
-		if _, ok := e.nodes[x.Module]; !ok {
+		n, ok := e.nodes[x.Module]
+		if !ok {
 			continue // a module removed from the config no longer counts
 		}
 		for _, l := range x.Levels {
@@ -223,17 +205,18 @@ func (e *Engine) outcome(p []session.Passed, acrValues []string) Outcome {
 		if x.At.After(o.AuthTime) {
 			o.AuthTime = x.At
 		}
-	}
-	// auth_time is when the person authenticated: when the start module
-	// (which identifies them) was passed. A later step-up does not make
-	// an old sign-in fresh, so max_age still asks for the first factor.
-	for _, x := range p {
-		if x.Module == e.start.Name {
-			o.AuthTime = x.At
+		if n.root && x.At.After(signedIn) {
+			signedIn = x.At
 		}
 	}
-	if len(factors) > 1 && !slices.Contains(amr, "mfa") {
-		amr = append(amr, "mfa")
+	// auth_time is when the person authenticated: when a start module
+	// (which identifies them) was passed. A later step-up does not make
+	// an old sign-in fresh, so max_age still asks for the first factor.
+	if !signedIn.IsZero() {
+		o.AuthTime = signedIn
+	}
+	if len(factors) > 1 && !slices.Contains(amr, AMRMultiFactor) {
+		amr = append(amr, AMRMultiFactor)
 	}
 	o.AMR = amr
 	for l := range levels {
@@ -256,28 +239,31 @@ func (e *Engine) outcome(p []session.Passed, acrValues []string) Outcome {
 
 // next returns the modules to offer after passed, toward acrValues.
 //
-// What a login asks is the user's baseline — every module after a passed
-// one that applies to this user (a factor they enrolled, a mandatory
-// module, any module that does not depend on the user), except those
-// shown only when needed — plus, while a requested level is missing, the
-// modules that lead to it. acr_values and the claims parameter can only
-// add to the baseline, never take from it.
+// Until someone is identified by a start module, start modules are
+// offered (see startModules). After that, what a login asks is the user's
+// baseline — every module after a passed one that applies to this user
+// (a factor they enrolled, a mandatory module, any module that does not
+// depend on the user), except those shown only when needed — plus,
+// while a requested level is missing, the modules that lead to it.
+// acr_values and the claims parameter can only add to the baseline,
+// never take from it.
 func (e *Engine) next(ctx context.Context, subject string, passed []session.Passed, acrValues []string) ([]*node, error) {
 	done := map[string]bool{}
+	signedIn := false
 	for _, p := range passed {
 		done[p.Module] = true
-	}
-	if !done[e.start.Name] || subject == "" {
-		if e.start.Disabled {
-			return nil, nil
+		if n, ok := e.nodes[p.Module]; ok && n.root {
+			signedIn = true
 		}
-		return []*node{e.start}, nil
 	}
 	want := map[string]bool{}
 	for _, v := range acrValues {
 		want[v] = true
 	}
 	needMore := len(acrValues) > 0 && !e.outcome(passed, acrValues).Satisfied
+	if !signedIn || subject == "" {
+		return e.startModules(needMore, want), nil
+	}
 	u, err := e.opt.Users.Get(ctx, subject)
 	if err != nil {
 		return nil, fmt.Errorf("loading user for chain: %w", err)
@@ -296,7 +282,11 @@ func (e *Engine) next(ctx context.Context, subject string, passed []session.Pass
 			}
 		}
 	}
-	visit(e.start)
+	for _, r := range e.roots {
+		if done[r.Name] {
+			visit(r)
+		}
+	}
 	var out []*node
 	for _, n := range frontier {
 		if n.Disabled {
@@ -323,6 +313,33 @@ func (e *Engine) next(ctx context.Context, subject string, passed []session.Pass
 	return out, nil
 }
 
+// startModules are the enabled start modules to offer: while a wanted
+// level is missing, those that lead to it when some do; else all but
+// those shown only when needed (unless nothing else is left).
+func (e *Engine) startModules(needMore bool, want map[string]bool) []*node {
+	var out, hidden, leading []*node
+	for _, r := range e.roots {
+		switch {
+		case r.Disabled:
+			continue
+		case needMore && e.leadsTo(r, want):
+			leading = append(leading, r)
+		}
+		if r.ShowOnlyWhenNeeded {
+			hidden = append(hidden, r)
+		} else {
+			out = append(out, r)
+		}
+	}
+	switch {
+	case len(leading) > 0:
+		return leading
+	case len(out) == 0:
+		return hidden
+	}
+	return out
+}
+
 // leadsTo reports whether n or a module after it grants a wanted level.
 func (e *Engine) leadsTo(n *node, want map[string]bool) bool {
 	for _, l := range n.Levels {
@@ -336,204 +353,4 @@ func (e *Engine) leadsTo(n *node, want map[string]bool) bool {
 		}
 	}
 	return false
-}
-
-const (
-	keyAttempt     = "attempt:"
-	purposeAttempt = "login-attempt"
-	maxTokenBytes  = 8 << 10
-)
-
-// Start begins a login for req and redirects the browser to its first
-// page. It writes nothing to the store.
-func (e *Engine) Start(w http.ResponseWriter, r *http.Request, req Request) error {
-	tok := attemptToken{
-		ID:      randomID(),
-		Browser: e.opt.Sessions.BrowserID(w, r),
-		Req: attemptRequest{
-			ReturnTo: req.ReturnTo, AcrValues: req.AcrValues, Since: req.Since, ForceLogin: req.ForceLogin,
-			LoginHint: req.LoginHint, UILocales: req.UILocales, Client: req.Client, ClientID: req.ClientID,
-		},
-		Expires: e.opt.Sessions.Now().Add(e.opt.AttemptTTL),
-	}
-	sealed, err := e.opt.Sessions.Seal(purposeAttempt, tok, e.opt.AttemptTTL)
-	if err != nil {
-		return err
-	}
-	http.Redirect(w, r, e.opt.LoginPath+"?"+url.Values{"attempt": {sealed}}.Encode(), http.StatusSeeOther)
-	return nil
-}
-
-var (
-	errAttemptGone   = errors.New("login attempt expired or unknown")
-	errAttemptLocked = errors.New("login attempt locked after too many failures")
-	errSessionEnded  = errors.New("the session ended during the sign-in")
-)
-
-// loadAttempt opens the sealed attempt token for this browser: the
-// stored attempt when a form was posted in it already, else a fresh one
-// with what the browser's cookies say (its SSO session, remembered
-// devices).
-func (e *Engine) loadAttempt(w http.ResponseWriter, r *http.Request, token string) (*Attempt, error) {
-	var tok attemptToken
-	if token == "" || len(token) > maxTokenBytes || e.opt.Sessions.Open(purposeAttempt, token, &tok) != nil {
-		return nil, errAttemptGone
-	}
-	// An attempt started in another browser is not this browser's to
-	// finish (login CSRF and session fixation).
-	if tok.Browser == "" || tok.Browser != e.opt.Sessions.BrowserID(w, r) {
-		return nil, errAttemptGone
-	}
-	ctx := r.Context()
-	b, err := e.opt.Store.Get(ctx, keyAttempt+tok.ID)
-	switch {
-	case err == nil:
-		var a Attempt
-		if err := json.Unmarshal(b, &a); err != nil {
-			return nil, fmt.Errorf("decoding login attempt: %w", err)
-		}
-		if a.Browser != tok.Browser || a.Finished {
-			return nil, errAttemptGone
-		}
-		if a.Locked {
-			return nil, errAttemptLocked
-		}
-		a.stored = true
-		if err := e.revalidate(ctx, &a); err != nil {
-			return nil, err
-		}
-		return &a, nil
-	case !errors.Is(err, store.ErrNotFound):
-		return nil, fmt.Errorf("loading login attempt: %w", err)
-	}
-	a := &Attempt{ID: tok.ID, Browser: tok.Browser, Req: tok.Req, Token: token, Expires: tok.Expires}
-	if !tok.Req.ForceLogin {
-		if s, err := e.opt.Sessions.Load(r); err == nil {
-			a.Subject = s.Subject
-			a.Passed = fresh(s.Passed, tok.Req.Since)
-			a.SessionID = s.ID
-			for _, p := range a.Passed {
-				a.FromSession = append(a.FromSession, p.Module)
-			}
-		} else if !errors.Is(err, session.ErrNoSession) {
-			return nil, err
-		}
-	}
-	if err := e.addRemembered(ctx, r, a); err != nil {
-		return nil, err
-	}
-	if err := e.revalidate(ctx, a); err != nil {
-		return nil, err
-	}
-	return a, nil
-}
-
-// revalidate keeps a stored attempt honest about what happened since it
-// was saved: a user disabled or removed meanwhile cannot finish it,
-// passes made before a password change no longer count, and passes taken
-// from an SSO session that has ended since are dropped.
-func (e *Engine) revalidate(ctx context.Context, a *Attempt) error {
-	if a.Subject == "" {
-		return nil
-	}
-	u, err := e.opt.Users.Get(ctx, a.Subject)
-	if errors.Is(err, users.ErrNotFound) {
-		return errAttemptGone
-	} else if err != nil {
-		return err
-	}
-	if u.Disabled {
-		return errAttemptGone
-	}
-	changed := u.PasswordChangedAt.Truncate(time.Second)
-	a.Passed = slices.DeleteFunc(a.Passed, func(p session.Passed) bool { return p.At.Before(changed) })
-	if a.SessionID != "" {
-		if _, err := e.opt.Sessions.Get(ctx, a.SessionID); errors.Is(err, session.ErrNoSession) {
-			a.Passed = slices.DeleteFunc(a.Passed, func(p session.Passed) bool { return slices.Contains(a.FromSession, p.Module) })
-			a.SessionID, a.FromSession = "", nil
-		} else if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (e *Engine) saveAttempt(ctx context.Context, a *Attempt) error {
-	b, err := json.Marshal(a)
-	if err != nil {
-		return err
-	}
-	ttl := a.Expires.Sub(e.opt.Sessions.Now())
-	if ttl <= 0 {
-		return errAttemptGone
-	}
-	if err := e.opt.Store.Set(ctx, keyAttempt+a.ID, b, ttl); err != nil {
-		return fmt.Errorf("saving login attempt: %w", err)
-	}
-	a.stored = true
-	return nil
-}
-
-// countFailure counts one rejected submission in a single atomic update
-// (storing the attempt if it was not yet), so that wrong answers sent at
-// once each count. At maxFailures the attempt is locked until it
-// expires: its sealed token, sent again, finds the lock.
-func (e *Engine) countFailure(ctx context.Context, a *Attempt) (locked bool, err error) {
-	ttl := a.Expires.Sub(e.opt.Sessions.Now())
-	if ttl <= 0 {
-		return false, errAttemptGone
-	}
-	mine, err := json.Marshal(a)
-	if err != nil {
-		return false, err
-	}
-	err = e.opt.Store.Update(ctx, keyAttempt+a.ID, ttl, func(old []byte) ([]byte, error) {
-		if old == nil {
-			old = mine
-		}
-		var cur Attempt
-		if err := json.Unmarshal(old, &cur); err != nil {
-			return nil, fmt.Errorf("decoding login attempt: %w", err)
-		}
-		cur.Failures++
-		cur.Locked = cur.Locked || cur.Failures >= maxFailures
-		locked = cur.Locked
-		return json.Marshal(&cur)
-	})
-	if err != nil {
-		return false, err
-	}
-	a.Failures++
-	a.stored = true
-	return locked, nil
-}
-
-// markFinished spends the attempt, once: of two requests finishing it at
-// the same time, one gets errAttemptGone.
-func (e *Engine) markFinished(ctx context.Context, a *Attempt) error {
-	ttl := a.Expires.Sub(e.opt.Sessions.Now())
-	if ttl <= 0 {
-		return errAttemptGone
-	}
-	done, err := json.Marshal(Attempt{ID: a.ID, Browser: a.Browser, Finished: true, Expires: a.Expires})
-	if err != nil {
-		return err
-	}
-	return e.opt.Store.Update(ctx, keyAttempt+a.ID, ttl, func(old []byte) ([]byte, error) {
-		if old != nil {
-			var cur Attempt
-			if json.Unmarshal(old, &cur) != nil || cur.Finished || cur.Locked {
-				return nil, errAttemptGone
-			}
-		}
-		return done, nil
-	})
-}
-
-func randomID() string {
-	b := make([]byte, 24)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b)
 }

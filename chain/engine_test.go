@@ -2,6 +2,7 @@ package chain_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"html"
 	"io"
@@ -32,16 +33,22 @@ func (m fixedCode) Prompt(context.Context, *chain.Attempt) (chain.Prompt, error)
 	return chain.Prompt{Title: "Code", Fields: []chain.Field{{Name: "code", Label: "Code", Type: "text"}}}, nil
 }
 
-func (m fixedCode) Verify(_ context.Context, a *chain.Attempt, f url.Values) (string, error) {
+func (m fixedCode) Verify(_ context.Context, a *chain.Attempt, f url.Values) (chain.Identity, error) {
 	if f.Get("code") != m.code {
-		return "", chain.Reject("Wrong code.")
+		return chain.Identity{}, chain.Reject("Wrong code.")
 	}
-	return a.Subject, nil
+	return chain.Identity{Subject: a.Subject, AMR: []string{"otp"}}, nil
+}
+
+// codeSettings are the test kinds' settings.
+type codeSettings struct {
+	Code      string `json:"code"`
+	Mandatory bool   `json:"mandatory,omitempty"`
 }
 
 func init() {
-	chain.RegisterKind("testcode", []string{"otp"}, func(_ chain.Deps, s map[string]string) (chain.Module, error) {
-		return fixedCode{code: s["code"]}, nil
+	chain.Register("testcode", func(_ chain.Deps, s codeSettings) (chain.Module, error) {
+		return fixedCode{code: s.Code}, nil
 	})
 }
 
@@ -142,9 +149,9 @@ func mod(name, kind string, levels []string, after ...string) chain.ModuleConfig
 	return chain.ModuleConfig{Name: name, Kind: kind, Levels: levels, After: after, Settings: settingsFor(kind)}
 }
 
-func settingsFor(kind string) map[string]string {
+func settingsFor(kind string) json.RawMessage {
 	if kind == "testcode" {
-		return map[string]string{"code": "123456"}
+		return json.RawMessage(`{"code": "123456"}`)
 	}
 	return nil
 }

@@ -24,14 +24,13 @@ type guard struct {
 	attempted string // the login name typed, when no account has it
 }
 
-// guardFor works out who a form tries: the identified user, else the
-// account (or unknown name) the module's form claims; and the client
-// address.
-func (e *Engine) guardFor(ctx context.Context, r *http.Request, a *Attempt, n *node, form url.Values) (guard, error) {
+// guardFor works out who a check tries: sub (the identified user),
+// else the account (or unknown name) the module's form claims; and the
+// client address.
+func (e *Engine) guardFor(ctx context.Context, r *http.Request, sub string, n *node, form url.Values) (guard, error) {
 	g := guard{ip: regulate.ClientIP(r)}
 	g.keys = append(g.keys, regulate.IP(g.ip))
-	sub := a.Subject
-	if sub == "" {
+	if sub == "" && form != nil {
 		if c, ok := n.mod.(Claimant); ok {
 			if name := c.Claimed(form); name != "" {
 				u, err := e.opt.Users.Lookup(ctx, name)
@@ -68,35 +67,54 @@ func (e *Engine) record(ctx context.Context, ev audit.Event, g guard, a *Attempt
 	e.opt.Audit.Record(ctx, ev)
 }
 
-// begin asks regulation whether this form may be checked now. When it
-// may not, the person gets one answer, whatever the account: nothing
-// was checked, so it tells nothing.
-func (e *Engine) begin(w http.ResponseWriter, r *http.Request, g guard, a *Attempt, n *node) bool {
+// blockedError is regulation's refusal: nothing was checked, so it
+// tells nothing about the account.
+type blockedError struct{ after time.Duration }
+
+func (b *blockedError) Error() string { return "regulation: wait " + b.after.String() }
+
+// admit asks regulation whether a check may run now, and counts it (as
+// a failure until passed takes it back). When it may not, the refusal
+// is audited and returned as a *blockedError.
+func (e *Engine) admit(ctx context.Context, g guard, a *Attempt, n *node) error {
 	if e.opt.Regulate == nil {
-		return true
+		return nil
 	}
-	blocked, err := e.opt.Regulate.Begin(r.Context(), g.keys...)
-	if err != nil {
-		e.fail(w, err)
-		return false
+	blocked, err := e.opt.Regulate.Begin(ctx, g.keys...)
+	return e.refused(ctx, blocked, err, g, a, n)
+}
+
+// admissible is admit without counting: for steps that check no secret
+// (a script's first request, a callback whose start was counted).
+func (e *Engine) admissible(ctx context.Context, g guard, a *Attempt, n *node) error {
+	if e.opt.Regulate == nil {
+		return nil
 	}
-	if blocked == nil {
-		return true
+	blocked, err := e.opt.Regulate.Check(ctx, g.keys...)
+	return e.refused(ctx, blocked, err, g, a, n)
+}
+
+func (e *Engine) refused(ctx context.Context, blocked *regulate.Blocked, err error, g guard, a *Attempt, n *node) error {
+	if err != nil || blocked == nil {
+		return err
 	}
 	reason := "delay"
 	if blocked.Banned {
 		reason = "banned"
 	}
-	e.record(r.Context(), audit.Event{Event: audit.RateLimited, Reason: reason, Key: blocked.Key.String()}, g, a, n)
-	tooManyAttempts(w, e.opt.StaticPath, blocked.RetryAfter)
-	return false
+	e.record(ctx, audit.Event{Event: audit.RateLimited, Reason: reason, Key: blocked.Key.String()}, g, a, n)
+	return &blockedError{after: blocked.RetryAfter}
 }
 
 func tooManyAttempts(w http.ResponseWriter, static string, after time.Duration) {
-	secs := int((after + time.Second - 1) / time.Second)
-	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+	retryAfter(w, after)
 	web.Error(w, static, http.StatusTooManyRequests, "Too many attempts",
 		"There were too many failed sign-in attempts. Wait "+regulate.Describe(after)+", then try again.")
+}
+
+func retryAfter(w http.ResponseWriter, after time.Duration) {
+	secs := int((after + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 }
 
 // failed counts a rejected form on every key and records the failure

@@ -2,6 +2,8 @@ package chain_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -24,8 +26,8 @@ func (m enrolledCode) Applicable(_ context.Context, u users.User) (bool, error) 
 }
 
 func init() {
-	chain.RegisterKind("testenrolled", []string{"otp"}, func(_ chain.Deps, s map[string]string) (chain.Module, error) {
-		return enrolledCode{fixedCode: fixedCode{code: s["code"]}, mandatory: s["mandatory"] == "true"}, nil
+	chain.Register("testenrolled", func(_ chain.Deps, s codeSettings) (chain.Module, error) {
+		return enrolledCode{fixedCode: fixedCode{code: s.Code}, mandatory: s.Mandatory}, nil
 	})
 }
 
@@ -76,7 +78,7 @@ func TestRequestedLevelsNeverSkipAnEnrolledFactor(t *testing.T) {
 		e := d.engine(t, chain.Config{Modules: []chain.ModuleConfig{
 			mod("Password", "password", []string{"1"}),
 			{Name: "Code", Kind: "testenrolled", Levels: []string{"2"}, After: []string{"Password"},
-				Settings: map[string]string{"code": "123456", "mandatory": map[bool]string{true: "true"}[mandatory]}},
+				Settings: json.RawMessage(fmt.Sprintf(`{"code": "123456", "mandatory": %v}`, mandatory))},
 		}})
 		for _, acr := range []string{"", "1", "9", "1 2", "1 9"} {
 			for _, who := range []struct {

@@ -9,9 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gatehouse-idp/gatehouse/audit"
-	"github.com/gatehouse-idp/gatehouse/regulate"
-	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/users"
 	"github.com/gatehouse-idp/gatehouse/web"
 )
@@ -20,9 +17,18 @@ import (
 // locked and the person has to start again from the application.
 const maxFailures = 10
 
-// ServeHTTP serves the login pages at LoginPath: GET shows the next step
-// (or a choice between several), POST checks a step.
+// ServeHTTP serves the login pages at LoginPath — GET shows the next step
+// (or a choice between several), POST checks a step — and each module
+// instance's own endpoints below LoginPath/m/<name>/.
 func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != e.opt.LoginPath {
+		if rest, ok := strings.CutPrefix(r.URL.EscapedPath(), e.opt.LoginPath+"/m/"); ok {
+			e.serveModule(w, r, rest)
+			return
+		}
+		web.Error(w, e.opt.StaticPath, http.StatusNotFound, "Page not found", "There is nothing at this address.")
+		return
+	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		e.show(w, r, r.URL.Query().Get("attempt"), r.URL.Query().Get("module"), "")
@@ -36,6 +42,7 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (e *Engine) fail(w http.ResponseWriter, err error) {
 	switch {
+	case e.refusedIdentity(w, err):
 	case errors.Is(err, users.ErrBusy):
 		w.Header().Set("Retry-After", "2")
 		web.Error(w, e.opt.StaticPath, http.StatusServiceUnavailable, "Busy",
@@ -60,11 +67,16 @@ type choice struct{ Name, URL string }
 
 type loginData struct {
 	Client, Action, CSRF, Attempt, Module string
+	Step                                  Step
 	Prompt
 	Others []choice
 	// Remember labels the "trust this browser" box of a module that can
 	// be remembered.
 	Remember string
+	// Begin and Finish are a scripted module's JSON endpoints.
+	Begin, Finish string
+	// Token is a mailed link's token, on the page that confirms it.
+	Token string
 }
 
 func (e *Engine) stepURL(a *Attempt, module string) string {
@@ -117,13 +129,27 @@ func (e *Engine) showAttempt(w http.ResponseWriter, r *http.Request, a *Attempt,
 			}{a.Req.Client, cs}})
 		return
 	}
+	if _, ok := n.mod.(MailModule); ok && r.URL.Query().Get("again") == "" {
+		if sent, err := e.mailSent(r.Context(), a, n); err != nil {
+			e.fail(w, err)
+			return
+		} else if sent {
+			e.showMailSent(w, a, n, offered, message)
+			return
+		}
+	}
 	p, err := n.mod.Prompt(r.Context(), a)
 	if err != nil {
 		e.fail(w, err)
 		return
 	}
-	d := loginData{Client: a.Req.Client, Action: e.opt.LoginPath, CSRF: e.opt.Sessions.CSRFToken(a.Browser, "login:"+a.ID),
-		Attempt: a.Token, Module: n.Name, Prompt: p}
+	e.render(w, a, n, offered, p, message)
+}
+
+// render shows module n's page p, with links to the other modules
+// offered and to extra.
+func (e *Engine) render(w http.ResponseWriter, a *Attempt, n *node, offered []*node, p Prompt, message string, extra ...choice) {
+	d := loginData{Client: a.Req.Client, Action: e.opt.LoginPath, CSRF: e.csrf(a), Attempt: a.Token, Module: n.Name, Prompt: p, Step: p.Step}
 	if d.Submit == "" {
 		d.Submit = "Continue"
 	}
@@ -133,6 +159,7 @@ func (e *Engine) showAttempt(w http.ResponseWriter, r *http.Request, a *Attempt,
 	case RememberSession:
 		d.Remember = "Trust this browser until it is closed"
 	}
+	d.Others = extra
 	for _, o := range offered {
 		if o != n {
 			d.Others = append(d.Others, choice{Name: o.Name, URL: e.stepURL(a, o.Name)})
@@ -146,9 +173,19 @@ func (e *Engine) showAttempt(w http.ResponseWriter, r *http.Request, a *Attempt,
 	if message != "" {
 		status = http.StatusUnauthorized
 	}
-	web.Render(w, status, "login.html", web.Page{Title: title, Static: e.opt.StaticPath, Message: message, Data: d})
+	page := web.Page{Title: title, Static: e.opt.StaticPath, Message: message, Data: &d}
+	if sm, ok := n.mod.(ScriptedModule); ok {
+		e.scriptPage(&page, &d, n, sm)
+	}
+	web.Render(w, status, "login.html", page)
 }
 
+// csrf is the token every form and JSON request of attempt a carries.
+func (e *Engine) csrf(a *Attempt) string { return e.opt.Sessions.CSRFToken(a.Browser, "login:"+a.ID) }
+
+// submit checks a posted step: the attempt is this browser's, the CSRF
+// token is right, and the module is one offered now; then the step's
+// button decides what runs.
 func (e *Engine) submit(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
@@ -176,9 +213,8 @@ func (e *Engine) submit(w http.ResponseWriter, r *http.Request) {
 		e.finish(w, r, a)
 		return
 	}
-	name := r.PostForm.Get("module")
-	i := slices.IndexFunc(offered, func(x *node) bool { return x.Name == name })
-	if i < 0 {
+	n := offeredNode(offered, r.PostForm.Get("module"))
+	if n == nil {
 		// Posting to a module that is not offered now (a later step, a
 		// disabled module, a replayed form) is refused: steps cannot be
 		// skipped.
@@ -186,74 +222,89 @@ func (e *Engine) submit(w http.ResponseWriter, r *http.Request) {
 			"This step is not the one the sign-in expects now. Go back and continue from the page shown.")
 		return
 	}
-	n := offered[i]
+	var ok bool
+	switch Step(r.PostForm.Get("step")) {
+	case "", StepVerify:
+		var fm FormModule
+		if fm, ok = n.mod.(FormModule); ok {
+			e.verify(w, r, a, n, fm)
+		}
+	case StepRedirect:
+		var rm RedirectModule
+		if rm, ok = n.mod.(RedirectModule); ok {
+			e.leave(w, r, a, n, rm)
+		}
+	case StepSend:
+		var mm MailModule
+		if mm, ok = n.mod.(MailModule); ok {
+			e.sendMail(w, r, a, n, mm)
+		}
+	case stepCode:
+		var mm MailModule
+		if mm, ok = n.mod.(MailModule); ok {
+			e.enterCode(w, r, a, n, mm)
+		}
+	}
+	if !ok {
+		web.Error(w, e.opt.StaticPath, http.StatusBadRequest, "That sign-in step is not available",
+			"This sign-in method does not take that kind of answer. Go back and continue from the page shown.")
+	}
+}
+
+func offeredNode(offered []*node, name string) *node {
+	if i := slices.IndexFunc(offered, func(x *node) bool { return x.Name == name }); i >= 0 {
+		return offered[i]
+	}
+	return nil
+}
+
+// verify checks a FormModule's posted form.
+func (e *Engine) verify(w http.ResponseWriter, r *http.Request, a *Attempt, n *node, fm FormModule) {
 	ctx := r.Context()
-	g, err := e.guardFor(ctx, r, a, n, r.PostForm)
+	g, err := e.guardFor(ctx, r, a.Subject, n, r.PostForm)
 	if err != nil {
 		e.fail(w, err)
 		return
 	}
-	if !e.begin(w, r, g, a, n) {
+	e.conclude(w, r, a, n, g, false, r.PostForm.Get("remember") == "on", func() (Identity, error) { return fm.Verify(ctx, a, r.PostForm) })
+}
+
+// serveModule routes LoginPath/m/<name>/<endpoint> to the instance's
+// endpoint, when the instance is enabled and has that capability.
+func (e *Engine) serveModule(w http.ResponseWriter, r *http.Request, rest string) {
+	esc, endpoint, _ := strings.Cut(rest, "/")
+	name, err := url.PathUnescape(esc)
+	n := e.nodes[name]
+	if err != nil || n == nil || n.Disabled {
+		web.Error(w, e.opt.StaticPath, http.StatusNotFound, "Page not found", "There is no such sign-in method.")
 		return
 	}
-	sub, err := n.mod.Verify(ctx, a, r.PostForm)
-	if rej, ok := IsRejection(err); ok {
-		e.failed(ctx, g, a, n, rej.Message)
-		// The attempt's own count is kept only once someone is
-		// identified: before that nothing is stored for a failed form
-		// (regulation counts it, in small records per address and name).
-		if a.Subject != "" || a.stored {
-			locked, err := e.countFailure(ctx, a)
-			if err != nil {
-				e.fail(w, err)
-				return
-			}
-			if locked {
-				e.fail(w, errAttemptLocked)
-				return
-			}
+	var ok bool
+	switch endpoint {
+	case "callback":
+		var rm RedirectModule
+		if rm, ok = n.mod.(RedirectModule); ok {
+			e.callback(w, r, n, rm)
 		}
-		e.showAttempt(w, r, a, n.Name, rej.Message)
-		return
-	}
-	e.passed(ctx, g) // a right answer, or a failure that is not the person's
-	if errors.Is(err, users.ErrBusy) {
-		e.record(ctx, audit.Event{Event: audit.Busy}, g, a, n)
-	}
-	if err != nil {
-		e.fail(w, err)
-		return
-	}
-	if a.Subject != "" && sub != a.Subject {
-		// A different person identified: start from scratch with them.
-		a.Passed = nil
-	}
-	firstID := a.Subject != sub // first identified, or another person
-	a.Subject = sub
-	passed := session.Passed{Module: n.Name, Kind: n.Kind, Levels: n.Levels, AMR: n.amr, At: e.opt.Sessions.Now().Truncate(time.Second)}
-	a.Passed = append(slices.DeleteFunc(a.Passed, func(p session.Passed) bool { return p.Module == n.Name }), passed)
-	if n == e.start {
-		a.Fresh = true
-	}
-	if r.PostForm.Get("remember") == "on" {
-		if err := e.remember(ctx, w, r, a, n, passed); err != nil {
-			e.fail(w, err)
-			return
+	case "begin", "finish":
+		var sm ScriptedModule
+		if sm, ok = n.mod.(ScriptedModule); ok {
+			e.scriptRound(w, r, n, sm, endpoint == "finish")
+		}
+	case "script.js":
+		var sm ScriptedModule
+		if sm, ok = n.mod.(ScriptedModule); ok {
+			ok = e.serveScript(w, r, sm)
+		}
+	case "mail":
+		var mm MailModule
+		if mm, ok = n.mod.(MailModule); ok {
+			e.mailLink(w, r, n, mm)
 		}
 	}
-	if firstID {
-		// Now that we know who it is, this device may be trusted for
-		// later steps.
-		if err := e.addRemembered(ctx, r, a); err != nil {
-			e.fail(w, err)
-			return
-		}
+	if !ok {
+		web.Error(w, e.opt.StaticPath, http.StatusNotFound, "Page not found", "There is nothing at this address.")
 	}
-	if err := e.saveAttempt(ctx, a); err != nil {
-		e.fail(w, err)
-		return
-	}
-	http.Redirect(w, r, e.stepURL(a, ""), http.StatusSeeOther)
 }
 
 // days says a remember duration for people.
@@ -265,109 +316,4 @@ func days(d time.Duration) string {
 		return strconv.Itoa(n) + " days"
 	}
 	return "a day"
-}
-
-// finish turns a completed attempt into the SSO session and returns the
-// browser to the caller.
-func (e *Engine) finish(w http.ResponseWriter, r *http.Request, a *Attempt) {
-	ctx := r.Context()
-	if a.Subject == "" {
-		// Nothing is left to ask yet nobody was identified: every way in
-		// is disabled. There is no one to make a session for.
-		e.opt.Logger.Error("login chain has nothing to offer: is the start module disabled?", "module", e.start.Name)
-		web.Error(w, e.opt.StaticPath, http.StatusServiceUnavailable, "Sign-in is not available",
-			"No sign-in method is enabled right now. Please contact the administrator.")
-		return
-	}
-	if err := e.revalidate(ctx, a); err != nil {
-		e.fail(w, err)
-		return
-	}
-	if offered, err := e.next(ctx, a.Subject, a.Passed, a.Req.AcrValues); err != nil || len(offered) > 0 || a.Subject == "" {
-		// Something changed since the page was shown (a password change,
-		// an ended session): the chain asks again.
-		if err != nil {
-			e.fail(w, err)
-		} else {
-			http.Redirect(w, r, e.stepURL(a, ""), http.StatusSeeOther)
-		}
-		return
-	}
-	// One use only: a finished attempt cannot be finished again.
-	if err := e.markFinished(ctx, a); err != nil {
-		e.fail(w, err)
-		return
-	}
-	s, err := e.opt.Sessions.Load(r)
-	if err != nil && !errors.Is(err, session.ErrNoSession) {
-		e.fail(w, err)
-		return
-	}
-	if s != nil && s.Subject != a.Subject {
-		// Another person signs in in this browser: the previous person's
-		// session ends everywhere.
-		if err := e.opt.Logout.EndReplaced(ctx, s.ID); err != nil {
-			e.fail(w, err)
-			return
-		}
-		s = nil
-	}
-	// apply puts what this attempt passed into a session: a new
-	// authentication replaces what it had passed (its tokens describe
-	// what was passed now), a step-up adds to it.
-	stepUp := false
-	apply := func(x *session.Session) error {
-		stepUp = !a.Fresh && len(x.Passed) > 0
-		if a.Fresh {
-			x.Passed = nil
-		}
-		for _, p := range a.Passed {
-			x.Pass(p)
-		}
-		return nil
-	}
-	newSession := s == nil
-	if newSession {
-		// A new id whenever the person changes: no session fixation.
-		s = e.opt.Sessions.New(a.Subject)
-		_ = apply(s)
-		err = e.opt.Sessions.Save(ctx, w, s)
-	} else {
-		// Only while it is live: a logout meanwhile is not undone.
-		s, err = e.opt.Sessions.Modify(ctx, w, s.ID, apply)
-	}
-	if errors.Is(err, session.ErrNoSession) {
-		e.fail(w, errSessionEnded)
-		return
-	} else if err != nil {
-		e.fail(w, err)
-		return
-	}
-	if newSession {
-		// A user's sessions are capped: the oldest end (the account page
-		// stays usable, a script cannot pile them up).
-		if err := e.opt.Logout.LimitSessions(ctx, s.Subject); err != nil {
-			e.opt.Logger.Error("gatehouse chain: limiting sessions", "error", err)
-		}
-	}
-	ev := audit.Event{Event: audit.LoginSucceeded, SID: s.ID}
-	if stepUp {
-		ev.Event = audit.StepUp
-	}
-	var mods []string
-	for _, p := range a.Passed {
-		if slices.Contains(a.FromSession, p.Module) {
-			continue // passed before this sign-in
-		}
-		mods = append(mods, p.Module)
-		ev.AMR = append(ev.AMR, p.AMR...)
-	}
-	ev.Reason = "modules: " + strings.Join(mods, " ")
-	g := guard{ip: regulate.ClientIP(r), subject: a.Subject}
-	if u, err := e.opt.Users.Get(ctx, a.Subject); err == nil {
-		g.user = u.Username
-	}
-	e.record(ctx, ev, g, a, nil)
-	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, a.Req.ReturnTo, http.StatusSeeOther)
 }

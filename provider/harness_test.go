@@ -81,6 +81,8 @@ type envSetup struct {
 	chain     *chain.Config
 	// wrap, when set, wraps the store the provider uses.
 	wrap func(store.Store) store.Store
+	// chainOpts, when set, changes the chain engine's options.
+	chainOpts func(*chain.Options)
 }
 
 func newEnvWith(t *testing.T, setup envSetup) *env {
@@ -156,8 +158,12 @@ func newEnvWith(t *testing.T, setup envSetup) *env {
 	if setup.chain != nil {
 		cc = *setup.chain
 	}
-	engine, err := chain.New(cc, chain.Options{Store: st, Sessions: sessions, Users: dir, Logout: lo,
-		LoginPath: provider.LoginPath(issuer), StaticPath: provider.StaticPath(issuer)})
+	co := chain.Options{Store: st, Sessions: sessions, Users: dir, Logout: lo, Issuer: issuer,
+		LoginPath: provider.LoginPath(issuer), StaticPath: provider.StaticPath(issuer)}
+	if setup.chainOpts != nil {
+		setup.chainOpts(&co)
+	}
+	engine, err := chain.New(cc, co)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -209,6 +209,7 @@ func New(cfg Config) (*Provider, error) {
 	p.mux.HandleFunc(prefix+PathDevice, p.devicePage)
 	p.mux.HandleFunc(prefix+PathPAR, p.par)
 	p.mux.Handle(prefix+PathLogin, cfg.Chain)
+	p.mux.Handle(prefix+PathLogin+"/", cfg.Chain) // the chain modules' own endpoints
 	p.mux.HandleFunc(prefix+PathEndSession, p.endSession)
 	p.mux.HandleFunc(prefix+PathAccount, p.account)
 	p.mux.HandleFunc(prefix+PathCheckSession, p.checkSession)

@@ -35,6 +35,11 @@ type Page struct {
 	// Script, when set, is a file of the static assets the page loads
 	// (the only script a page may run).
 	Script string
+	// ScriptSrc, when set instead, is the absolute URL of the one script
+	// the page loads: the CSP allows that URL only.
+	ScriptSrc string
+	// ConnectSrc are the absolute URLs the page's script may fetch.
+	ConnectSrc []string
 	// FormAction, when set, are the only places the page's forms may
 	// post to.
 	FormAction []string
@@ -56,8 +61,14 @@ func Render(w http.ResponseWriter, status int, name string, p Page) {
 	if len(p.FrameSrc) > 0 {
 		csp += "; frame-src " + strings.Join(p.FrameSrc, " ")
 	}
-	if p.Script != "" {
+	switch {
+	case p.ScriptSrc != "":
+		csp += "; script-src " + p.ScriptSrc
+	case p.Script != "":
 		csp += "; script-src 'self'"
+	}
+	if len(p.ConnectSrc) > 0 {
+		csp += "; connect-src " + strings.Join(p.ConnectSrc, " ")
 	}
 	if len(p.FormAction) > 0 {
 		csp += "; form-action " + strings.Join(p.FormAction, " ")
@@ -86,4 +97,13 @@ func Static() http.Handler {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		fsrv.ServeHTTP(w, r)
 	})
+}
+
+// HasStatic reports whether name is a file of the embedded assets.
+func HasStatic(name string) bool {
+	if name == "" || strings.Contains(name, "..") {
+		return false
+	}
+	info, err := fs.Stat(staticFS, "static/"+name)
+	return err == nil && !info.IsDir()
 }

@@ -13,18 +13,22 @@ import (
 )
 
 func init() {
-	chain.RegisterKind("password", []string{"pwd"}, New)
+	chain.Register("password", New)
 }
+
+// Settings: the password module has none (the password policy and
+// hashing are the user directory's).
+type Settings struct{}
 
 // Module is the password module.
 type Module struct {
 	users *users.Directory
 }
 
-// New builds the module; it has no settings.
-func New(d chain.Deps, settings map[string]string) (chain.Module, error) {
-	for k := range settings {
-		return nil, errors.New("password module has no setting " + k)
+// New builds the module.
+func New(d chain.Deps, _ Settings) (chain.Module, error) {
+	if d.Users == nil {
+		return nil, errors.New("the password module needs the user directory")
 	}
 	return &Module{users: d.Users}, nil
 }
@@ -61,25 +65,25 @@ func (m *Module) Claimed(form url.Values) string {
 
 // Verify checks the credentials. Unknown user, wrong password and disabled
 // account get the same message after the same work.
-func (m *Module) Verify(ctx context.Context, a *chain.Attempt, form url.Values) (string, error) {
+func (m *Module) Verify(ctx context.Context, a *chain.Attempt, form url.Values) (chain.Identity, error) {
 	login, pw := form.Get("username"), form.Get("password")
 	if login == "" || pw == "" {
-		return "", chain.Reject("Enter your username and password.")
+		return chain.Identity{}, chain.Reject("Enter your username and password.")
 	}
 	if len(login) > maxField || len(pw) > maxField || !utf8.ValidString(login) {
-		return "", chain.Reject("Username or password is too long.")
+		return chain.Identity{}, chain.Reject("Username or password is too long.")
 	}
 	u, err := m.users.Authenticate(ctx, login, pw)
 	if errors.Is(err, users.ErrInvalidCredentials) {
-		return "", chain.Reject("Wrong username or password.")
+		return chain.Identity{}, chain.Reject("Wrong username or password.")
 	}
 	if err != nil {
-		return "", err
+		return chain.Identity{}, err
 	}
-	return u.Subject, nil
+	return chain.Identity{Subject: u.Subject, AMR: []string{chain.AMRPassword}}, nil
 }
 
 var (
-	_ chain.Module   = (*Module)(nil)
-	_ chain.Claimant = (*Module)(nil)
+	_ chain.FormModule = (*Module)(nil)
+	_ chain.Claimant   = (*Module)(nil)
 )

@@ -22,7 +22,7 @@ func setup(t *testing.T) (*Module, *users.Directory, *memstore.Store, users.User
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := New(chain.Deps{Users: dir, Store: st}, nil)
+	m, err := New(chain.Deps{Users: dir}, Settings{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,11 +33,14 @@ func TestRegistered(t *testing.T) {
 	if !slices.Contains(chain.Kinds(), "password") {
 		t.Fatalf("kinds %v lack password", chain.Kinds())
 	}
-	if _, err := New(chain.Deps{}, map[string]string{"rounds": "3"}); err == nil || !strings.Contains(err.Error(), "rounds") {
+	if err := chain.CheckSettings("password", json.RawMessage(`{"rounds": 3}`)); err == nil || !strings.Contains(err.Error(), "rounds") {
 		t.Fatalf("unknown setting: %v", err)
 	}
-	if _, err := New(chain.Deps{}, map[string]string{}); err != nil {
+	if err := chain.CheckSettings("password", json.RawMessage(`{}`)); err != nil {
 		t.Fatalf("empty settings: %v", err)
+	}
+	if _, err := New(chain.Deps{}, Settings{}); err == nil {
+		t.Fatal("built without a user directory")
 	}
 }
 
@@ -48,7 +51,11 @@ func TestVerify(t *testing.T) {
 	dir.Update(ctx, off.Subject, func(u *users.User) error { u.Disabled = true; return nil })
 	a := &chain.Attempt{}
 	verify := func(login, pw string) (string, error) {
-		return m.Verify(ctx, a, url.Values{"username": {login}, "password": {pw}})
+		id, err := m.Verify(ctx, a, url.Values{"username": {login}, "password": {pw}})
+		if err == nil && !slices.Equal(id.AMR, []string{"pwd"}) {
+			t.Fatalf("amr %v", id.AMR)
+		}
+		return id.Subject, err
 	}
 	for _, login := range []string{"alice", "Alice", "alice@example.com"} {
 		if sub, err := verify(login, "right"); err != nil || sub != alice.Subject {

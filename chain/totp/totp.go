@@ -3,12 +3,11 @@
 // here, manual key), replay protection, per-user rate limiting, recovery
 // codes and secrets encrypted at rest.
 //
-// Settings (all optional):
-//
-//	issuer     name shown in the authenticator app (default "Gatehouse")
-//	mandatory  "true": every user must use it; users without it enrol on
-//	           their next login. Default: only users who enrolled are
-//	           asked, unless a request needs this module's level.
+// Its records live in the instance's own store (Deps.Store). Records
+// from before instances had a store of their own (keys "totp:<sub>" and
+// "keys:totp" at the top of the store) are moved in when first read, so
+// enrolments survive the upgrade. Its admin action "reset" removes a
+// user's TOTP.
 package totp
 
 import (
@@ -42,7 +41,18 @@ import (
 )
 
 func init() {
-	chain.RegisterKind("totp", []string{"otp"}, New)
+	chain.Register("totp", New)
+}
+
+// Settings of a totp module.
+type Settings struct {
+	// Issuer is the name shown in the authenticator app (default
+	// "Gatehouse").
+	Issuer string `json:"issuer,omitempty"`
+	// Mandatory: every user must use it; users without it enrol at
+	// their next login. Default: only users who enrolled are asked,
+	// unless a request needs this module's level.
+	Mandatory bool `json:"mandatory,omitempty"`
 }
 
 const (
@@ -50,44 +60,36 @@ const (
 	maxFailures   = 5
 	failWindow    = 15 * time.Minute
 	recoveryCount = 10
-	keyRecord     = "totp:"
-	keyPending    = "totp-pending:"
-	keyFailures   = "totp-fail:"
-	keyCipher     = "keys:totp"
+	// Keys in the instance's store; keyRecord and keyCipher are also
+	// the keys the records had at the top of the store before.
+	keyRecord   = "totp:"
+	keyPending  = "totp-pending:"
+	keyFailures = "totp-fail:"
+	keyCipher   = "keys:totp"
 )
 
 // Module is the TOTP module.
 type Module struct {
+	name      string
 	audit     *audit.Log
 	users     *users.Directory
-	st        store.Store
+	st        *store.Prefixed
 	now       func() time.Time
 	issuer    string
 	mandatory bool
 }
 
 // New builds the module.
-func New(d chain.Deps, settings map[string]string) (chain.Module, error) {
-	m := &Module{users: d.Users, st: d.Store, now: d.Now, issuer: "Gatehouse", audit: d.Audit}
+func New(d chain.Deps, s Settings) (chain.Module, error) {
+	m := &Module{name: d.Name, users: d.Users, st: d.Store, now: d.Now, issuer: s.Issuer, mandatory: s.Mandatory, audit: d.Audit}
 	if m.st == nil || m.users == nil {
 		return nil, errors.New("totp module needs the store and the user directory")
 	}
+	if m.issuer == "" {
+		m.issuer = "Gatehouse"
+	}
 	if m.now == nil {
 		m.now = time.Now
-	}
-	for k, v := range settings {
-		switch k {
-		case "issuer":
-			m.issuer = v
-		case "mandatory":
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return nil, fmt.Errorf("totp setting mandatory must be true or false, not %q", v)
-			}
-			m.mandatory = b
-		default:
-			return nil, fmt.Errorf("totp module has no setting %s (known: issuer, mandatory)", k)
-		}
 	}
 	return m, nil
 }
@@ -111,24 +113,48 @@ func (m *Module) Applicable(ctx context.Context, u users.User) (bool, error) {
 	if m.mandatory {
 		return true, nil
 	}
-	return Enrolled(ctx, m.st, u.Subject)
+	return m.enrolled(ctx, u.Subject)
 }
 
-// Enrolled reports whether sub has TOTP set up.
-func Enrolled(ctx context.Context, st store.Store, sub string) (bool, error) {
-	_, err := st.Get(ctx, keyRecord+sub)
+// enrolled reports whether sub has TOTP set up, moving in a record kept
+// before the instance had a store of its own.
+func (m *Module) enrolled(ctx context.Context, sub string) (bool, error) {
+	_, err := m.st.Get(ctx, keyRecord+sub)
 	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
+		return m.st.Adopt(ctx, keyRecord+sub, keyRecord+sub, 0, true)
 	}
 	return err == nil, err
 }
 
-// Reset removes sub's TOTP (lost phone): the next login enrols again.
-func Reset(ctx context.Context, st store.Store, sub string) error {
-	if err := st.Delete(ctx, keyRecord+sub); err != nil {
-		return err
+// reset removes sub's TOTP (lost phone): the next login enrols again. A
+// record from before the instance's own store goes too.
+func (m *Module) reset(ctx context.Context, sub string) error {
+	for range 2 {
+		if err := m.st.Delete(ctx, keyRecord+sub); err != nil {
+			return err
+		}
+		if moved, err := m.st.Adopt(ctx, keyRecord+sub, keyRecord+sub, 0, true); err != nil || !moved {
+			return err
+		}
 	}
-	return st.Delete(ctx, keyFailures+sub)
+	return m.st.Delete(ctx, keyFailures+sub)
+}
+
+// Actions: "reset".
+func (m *Module) Actions() []chain.Action {
+	return []chain.Action{{Name: "reset", Description: "Remove the user's TOTP; they enrol again at their next login", ForgetDevices: true}}
+}
+
+// Act runs an admin action.
+func (m *Module) Act(ctx context.Context, action string, u users.User) (string, error) {
+	if action != "reset" {
+		return "", fmt.Errorf("totp has no action %q", action)
+	}
+	if err := m.reset(ctx, u.Subject); err != nil {
+		return "", err
+	}
+	m.audit.Record(ctx, audit.Event{Event: audit.FactorReset, User: u.Username, Subject: u.Subject, Module: m.name})
+	return "TOTP of " + u.Username + " removed", nil
 }
 
 // Prompt asks for a code, or walks through enrolment.
@@ -136,7 +162,7 @@ func (m *Module) Prompt(ctx context.Context, a *chain.Attempt) (chain.Prompt, er
 	if a.Subject == "" {
 		return chain.Prompt{}, errors.New("totp cannot be the first module of a chain: put it after a module that identifies the user")
 	}
-	enrolled, err := Enrolled(ctx, m.st, a.Subject)
+	enrolled, err := m.enrolled(ctx, a.Subject)
 	if err != nil {
 		return chain.Prompt{}, err
 	}
@@ -226,7 +252,15 @@ func hashCode(c string) string {
 var errReplay = errors.New("replayed")
 
 // Verify checks a code (or a recovery code), or confirms enrolment.
-func (m *Module) Verify(ctx context.Context, a *chain.Attempt, form url.Values) (string, error) {
+func (m *Module) Verify(ctx context.Context, a *chain.Attempt, form url.Values) (chain.Identity, error) {
+	sub, err := m.verify(ctx, a, form)
+	if err != nil {
+		return chain.Identity{}, err
+	}
+	return chain.Identity{Subject: sub, AMR: []string{chain.AMROTP}}, nil
+}
+
+func (m *Module) verify(ctx context.Context, a *chain.Attempt, form url.Values) (string, error) {
 	sub := a.Subject
 	if sub == "" {
 		return "", errors.New("totp needs an identified user")
@@ -238,7 +272,7 @@ func (m *Module) Verify(ctx context.Context, a *chain.Attempt, form url.Values) 
 	if n, _ := m.failures(ctx, sub); n >= maxFailures {
 		return "", chain.Reject("Too many wrong codes. Wait 15 minutes, then try again.")
 	}
-	enrolled, err := Enrolled(ctx, m.st, sub)
+	enrolled, err := m.enrolled(ctx, sub)
 	if err != nil {
 		return "", err
 	}
@@ -329,7 +363,7 @@ func (m *Module) confirm(ctx context.Context, a *chain.Attempt, code string) (st
 	}
 	_ = m.st.Delete(ctx, keyPending+a.ID)
 	_ = m.st.Delete(ctx, keyFailures+a.Subject)
-	m.audit.Record(ctx, audit.Event{Event: audit.FactorEnrolled, Subject: a.Subject, Module: "totp"})
+	m.audit.Record(ctx, audit.Event{Event: audit.FactorEnrolled, Subject: a.Subject, Module: m.name})
 	return a.Subject, nil
 }
 
@@ -364,13 +398,19 @@ func (m *Module) fail(ctx context.Context, sub string) {
 	})
 }
 
-// cipherKey returns the AES key for secrets, created on first use.
+// aead returns the cipher for secrets. Its key is the one from before
+// the instance had a store of its own when there was one (copied: other
+// instances may still need it), else one made on first use.
 func (m *Module) aead(ctx context.Context) (cipher.AEAD, error) {
-	key := make([]byte, 32)
-	rand.Read(key)
-	err := m.st.Create(ctx, keyCipher, key, 0)
-	if errors.Is(err, store.ErrExists) {
-		key, err = m.st.Get(ctx, keyCipher)
+	key, err := m.st.Get(ctx, keyCipher)
+	if errors.Is(err, store.ErrNotFound) {
+		if _, err = m.st.Adopt(ctx, keyCipher, keyCipher, 0, false); err == nil {
+			key = make([]byte, 32)
+			rand.Read(key)
+			if err = m.st.Create(ctx, keyCipher, key, 0); errors.Is(err, store.ErrExists) {
+				key, err = m.st.Get(ctx, keyCipher)
+			}
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("totp encryption key: %w", err)
@@ -414,6 +454,7 @@ func openWith(g cipher.AEAD, sealed, sub string) (string, error) {
 }
 
 var (
-	_ chain.Module     = (*Module)(nil)
-	_ chain.Applicable = (*Module)(nil)
+	_ chain.FormModule   = (*Module)(nil)
+	_ chain.Applicable   = (*Module)(nil)
+	_ chain.AdminActions = (*Module)(nil)
 )

@@ -2,6 +2,8 @@ package totp
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -14,6 +16,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/gatehouse-idp/gatehouse/chain"
+	"github.com/gatehouse-idp/gatehouse/store"
 	"github.com/gatehouse-idp/gatehouse/store/embedded"
 	"github.com/gatehouse-idp/gatehouse/users"
 )
@@ -28,26 +31,48 @@ func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unloc
 
 type fixture struct {
 	m     *Module
-	st    *embedded.Store
+	root  *embedded.Store // the whole store
+	st    *store.Prefixed // the module's
+	dir   *users.Directory
 	clock *clock
 	sub   string
 }
 
-func setup(t *testing.T, settings map[string]string) *fixture {
+func setup(t *testing.T, s Settings) *fixture {
 	t.Helper()
-	st, err := embedded.Open(filepath.Join(t.TempDir(), "t.db"), embedded.Options{})
+	root, err := embedded.Open(filepath.Join(t.TempDir(), "t.db"), embedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
-	dir := users.New(st, nil)
+	t.Cleanup(func() { root.Close() })
+	dir := users.New(root, nil)
 	u, _ := dir.Create(context.Background(), users.User{Username: "alice"}, "pw")
-	c := &clock{t: time.Unix(1_800_000_000, 0)}
-	m, err := New(chain.Deps{Users: dir, Store: st, Now: c.now}, settings)
+	f := &fixture{root: root, dir: dir, clock: &clock{t: time.Unix(1_800_000_000, 0)}, sub: u.Subject}
+	f.m = f.instance(t, "totp", s)
+	f.st = f.m.st
+	return f
+}
+
+// instance builds a module named name on the fixture's store.
+func (f *fixture) instance(t *testing.T, name string, s Settings) *Module {
+	t.Helper()
+	m, err := New(chain.Deps{Name: name, Users: f.dir, Store: store.WithPrefix(f.root, "mod:"+name+":"), Now: f.clock.now}, s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{m: m.(*Module), st: st, clock: c, sub: u.Subject}
+	return m.(*Module)
+}
+
+func (f *fixture) verify(a *chain.Attempt, code string) (string, error) {
+	return verifyWith(f.m, a, code)
+}
+
+func verifyWith(m *Module, a *chain.Attempt, code string) (string, error) {
+	id, err := m.Verify(context.Background(), a, url.Values{"code": {code}})
+	if err == nil && (len(id.AMR) != 1 || id.AMR[0] != "otp") {
+		return "", fmt.Errorf("amr %v", id.AMR)
+	}
+	return id.Subject, err
 }
 
 func code(t *testing.T, secret string, at time.Time) string {
@@ -91,10 +116,10 @@ func (f *fixture) enrol(t *testing.T) (string, []string) {
 	if secretRE.FindStringSubmatch(string(p2.HTML))[1] != m[1] {
 		t.Fatal("secret changed between prompts")
 	}
-	if _, err := f.m.Verify(ctx, a, url.Values{"code": {"000000"}}); err == nil {
+	if _, err := f.verify(a, "000000"); err == nil {
 		t.Fatal("wrong enrolment code accepted")
 	}
-	sub, err := f.m.Verify(ctx, a, url.Values{"code": {code(t, m[1], f.clock.now())}})
+	sub, err := f.verify(a, code(t, m[1], f.clock.now()))
 	if err != nil || sub != f.sub {
 		t.Fatalf("enrolment: %q %v", sub, err)
 	}
@@ -103,7 +128,7 @@ func (f *fixture) enrol(t *testing.T) (string, []string) {
 
 func TestEnrolAndVerify(t *testing.T) {
 	ctx := context.Background()
-	f := setup(t, nil)
+	f := setup(t, Settings{})
 	u := users.User{Subject: f.sub}
 	if ok, _ := f.m.Applicable(ctx, u); ok {
 		t.Fatal("applicable before enrolment (not mandatory)")
@@ -123,72 +148,151 @@ func TestEnrolAndVerify(t *testing.T) {
 		t.Fatalf("verify prompt %+v", p)
 	}
 	// The enrolment code's time step cannot be used again.
-	if _, err := f.m.Verify(ctx, a, url.Values{"code": {code(t, secret, f.clock.now())}}); !isReject(err, "already used") {
+	if _, err := f.verify(a, code(t, secret, f.clock.now())); !isReject(err, "already used") {
 		t.Fatalf("replay of the enrolment code: %v", err)
 	}
 	f.clock.add(30 * time.Second)
 	now := f.clock.now()
 	// One step of skew either way is fine; two is not.
-	if _, err := f.m.Verify(ctx, a, url.Values{"code": {code(t, secret, now.Add(60*time.Second))}}); !isReject(err, "Wrong code") {
+	if _, err := f.verify(a, code(t, secret, now.Add(60*time.Second))); !isReject(err, "Wrong code") {
 		t.Fatalf("code two steps ahead: %v", err)
 	}
-	if _, err := f.m.Verify(ctx, a, url.Values{"code": {code(t, secret, now.Add(30*time.Second))}}); err != nil {
+	if _, err := f.verify(a, code(t, secret, now.Add(30*time.Second))); err != nil {
 		t.Fatalf("code one step ahead: %v", err)
 	}
 	// A code of an earlier step than the last used one is a replay.
-	if _, err := f.m.Verify(ctx, a, url.Values{"code": {code(t, secret, now)}}); !isReject(err, "already used") {
+	if _, err := f.verify(a, code(t, secret, now)); !isReject(err, "already used") {
 		t.Fatalf("older code after a newer one: %v", err)
 	}
 	// Recovery codes work once each, with spaces and capitals forgiven.
-	if _, err := f.m.Verify(ctx, a, url.Values{"code": {" " + strings.ToUpper(recovery[3]) + " "}}); err != nil {
+	if _, err := f.verify(a, " "+strings.ToUpper(recovery[3])+" "); err != nil {
 		t.Fatalf("recovery code: %v", err)
 	}
-	if _, err := f.m.Verify(ctx, a, url.Values{"code": {recovery[3]}}); !isReject(err, "Wrong code") {
+	if _, err := f.verify(a, recovery[3]); !isReject(err, "Wrong code") {
 		t.Fatalf("recovery code reused: %v", err)
 	}
-	// Reset: enrolment again.
-	if err := Reset(ctx, f.st, f.sub); err != nil {
+	// Reset (the admin action): enrolment again.
+	if acts := f.m.Actions(); len(acts) != 1 || acts[0].Name != "reset" || !acts[0].ForgetDevices {
+		t.Fatalf("actions %+v", acts)
+	}
+	if _, err := f.m.Act(ctx, "reset", users.User{Subject: f.sub, Username: "alice"}); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := Enrolled(ctx, f.st, f.sub); ok {
+	if ok, _ := f.m.enrolled(ctx, f.sub); ok {
 		t.Fatal("still enrolled after reset")
+	}
+	if _, err := f.m.Act(ctx, "explode", users.User{Subject: f.sub}); err == nil {
+		t.Fatal("unknown action ran")
 	}
 }
 
 func TestRateLimit(t *testing.T) {
-	ctx := context.Background()
-	f := setup(t, nil)
+	f := setup(t, Settings{})
 	secret, _ := f.enrol(t)
 	a := &chain.Attempt{ID: "att-3", Subject: f.sub}
 	for i := 0; i < 5; i++ {
-		f.m.Verify(ctx, a, url.Values{"code": {"123456"}})
+		f.verify(a, "123456")
 	}
 	f.clock.add(30 * time.Second)
 	// Even the right code is refused while locked...
-	if _, err := f.m.Verify(ctx, a, url.Values{"code": {code(t, secret, f.clock.now())}}); !isReject(err, "Too many wrong codes") {
+	if _, err := f.verify(a, code(t, secret, f.clock.now())); !isReject(err, "Too many wrong codes") {
 		t.Fatalf("locked: %v", err)
 	}
 	// ...and another attempt (new tab, new login) is locked too: the
 	// limit is per user.
-	if _, err := f.m.Verify(ctx, &chain.Attempt{ID: "other", Subject: f.sub}, url.Values{"code": {code(t, secret, f.clock.now())}}); !isReject(err, "Too many") {
+	if _, err := f.verify(&chain.Attempt{ID: "other", Subject: f.sub}, code(t, secret, f.clock.now())); !isReject(err, "Too many") {
 		t.Fatalf("other attempt: %v", err)
 	}
 }
 
 func TestMandatoryAndSettings(t *testing.T) {
-	f := setup(t, map[string]string{"mandatory": "true", "issuer": "Acme"})
+	f := setup(t, Settings{Mandatory: true, Issuer: "Acme"})
 	if ok, _ := f.m.Applicable(context.Background(), users.User{Subject: f.sub}); !ok {
 		t.Fatal("mandatory module not applicable to a user who has not enrolled")
 	}
-	st, _ := embedded.Open(filepath.Join(t.TempDir(), "x.db"), embedded.Options{})
-	defer st.Close()
-	for _, bad := range []map[string]string{{"mandatory": "maybe"}, {"digits": "8"}} {
-		if _, err := New(chain.Deps{Users: users.New(st, nil), Store: st}, bad); err == nil {
-			t.Errorf("settings %v accepted", bad)
+	for _, bad := range []string{`{"mandatory": "maybe"}`, `{"digits": 8}`, `{"issuer": 7}`, `["mandatory"]`} {
+		if err := chain.CheckSettings("totp", json.RawMessage(bad)); err == nil {
+			t.Errorf("settings %s accepted", bad)
 		}
+	}
+	// Settings written before they were typed (all strings) still read.
+	if err := chain.CheckSettings("totp", json.RawMessage(`{"mandatory": "true", "issuer": "Acme"}`)); err != nil {
+		t.Errorf("string settings: %v", err)
 	}
 	if _, err := f.m.Prompt(context.Background(), &chain.Attempt{ID: "x"}); err == nil {
 		t.Fatal("totp as first module accepted")
+	}
+}
+
+// toLegacy moves a module's records to where TOTP kept them before
+// module instances had stores of their own: "totp:<sub>" and "keys:totp"
+// at the top of the store (the record format is unchanged).
+func (f *fixture) toLegacy(t *testing.T, m *Module) {
+	t.Helper()
+	ctx := context.Background()
+	for _, k := range []string{keyRecord + f.sub, keyCipher} {
+		v, err := m.st.Get(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.root.Set(ctx, k, v, 0); err != nil {
+			t.Fatal(err)
+		}
+		m.st.Delete(ctx, k)
+	}
+}
+
+// An enrolment made before the prefixed store keeps working: read, it
+// moves into the instance's store (the cipher key is copied); the old
+// record is gone, and a replayed step is still refused.
+func TestLegacyEnrolmentMigrates(t *testing.T) {
+	ctx := context.Background()
+	f := setup(t, Settings{})
+	old := f.instance(t, "before", Settings{})
+	f.m = old
+	secret, recovery := f.enrol(t)
+	f.toLegacy(t, old)
+
+	m := f.instance(t, "totp", Settings{})
+	if ok, err := m.Applicable(ctx, users.User{Subject: f.sub}); !ok || err != nil {
+		t.Fatalf("legacy enrolment not seen: %v %v", ok, err)
+	}
+	if _, err := f.root.Get(ctx, keyRecord+f.sub); err == nil {
+		t.Fatal("legacy record still at its old key after the move")
+	}
+	if _, err := m.st.Get(ctx, keyRecord+f.sub); err != nil {
+		t.Fatalf("record not in the instance's store: %v", err)
+	}
+	a := &chain.Attempt{ID: "after", Subject: f.sub}
+	if _, err := verifyWith(m, a, code(t, secret, f.clock.now())); !isReject(err, "already used") {
+		t.Fatalf("the enrolment step replayed after the move: %v", err)
+	}
+	f.clock.add(30 * time.Second)
+	if sub, err := verifyWith(m, a, code(t, secret, f.clock.now())); err != nil || sub != f.sub {
+		t.Fatalf("code after the move: %q %v", sub, err)
+	}
+	if _, err := verifyWith(m, a, recovery[0]); err != nil {
+		t.Fatalf("recovery code after the move: %v", err)
+	}
+	if _, err := f.root.Get(ctx, keyCipher); err != nil {
+		t.Fatalf("the old cipher key was removed (another instance may need it): %v", err)
+	}
+	// A user enrolled before and reset before ever signing in again:
+	// the reset removes the old record too, so it is not moved back in.
+	f2 := setup(t, Settings{})
+	old2 := f2.instance(t, "before", Settings{})
+	f2.m = old2
+	f2.enrol(t)
+	f2.toLegacy(t, old2)
+	m2 := f2.instance(t, "totp", Settings{})
+	if _, err := m2.Act(ctx, "reset", users.User{Subject: f2.sub}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := m2.Applicable(ctx, users.User{Subject: f2.sub}); ok {
+		t.Fatal("a reset legacy enrolment came back")
+	}
+	if _, err := f2.root.Get(ctx, keyRecord+f2.sub); err == nil {
+		t.Fatal("legacy record survived the reset")
 	}
 }
 

@@ -1,0 +1,118 @@
+package chain
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/gatehouse-idp/gatehouse/audit"
+	"github.com/gatehouse-idp/gatehouse/regulate"
+	"github.com/gatehouse-idp/gatehouse/session"
+	"github.com/gatehouse-idp/gatehouse/web"
+)
+
+// finish turns a completed attempt into the SSO session and returns the
+// browser to the caller.
+func (e *Engine) finish(w http.ResponseWriter, r *http.Request, a *Attempt) {
+	ctx := r.Context()
+	if a.Subject == "" {
+		// Nothing is left to ask yet nobody was identified: every way in
+		// is disabled. There is no one to make a session for.
+		e.opt.Logger.Error("login chain has nothing to offer: are all start modules disabled?")
+		web.Error(w, e.opt.StaticPath, http.StatusServiceUnavailable, "Sign-in is not available",
+			"No sign-in method is enabled right now. Please contact the administrator.")
+		return
+	}
+	if err := e.revalidate(ctx, a); err != nil {
+		e.fail(w, err)
+		return
+	}
+	if offered, err := e.next(ctx, a.Subject, a.Passed, a.Req.AcrValues); err != nil || len(offered) > 0 || a.Subject == "" {
+		// Something changed since the page was shown (a password change,
+		// an ended session): the chain asks again.
+		if err != nil {
+			e.fail(w, err)
+		} else {
+			http.Redirect(w, r, e.stepURL(a, ""), http.StatusSeeOther)
+		}
+		return
+	}
+	// One use only: a finished attempt cannot be finished again.
+	if err := e.markFinished(ctx, a); err != nil {
+		e.fail(w, err)
+		return
+	}
+	s, err := e.opt.Sessions.Load(r)
+	if err != nil && !errors.Is(err, session.ErrNoSession) {
+		e.fail(w, err)
+		return
+	}
+	if s != nil && s.Subject != a.Subject {
+		// Another person signs in in this browser: the previous person's
+		// session ends everywhere.
+		if err := e.opt.Logout.EndReplaced(ctx, s.ID); err != nil {
+			e.fail(w, err)
+			return
+		}
+		s = nil
+	}
+	// apply puts what this attempt passed into a session: a new
+	// authentication replaces what it had passed (its tokens describe
+	// what was passed now), a step-up adds to it.
+	stepUp := false
+	apply := func(x *session.Session) error {
+		stepUp = !a.Fresh && len(x.Passed) > 0
+		if a.Fresh {
+			x.Passed = nil
+		}
+		for _, p := range a.Passed {
+			x.Pass(p)
+		}
+		return nil
+	}
+	newSession := s == nil
+	if newSession {
+		// A new id whenever the person changes: no session fixation.
+		s = e.opt.Sessions.New(a.Subject)
+		_ = apply(s)
+		err = e.opt.Sessions.Save(ctx, w, s)
+	} else {
+		// Only while it is live: a logout meanwhile is not undone.
+		s, err = e.opt.Sessions.Modify(ctx, w, s.ID, apply)
+	}
+	if errors.Is(err, session.ErrNoSession) {
+		e.fail(w, errSessionEnded)
+		return
+	} else if err != nil {
+		e.fail(w, err)
+		return
+	}
+	if newSession {
+		// A user's sessions are capped: the oldest end (the account page
+		// stays usable, a script cannot pile them up).
+		if err := e.opt.Logout.LimitSessions(ctx, s.Subject); err != nil {
+			e.opt.Logger.Error("gatehouse chain: limiting sessions", "error", err)
+		}
+	}
+	ev := audit.Event{Event: audit.LoginSucceeded, SID: s.ID}
+	if stepUp {
+		ev.Event = audit.StepUp
+	}
+	var mods []string
+	for _, p := range a.Passed {
+		if slices.Contains(a.FromSession, p.Module) {
+			continue // passed before this sign-in
+		}
+		mods = append(mods, p.Module)
+		ev.AMR = append(ev.AMR, p.AMR...)
+	}
+	ev.Reason = "modules: " + strings.Join(mods, " ")
+	g := guard{ip: regulate.ClientIP(r), subject: a.Subject}
+	if u, err := e.opt.Users.Get(ctx, a.Subject); err == nil {
+		g.user = u.Username
+	}
+	e.record(ctx, ev, g, a, nil)
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, a.Req.ReturnTo, http.StatusSeeOther)
+}
