@@ -254,7 +254,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 				return nil, err
 			}
 			log := caddy.Log().Named("gatehouse.store")
-			st := breaker.Wrap(rs, breaker.Options{Failure: redisstore.IsUnavailable, OnChange: func(open bool) {
+			ropt := redisstore.Options{Timeout: time.Duration(sc.Timeout)}
+			st := breaker.Wrap(rs, breaker.Options{Failure: redisstore.IsUnavailable, CallTimeout: ropt.CallTimeout(), OnChange: func(open bool) {
 				if open {
 					log.Error("redis does not answer: failing fast (gates answer 503) and probing every second")
 				} else {

@@ -64,8 +64,8 @@ func TestHungStoreFailsFast(t *testing.T) {
 	wg.Wait()
 	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
 	t.Logf("%d requests with Redis hung: p50 %v, p99 %v, max %v", n, took[n/2], took[n*99/100], took[n-1])
-	if took[n/2] > 800*time.Millisecond || took[n-1] > 1500*time.Millisecond {
-		t.Fatalf("requests waited p50 %v, max %v for a hung Redis (timeout 500ms per call, no retry)", took[n/2], took[n-1])
+	if took[n/2] > 800*time.Millisecond || took[n-1] > 1200*time.Millisecond {
+		t.Fatalf("requests waited p50 %v, max %v for a hung Redis (500ms per call, connecting included)", took[n/2], took[n-1])
 	}
 	// Now the breaker is open: answers come at once.
 	for range 5 {

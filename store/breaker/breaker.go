@@ -38,6 +38,10 @@ type Options struct {
 	// Failure reports whether err means the backend did not answer.
 	// Default: IsUnavailable.
 	Failure func(err error) bool
+	// CallTimeout, when set, bounds each call (connecting included, for
+	// backends that honour their context): a call that has not been
+	// answered by then fails, and counts.
+	CallTimeout time.Duration
 }
 
 // IsUnavailable reports whether err is a network error, a timeout or a
@@ -128,75 +132,81 @@ func (s *Store) done(ctx context.Context, err error, probe bool) {
 	}
 }
 
-func call[T any](s *Store, ctx context.Context, f func() (T, error)) (T, error) {
+func call[T any](s *Store, ctx context.Context, f func(ctx context.Context) (T, error)) (T, error) {
 	ok, probe := s.allow()
 	if !ok {
 		var zero T
 		return zero, ErrOpen
 	}
-	v, err := f()
+	cctx := ctx
+	if s.opt.CallTimeout > 0 {
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithTimeout(ctx, s.opt.CallTimeout)
+		defer cancel()
+	}
+	v, err := f(cctx)
 	s.done(ctx, err, probe)
 	return v, err
 }
 
-func callErr(s *Store, ctx context.Context, f func() error) error {
-	_, err := call(s, ctx, func() (struct{}, error) { return struct{}{}, f() })
+func callErr(s *Store, ctx context.Context, f func(ctx context.Context) error) error {
+	_, err := call(s, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, f(ctx) })
 	return err
 }
 
 // Get implements store.Store.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
-	return call(s, ctx, func() ([]byte, error) { return s.Store.Get(ctx, key) })
+	return call(s, ctx, func(ctx context.Context) ([]byte, error) { return s.Store.Get(ctx, key) })
 }
 
 // Set implements store.Store.
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	return callErr(s, ctx, func() error { return s.Store.Set(ctx, key, value, ttl) })
+	return callErr(s, ctx, func(ctx context.Context) error { return s.Store.Set(ctx, key, value, ttl) })
 }
 
 // Create implements store.Store.
 func (s *Store) Create(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	return callErr(s, ctx, func() error { return s.Store.Create(ctx, key, value, ttl) })
+	return callErr(s, ctx, func(ctx context.Context) error { return s.Store.Create(ctx, key, value, ttl) })
 }
 
 // Delete implements store.Store.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	return callErr(s, ctx, func() error { return s.Store.Delete(ctx, key) })
+	return callErr(s, ctx, func(ctx context.Context) error { return s.Store.Delete(ctx, key) })
 }
 
 // Take implements store.Store.
 func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
-	return call(s, ctx, func() ([]byte, error) { return s.Store.Take(ctx, key) })
+	return call(s, ctx, func(ctx context.Context) ([]byte, error) { return s.Store.Take(ctx, key) })
 }
 
 // Update implements store.Store.
 func (s *Store) Update(ctx context.Context, key string, ttl time.Duration, fn func(old []byte) ([]byte, error)) error {
-	return callErr(s, ctx, func() error { return s.Store.Update(ctx, key, ttl, fn) })
+	return callErr(s, ctx, func(ctx context.Context) error { return s.Store.Update(ctx, key, ttl, fn) })
 }
 
 // SetAdd implements store.Store.
 func (s *Store) SetAdd(ctx context.Context, set string, members ...string) error {
-	return callErr(s, ctx, func() error { return s.Store.SetAdd(ctx, set, members...) })
+	return callErr(s, ctx, func(ctx context.Context) error { return s.Store.SetAdd(ctx, set, members...) })
 }
 
 // SetRemove implements store.Store.
 func (s *Store) SetRemove(ctx context.Context, set string, members ...string) error {
-	return callErr(s, ctx, func() error { return s.Store.SetRemove(ctx, set, members...) })
+	return callErr(s, ctx, func(ctx context.Context) error { return s.Store.SetRemove(ctx, set, members...) })
 }
 
 // SetMembers implements store.Store.
 func (s *Store) SetMembers(ctx context.Context, set string) ([]string, error) {
-	return call(s, ctx, func() ([]string, error) { return s.Store.SetMembers(ctx, set) })
+	return call(s, ctx, func(ctx context.Context) ([]string, error) { return s.Store.SetMembers(ctx, set) })
 }
 
 // Apply implements store.Store.
 func (s *Store) Apply(ctx context.Context, ops ...store.Op) error {
-	return callErr(s, ctx, func() error { return s.Store.Apply(ctx, ops...) })
+	return callErr(s, ctx, func(ctx context.Context) error { return s.Store.Apply(ctx, ops...) })
 }
 
 // Publish implements store.Store.
 func (s *Store) Publish(ctx context.Context, channel string, msg []byte) error {
-	return callErr(s, ctx, func() error { return s.Store.Publish(ctx, channel, msg) })
+	return callErr(s, ctx, func(ctx context.Context) error { return s.Store.Publish(ctx, channel, msg) })
 }
 
 // Ping implements store.Store. It always reaches the backend (it is how

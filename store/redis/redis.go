@@ -69,6 +69,7 @@ func Open(opt Options) (*Store, error) {
 			return nil, fmt.Errorf("gatehouse store: redis URL: %w", err)
 		}
 		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout, o.MaxRetries = opt.timeouts()
+		o.ContextTimeoutEnabled = true
 		c = goredis.NewClient(o)
 	} else {
 		if len(opt.Addrs) == 0 {
@@ -77,9 +78,18 @@ func Open(opt Options) (*Store, error) {
 		u := &goredis.UniversalOptions{Addrs: opt.Addrs, MasterName: opt.MasterName,
 			Username: opt.Username, Password: opt.Password, DB: opt.DB}
 		u.DialTimeout, u.ReadTimeout, u.WriteTimeout, u.PoolTimeout, u.MaxRetries = opt.timeouts()
+		u.ContextTimeoutEnabled = true
 		c = goredis.NewUniversalClient(u)
 	}
 	return New(c, opt.Prefix), nil
+}
+
+// CallTimeout returns the per-call timeout in force.
+func (opt Options) CallTimeout() time.Duration {
+	if opt.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return opt.Timeout
 }
 
 // DefaultTimeout is how long a call waits for Redis unless Options say.
