@@ -82,7 +82,14 @@ const gateCaddyfile = `{
 			cache_ttl 1s
 		}
 	}
-	reverse_proxy %[4]s
+	reverse_proxy %[4]s {
+		header_up X-Ph-User {http.auth.user.id}
+		header_up X-Ph-Sub {http.auth.user.sub}
+		header_up X-Ph-Email {http.auth.user.email}
+		header_up X-Ph-Name {http.auth.user.name}
+		header_up X-Ph-Groups {http.auth.user.groups}
+		header_up X-Ph-Acr {http.auth.user.acr}
+	}
 }
 
 %[3]s {
@@ -167,6 +174,11 @@ func TestGateSingleSignOnHeadersAndStepUp(t *testing.T) {
 	if echo["_path"] != "/hello" || echo["Remote-User"] != "alice" || echo["Remote-Email"] != "alice@example.com" ||
 		echo["Remote-Groups"] != "staff" || echo["Remote-Acr"] != "1" || echo["Remote-Name"] != "Alice Example" {
 		t.Fatalf("upstream saw %v", echo)
+	}
+	// Caddy placeholders carry the same identity to any directive.
+	if echo["X-Ph-User"] != "alice" || echo["X-Ph-Email"] != "alice@example.com" || echo["X-Ph-Name"] != "Alice Example" ||
+		echo["X-Ph-Groups"] != "staff" || echo["X-Ph-Acr"] != "1" || echo["X-Ph-Sub"] == "" {
+		t.Fatalf("placeholders: %v", echo)
 	}
 	if _, spoof := echo["Remote_user"]; spoof {
 		t.Fatalf("underscore variant reached the upstream: %v", echo)

@@ -62,6 +62,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "alternating rounds per target")
 	duration := flag.Duration("duration", 10*time.Second, "wrk duration per run")
 	conns := flag.Int("connections", 32, "wrk connections")
+	profileDir := flag.String("profile", "", "write Caddy's CPU profile of the first gated round to this directory")
 	flag.Parse()
 	if _, err := exec.LookPath("wrk"); err != nil {
 		log.Fatal("wrk is not installed (apt-get install wrk)")
@@ -119,7 +120,14 @@ func main() {
 	run(targets[1].url, targets[1].host, targets[1].hdr, 3*time.Second, *conns)
 	for r := 0; r < *rounds; r++ {
 		for i, tg := range targets {
+			var profiled <-chan struct{}
+			if r == 0 {
+				profiled = benchkit.Profile(fmt.Sprintf("http://127.0.0.1:%d", ports[0]), *profileDir, fmt.Sprintf("target%d.pprof", i), *duration)
+			}
 			x := run(tg.url, tg.host, tg.hdr, *duration, *conns)
+			if profiled != nil {
+				<-profiled
+			}
 			res[i] = append(res[i], x)
 			fmt.Printf("  round %d %-32s %9.0f req/s  p50 %-8v p99 %v\n", r+1, tg.name, x.rps, x.p50, x.p99)
 		}

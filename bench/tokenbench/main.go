@@ -175,7 +175,7 @@ func measure(bin, dir, st, alg string, workers int, d time.Duration) []result {
 		return drain(resp, err) == http.StatusOK
 	})
 	var mu sync.Mutex
-	profiled := profile(adminURL, filepath.Join(profileDir, st+"-refresh.pprof"), d)
+	profiled := benchkit.Profile(adminURL, profileDir, st+"-refresh.pprof", d)
 	refreshes := run("refresh_token", workers, d, func(w int) bool {
 		mu.Lock()
 		rt := refresh[w]
@@ -204,34 +204,6 @@ func measure(bin, dir, st, alg string, workers int, d time.Duration) []result {
 		return drain(resp, err) == http.StatusOK
 	})
 	return []result{baseline, refreshes, cc}
-}
-
-// profile fetches a CPU profile of the Caddy for most of d into path
-// (when -profile is set); the channel closes when it is written.
-func profile(adminURL, path string, d time.Duration) <-chan struct{} {
-	done := make(chan struct{})
-	if profileDir == "" {
-		close(done)
-		return done
-	}
-	go func() {
-		defer close(done)
-		secs := max(1, int(d.Seconds())-1)
-		resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", adminURL, secs))
-		if err != nil {
-			log.Printf("profile: %v", err)
-			return
-		}
-		defer resp.Body.Close()
-		f, err := os.Create(path)
-		if err != nil {
-			log.Printf("profile: %v", err)
-			return
-		}
-		defer f.Close()
-		io.Copy(f, resp.Body)
-	}()
-	return done
 }
 
 // run keeps workers calls of do in flight for d.

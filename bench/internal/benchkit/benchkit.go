@@ -132,3 +132,32 @@ func SignIn(c *http.Client, start, user, password string) (*http.Response, error
 	resp.Body.Close()
 	return resp, nil
 }
+
+// Profile fetches a CPU profile of the Caddy whose admin API is at
+// adminURL, for most of d, into dir/name; with dir empty it does
+// nothing. The channel closes when the profile is written.
+func Profile(adminURL, dir, name string, d time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	if dir == "" {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		secs := max(1, int(d.Seconds())-1)
+		resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", adminURL, secs))
+		if err != nil {
+			log.Printf("profile: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			log.Printf("profile: %v", err)
+			return
+		}
+		defer f.Close()
+		io.Copy(f, resp.Body)
+	}()
+	return done
+}
