@@ -459,3 +459,25 @@ func TestPasswordResetOfADisabledAccount(t *testing.T) {
 		t.Fatal("a disabled account's password was set")
 	}
 }
+
+// A second factor placed after password_reset is asked after the reset,
+// as after the password: the reset is a first factor, not a way around
+// the second.
+func TestPasswordResetThenSecondFactor(t *testing.T) {
+	c := newCEnv(t, []chain.ModuleConfig{
+		mod("Password", "password", []string{"1"}),
+		{Name: "Reset", Kind: "password_reset", Levels: []string{"1"}},
+		{Name: "Code", Kind: "testcode", Levels: []string{"2"}, After: []string{"Password", "Reset"}, Settings: settingsFor("testcode")},
+	}, nil)
+	b := c.client()
+	c.askFor(b, "Forgot password?", "alice")
+	_, link := c.lastMail()
+	_, page := c.openLink(b, link)
+	_, page = post(t, b, c.srv.URL+"/login", form(page, "password", "a new secret", "confirm", "a new secret"))
+	if !strings.Contains(page, `name="code"`) {
+		t.Fatalf("after the reset:\n%s", page)
+	}
+	if _, body := post(t, b, c.srv.URL+"/login", form(page, "code", "123456")); body != c.done(c.alice.Subject, "otp") {
+		t.Fatalf("after the second factor: %s", body)
+	}
+}
