@@ -48,6 +48,7 @@ const (
 	DeviceAuthorized = "device_authorized" // a person allowed a device (reason "allowed") or refused it ("denied")
 	MailGivenUp      = "mail_given_up"     // a message could not be delivered (target: the recipient; reason: template and error)
 	LinkMailed       = "link_mailed"       // a chain module mailed a sign-in link (reason says when no account had the address)
+	PasswordReset    = "password_reset"    // "password forgotten": reason "requested" (a link mailed) or "completed" (a new password set)
 )
 
 // Event is one line of the trail; empty fields are left out.
@@ -69,6 +70,15 @@ type Event struct {
 	Target    string    // what an admin action was on
 }
 
+type ipKey struct{}
+
+// WithIP returns ctx carrying the client address of the request it
+// serves: events recorded under it without an IP get this one (a module
+// records its own events without seeing the request).
+func WithIP(ctx context.Context, ip string) context.Context {
+	return context.WithValue(ctx, ipKey{}, ip)
+}
+
 // Log writes events. The zero value and nil discard them.
 type Log struct {
 	l      *slog.Logger
@@ -84,6 +94,9 @@ func New(l *slog.Logger) *Log { return &Log{l: l, counts: map[string]int64{}} }
 func (a *Log) Record(ctx context.Context, e Event) {
 	if a == nil || a.l == nil {
 		return
+	}
+	if e.IP == "" {
+		e.IP, _ = ctx.Value(ipKey{}).(string)
 	}
 	a.mu.Lock()
 	a.counts[e.Event]++

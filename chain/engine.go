@@ -115,6 +115,8 @@ type Engine struct {
 	ranks map[string]int
 	// origin is the issuer's scheme://host[:port], "" without an issuer.
 	origin string
+	// mailTiming evens out the time of answers to mail requests.
+	mailTiming evener
 }
 
 // New validates cfg and returns an engine.

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-idp/gatehouse/audit"
+	"github.com/gatehouse-idp/gatehouse/regulate"
 	"github.com/gatehouse-idp/gatehouse/users"
 	"github.com/gatehouse-idp/gatehouse/web"
 )
@@ -21,6 +23,7 @@ const maxFailures = 10
 // (or a choice between several), POST checks a step — and each module
 // instance's own endpoints below LoginPath/m/<name>/.
 func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = r.WithContext(audit.WithIP(r.Context(), regulate.ClientIP(r)))
 	if r.URL.Path != e.opt.LoginPath {
 		if rest, ok := strings.CutPrefix(r.URL.EscapedPath(), e.opt.LoginPath+"/m/"); ok {
 			e.serveModule(w, r, rest)
@@ -70,6 +73,9 @@ type loginData struct {
 	Step                                  Step
 	Prompt
 	Others []choice
+	// Offers are the links under the form to modules that are a way in
+	// beside this one ("Forgot password?").
+	Offers []choice
 	// Remember labels the "trust this browser" box of a module that can
 	// be remembered.
 	Remember string
@@ -115,18 +121,8 @@ func (e *Engine) showAttempt(w http.ResponseWriter, r *http.Request, a *Attempt,
 			return
 		}
 		n = offered[i]
-	} else if len(offered) == 1 {
-		n = offered[0]
-	} else {
-		var cs []choice
-		for _, o := range offered {
-			cs = append(cs, choice{Name: o.Name, URL: e.stepURL(a, o.Name)})
-		}
-		web.Render(w, http.StatusOK, "choose.html", web.Page{Title: "Sign in", Static: e.opt.StaticPath, Message: message,
-			Data: struct {
-				Client  string
-				Choices []choice
-			}{a.Req.Client, cs}})
+	} else if n = landing(offered); n == nil {
+		e.chooseMethod(w, a, offered, message)
 		return
 	}
 	if _, ok := n.mod.(MailModule); ok && r.URL.Query().Get("again") == "" {
@@ -160,9 +156,14 @@ func (e *Engine) render(w http.ResponseWriter, a *Attempt, n *node, offered []*n
 		d.Remember = "Trust this browser until it is closed"
 	}
 	d.Others = extra
+	_, onOffer := n.mod.(Offerer)
 	for _, o := range offered {
-		if o != n {
-			d.Others = append(d.Others, choice{Name: o.Name, URL: e.stepURL(a, o.Name)})
+		switch _, offer := o.mod.(Offerer); {
+		case o == n:
+		case offer && !onOffer:
+			d.Offers = append(d.Offers, choice{Name: label(o), URL: e.stepURL(a, o.Name)})
+		default:
+			d.Others = append(d.Others, choice{Name: label(o), URL: e.stepURL(a, o.Name)})
 		}
 	}
 	title := p.Title

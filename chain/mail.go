@@ -72,7 +72,7 @@ func newCode() string {
 // names) like a failed attempt, until a link is used: nobody can flood
 // an inbox, and a send never clears a count.
 func (e *Engine) sendMail(w http.ResponseWriter, r *http.Request, a *Attempt, n *node, mm MailModule) {
-	ctx := r.Context()
+	ctx, start := r.Context(), time.Now()
 	g, ok := e.startCounted(w, r, a, n, r.PostForm)
 	if !ok {
 		return
@@ -115,6 +115,7 @@ func (e *Engine) sendMail(w http.ResponseWriter, r *http.Request, a *Attempt, n 
 		ev.Reason = "no account: nothing sent"
 	}
 	e.record(ctx, ev, g, a, n)
+	e.mailTiming.wait(ctx, start, sub != "")
 	http.Redirect(w, r, e.stepURL(a, n.Name), http.StatusSeeOther)
 }
 

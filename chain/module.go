@@ -117,7 +117,8 @@ type Script struct {
 //
 // A mail sent counts against the address and the account like a failed
 // attempt until its link is used, so nobody can flood an inbox. The
-// answer is the same whether or not the form named a known account.
+// answer is the same whether or not the form named a known account, and
+// takes as long (the engine holds it back to the time real sends take).
 type MailModule interface {
 	Module
 	// Mailing says how this instance's links behave. The engine asks
@@ -214,6 +215,18 @@ type Action struct {
 // is not offered as a next step (unless a requested level needs it).
 type Applicable interface {
 	Applicable(ctx context.Context, u users.User) (bool, error)
+}
+
+// Offerer is implemented by modules that are a way in beside signing in
+// rather than a way of signing in — password forgotten, a sign-in link
+// by mail, creating an account. Where such a module is offered with one
+// that is not (the sign-in form), the engine shows that module's page at
+// once and this one as a link under its form, labelled Offer(); offered
+// alone, it is a choice labelled the same. Its page links back to the
+// others as usual.
+type Offerer interface {
+	// Offer is the link's label, e.g. "Forgot password?".
+	Offer() string
 }
 
 // Claimant is implemented by modules whose form names the account it

@@ -1,0 +1,67 @@
+package chain
+
+import (
+	"net/http"
+
+	"github.com/gatehouse-idp/gatehouse/web"
+)
+
+// How several modules offered at one step are presented. Modules that
+// are a way in beside signing in (Offerer: password forgotten, a link by
+// mail, creating an account) are links under the page of the one module
+// that is not; only when there is no such single module does the person
+// choose first.
+
+// landing is the module whose page a step shows when the person chose
+// none: the only one offered, or the only one offered that is not an
+// Offerer. nil means the person chooses.
+func landing(offered []*node) *node {
+	if len(offered) == 1 {
+		return offered[0]
+	}
+	var only *node
+	for _, o := range offered {
+		if _, offer := o.mod.(Offerer); offer {
+			continue
+		}
+		if only != nil {
+			return nil
+		}
+		only = o
+	}
+	return only
+}
+
+// label is how a module is named where it is offered: its offer's label,
+// else its name.
+func label(n *node) string {
+	if o, ok := n.mod.(Offerer); ok {
+		if l := o.Offer(); l != "" {
+			return l
+		}
+	}
+	return n.Name
+}
+
+// chooseMethod shows the choice between the modules offered: those that
+// are sign-in methods as buttons, the offers as links under them (or as
+// the buttons when there are only offers).
+func (e *Engine) chooseMethod(w http.ResponseWriter, a *Attempt, offered []*node, message string) {
+	var methods, offers []choice
+	for _, o := range offered {
+		c := choice{Name: label(o), URL: e.stepURL(a, o.Name)}
+		if _, offer := o.mod.(Offerer); offer {
+			offers = append(offers, c)
+		} else {
+			methods = append(methods, c)
+		}
+	}
+	if len(methods) == 0 {
+		methods, offers = offers, nil
+	}
+	web.Render(w, http.StatusOK, "methods.html", web.Page{Title: "Sign in", Static: e.opt.StaticPath, Message: message,
+		Data: struct {
+			Client          string
+			Choices, Offers []choice
+		}{a.Req.Client, methods, offers}})
+}
