@@ -236,9 +236,22 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var req authRequest
 	sealed := r.URL.Query().Get("req")
-	if len(sealed) > maxQueryBytes || p.cfg.Sessions.Open(purposeAuthReq, sealed, &req) != nil ||
-		req.Browser == "" || req.Browser != p.cfg.Sessions.BrowserID(w, r) {
-		p.errorPage(w, http.StatusBadRequest, "Sign-in expired", "This sign-in request has expired or belongs to another browser. Go back to the application and start again.")
+	if len(sealed) > maxQueryBytes || p.cfg.Sessions.Open(purposeAuthReq, sealed, &req) != nil || req.Browser == "" {
+		p.errorPage(w, http.StatusBadRequest, "Sign-in expired", "This sign-in request has expired. Go back to the application and start again.")
+		return
+	}
+	if req.Browser != p.cfg.Sessions.BrowserID(w, r) {
+		// The request belongs to the browser that started it (a code is
+		// never handed to another). A sign-in finished here (a mailed
+		// link opened in another browser) still holds in this one.
+		if s, _, err := p.liveSession(ctx, r); err == nil && s != nil {
+			web.Render(w, http.StatusOK, "notice.html", web.Page{Title: "You are signed in", Static: p.staticPath(),
+				Data: struct{ Text, Link, LinkText string }{
+					"You are signed in in this browser. The application was opened in another browser: open " +
+						p.clientName(ctx, req.ClientID) + " again here to continue.", "", ""}})
+			return
+		}
+		p.errorPage(w, http.StatusBadRequest, "Sign-in expired", "This sign-in request belongs to another browser. Go back to the application and start again.")
 		return
 	}
 	switch r.URL.Query().Get("choose") {
