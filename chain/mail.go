@@ -302,16 +302,8 @@ func (e *Engine) goesOn(ctx context.Context, rec mailRecord) (bool, error) {
 // failed attempt until it was used: using it settles that.
 func (e *Engine) redeem(w http.ResponseWriter, r *http.Request, n *node, h string, rec mailRecord, rd Redeemer) {
 	ctx := r.Context()
-	g, err := e.guardFor(ctx, r, rec.Subject, n, nil)
-	if err == nil {
-		err = e.admissible(ctx, g, nil, n)
-	}
-	var b *blockedError
-	if errors.As(err, &b) {
-		tooManyAttempts(w, e.opt.StaticPath, b.after)
-		return
-	} else if err != nil {
-		e.fail(w, err)
+	g, ok := e.outsideGuard(w, r, rec.Subject, n, false)
+	if !ok {
 		return
 	}
 	if _, err := e.opt.Store.Take(ctx, keyMail+h); errors.Is(err, store.ErrNotFound) {
