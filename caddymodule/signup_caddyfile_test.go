@@ -25,8 +25,8 @@ func TestSignupCaddyfileErrors(t *testing.T) {
 		{"registration", "welcome yes", `module mod: setting welcome: is true or false, not "yes", at Caddyfile:9`},
 		{"registration", "domains acme.example", `module mod: setting domains: kind registration has no setting "domains" (known: email_domains, open, per_address, per_hour, welcome), at Caddyfile:9`},
 		{"activation", "link_ttl soon", `module mod: setting link_ttl: "soon" is not a duration (like 15m, 36h or 30d), at Caddyfile:9`},
-		{"activation", "link_ttl 30d", `module mod: link_ttl must be between 5m and 7d, not 720h0m0s, at Caddyfile:7`},
-		{"activation", "link_ttl 1m", `module mod: link_ttl must be between 5m and 7d, not 1m0s, at Caddyfile:7`},
+		{"activation", "link_ttl 30d", `module mod: link_ttl must be between 1m and 7d, not 720h0m0s, at Caddyfile:7`},
+		{"activation", "link_ttl 30s", `module mod: link_ttl must be between 1m and 7d, not 30s, at Caddyfile:7`},
 		{"activation", "activation_level a b", `module mod: setting activation_level: takes one value, not 2, at Caddyfile:9`},
 		{"activation", "ttl 1h", `module mod: setting ttl: kind activation has no setting "ttl" (known: activation_level, link_ttl, welcome), at Caddyfile:9`},
 	}

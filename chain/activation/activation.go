@@ -48,8 +48,8 @@ func init() {
 
 // Settings of an activation module.
 type Settings struct {
-	// LinkTTL is how long an activation link works (once): from 5
-	// minutes to 7 days. Default 24h.
+	// LinkTTL is how long an activation link works (once): from a
+	// minute to 7 days. Default 24h.
 	LinkTTL chain.Duration `json:"link_ttl,omitempty"`
 	// ActivationLevel, when set, also activates accounts: a sign-in that
 	// reaches this level, whichever module grants it, activates the
@@ -65,7 +65,7 @@ type Settings struct {
 
 const (
 	defaultTTL = 24 * time.Hour
-	minTTL     = 5 * time.Minute
+	minTTL     = time.Minute
 	maxTTL     = 7 * 24 * time.Hour
 	// keyTold + subject: the owner of an address was told lately that
 	// someone signed up with it (at most one note an hour).
@@ -77,7 +77,7 @@ const (
 // Validate checks the link's lifetime.
 func (s *Settings) Validate() error {
 	if d := time.Duration(s.LinkTTL); d != 0 && (d < minTTL || d > maxTTL) {
-		return fmt.Errorf("link_ttl must be between 5m and 7d, not %s", d)
+		return fmt.Errorf("link_ttl must be between 1m and 7d, not %s", d)
 	}
 	return nil
 }

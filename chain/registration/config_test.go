@@ -48,7 +48,7 @@ func TestChainPlacement(t *testing.T) {
 			`activation_level "1" is granted by module "Sign in", which comes before "Activate"`},
 		{"activation level granted by nobody", edit(`{"activation_level": "verified"}`, func(m []chain.ModuleConfig) []chain.ModuleConfig { return m }),
 			`activation_level "verified" is granted by no module`},
-		{"link_ttl too long", edit(`{"link_ttl": "30d"}`, func(m []chain.ModuleConfig) []chain.ModuleConfig { return m }), "link_ttl must be between 5m and 7d"},
+		{"link_ttl too long", edit(`{"link_ttl": "30d"}`, func(m []chain.ModuleConfig) []chain.ModuleConfig { return m }), "link_ttl must be between 1m and 7d"},
 		{"open and domains", edit(``, func(m []chain.ModuleConfig) []chain.ModuleConfig {
 			m[1].Settings = []byte(`{"open": true, "email_domains": ["acme.example"]}`)
 			return m
