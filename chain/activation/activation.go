@@ -149,13 +149,18 @@ func (m *Module) Prompt(ctx context.Context, a *chain.Attempt) (chain.Prompt, er
 	if err != nil {
 		return p, err
 	}
-	if u.Email == "" {
-		p.Intro = "Your account is not active yet, and it has no email address to send an activation link to. Ask the administrator to activate it."
+	switch {
+	case u.Email == "":
+		p.Intro = "Your account has no email address to send a link to. Ask the administrator to activate it."
 		p.NoSubmit = true
-		return p, nil
+	case u.Inactive:
+		p.Intro = "Your account is not active yet. A link to activate it is sent to " + masked(u.Email) + "; open it to continue."
+		p.Submit = "Send the link"
+	default: // an active account asked for this module's level
+		p.Title = "Confirm your email address"
+		p.Intro = "A link is sent to " + masked(u.Email) + "; open it to continue."
+		p.Submit = "Send the link"
 	}
-	p.Intro = "Your account is not active yet. A link to activate it is sent to " + masked(u.Email) + "; open it to continue."
-	p.Submit = "Send the link"
 	return p, nil
 }
 
@@ -188,12 +193,14 @@ func (m *Module) Mailing() chain.Mailing {
 	return chain.Mailing{TTL: m.ttl, Elsewhere: chain.SameBrowserOnly}
 }
 
-// Send mails the activation link to the account's address. It sends
-// nothing (and returns "") when the form names no account, an active
-// one, or one without an address: the person is told the same. When
-// another, active account has the address (someone signed up with an
-// address that is not theirs), its owner is told instead, at most once
-// an hour, and no link goes out.
+// Send mails the activation link to the account's address. As a start
+// module it sends nothing (and returns "") when the form names no
+// account, an active one, or one without an address: the person is told
+// the same. After a module that identified the account, it mails it
+// (an active account only meets this module when a client asked for its
+// level). When another, active account has the address (someone signed
+// up with an address that is not theirs), its owner is told instead, at
+// most once an hour, and no link goes out.
 func (m *Module) Send(ctx context.Context, a *chain.Attempt, form url.Values, l chain.Link) (string, error) {
 	var u users.User
 	var err error
@@ -212,7 +219,7 @@ func (m *Module) Send(ctx context.Context, a *chain.Attempt, form url.Values, l 
 	if err != nil {
 		return "", err
 	}
-	if !u.Inactive || u.Email == "" {
+	if u.Email == "" || !u.Inactive && a.Subject == "" {
 		return "", nil
 	}
 	owner, err := m.d.Users.Lookup(ctx, u.Email)

@@ -193,3 +193,33 @@ func TestActivationResendIsRegulated(t *testing.T) {
 		t.Fatalf("audit %v", ev)
 	}
 }
+
+// An active account meets activation only when a client asks for its
+// level: then it confirms the address like any mailed link.
+func TestActiveAccountAskedForTheActivationLevel(t *testing.T) {
+	mods := signupChain(`{}`)
+	mods[2].Levels = []string{"verified"}
+	v := newEnv(t, mods)
+	b := v.browser()
+	if _, body := v.signIn(b, "alice"); body != v.done(v.alice.Subject, "pwd") {
+		t.Fatalf("without acr_values: %s", body)
+	}
+	b = v.browser()
+	_, page := v.get(b, "/start?acr=verified")
+	_, page = v.choose(b, page, "Sign in")
+	_, page = v.post(b, "/login", form(page, "username", "alice", "password", strong))
+	if !strings.Contains(page, "Confirm your email address") || !strings.Contains(page, "a•••@example.com") {
+		t.Fatalf("step-up page:\n%s", page)
+	}
+	_, page = v.post(b, "/login", form(page))
+	m := v.lastMail()
+	if m.To != "alice@example.com" {
+		t.Fatalf("mail %+v", m)
+	}
+	if _, body := v.useLink(b, m.Data["link"].(string)); body != v.done(v.alice.Subject, "pwd", "otp", "mfa") {
+		t.Fatalf("link: %s", body)
+	}
+	if ev := v.event("account_activated"); ev != nil {
+		t.Fatalf("an active account activated again: %v", ev)
+	}
+}
