@@ -132,6 +132,12 @@ func (m *Module) checkPlace() error {
 			return fmt.Errorf("activation_level %q is granted by module %q, which comes before %q: passing it would activate accounts whose address nobody proved", m.level, p, m.d.Name)
 		}
 	}
+	// Wherever they stand, these kinds prove nothing about an address.
+	for _, mc := range m.d.Chain {
+		if slices.Contains(mc.Levels, m.level) && slices.Contains([]string{"password", "registration", "totp"}, mc.Kind) {
+			return fmt.Errorf("activation_level %q is granted by module %q, a %s module, which proves nothing about an address: choose a level that only modules proving it grant", m.level, mc.Name, mc.Kind)
+		}
+	}
 	return nil
 }
 

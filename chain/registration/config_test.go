@@ -46,6 +46,11 @@ func TestChainPlacement(t *testing.T) {
 		}), "cannot be show_only_when_needed"},
 		{"activation level granted before", edit(`{"activation_level": "1"}`, func(m []chain.ModuleConfig) []chain.ModuleConfig { return m }),
 			`activation_level "1" is granted by module "Sign in", which comes before "Activate"`},
+		{"activation level granted by a password module elsewhere", edit(`{"activation_level": "1"}`, func(m []chain.ModuleConfig) []chain.ModuleConfig {
+			m[1].Levels = []string{"0"}
+			m[2].After = []string{"Create an account"}
+			return m
+		}), `activation_level "1" is granted by module "Sign in", a password module, which proves nothing about an address`},
 		{"activation level granted by nobody", edit(`{"activation_level": "verified"}`, func(m []chain.ModuleConfig) []chain.ModuleConfig { return m }),
 			`activation_level "verified" is granted by no module`},
 		{"link_ttl too long", edit(`{"link_ttl": "30d"}`, func(m []chain.ModuleConfig) []chain.ModuleConfig { return m }), "link_ttl must be between 1m and 7d"},
