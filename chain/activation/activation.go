@@ -33,7 +33,6 @@ import (
 	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/chain"
 	"github.com/gatehouse-idp/gatehouse/mail"
-	"github.com/gatehouse-idp/gatehouse/regulate"
 	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/store"
 	"github.com/gatehouse-idp/gatehouse/users"
@@ -102,8 +101,23 @@ func New(d chain.Deps, s Settings) (chain.Module, error) {
 	if m.ttl == 0 {
 		m.ttl = defaultTTL
 	}
-	return m, m.checkPlace()
+	if err := m.checkPlace(); err != nil {
+		return nil, err
+	}
+	if i := slices.IndexFunc(d.Chain, func(mc chain.ModuleConfig) bool { return mc.Name == d.Name }); i >= 0 && len(d.Chain[i].After) == 0 {
+		return &starter{m}, nil
+	}
+	return m, nil
 }
+
+// starter is the module as a start module: a way in beside signing in
+// (for whoever lost the first activation mail), offered as a link under
+// the sign-in form. After another module it is a step of the sign-in,
+// not an offer.
+type starter struct{ *Module }
+
+// Offer labels the link under the sign-in form.
+func (s *starter) Offer() string { return "Activate your account" }
 
 // checkPlace refuses a chain in which some inactive accounts would never
 // be offered this module, or in which a module before it would activate
@@ -275,7 +289,10 @@ func (m *Module) Complete(ctx context.Context, _ *chain.Attempt, subject string)
 
 // AfterPass activates an account awaiting it once the sign-in reached an
 // activation level: this module passed, or activation_level is among
-// the levels reached.
+// the levels reached. An account whose address was verified meanwhile —
+// by another module's mailed link (password forgotten, a sign-in link),
+// or by an administrator — is activated too: that is what activation
+// proves.
 func (m *Module) AfterPass(ctx context.Context, a *chain.Attempt, u users.User, levels []string) error {
 	if !u.Inactive {
 		return nil
@@ -286,6 +303,8 @@ func (m *Module) AfterPass(ctx context.Context, a *chain.Attempt, u users.User, 
 		how = "activation link"
 	case m.level != "" && slices.Contains(levels, m.level):
 		how = "level " + m.level + " reached"
+	case u.EmailVerified:
+		how = "address verified"
 	default:
 		return nil
 	}
@@ -394,7 +413,7 @@ func (m *Module) Act(ctx context.Context, action string, u users.User) (string, 
 }
 
 func (m *Module) record(ctx context.Context, ev audit.Event, u users.User, a *chain.Attempt) {
-	ev.User, ev.Subject, ev.Module, ev.IP = u.Username, u.Subject, m.d.Name, regulate.IPFromContext(ctx)
+	ev.User, ev.Subject, ev.Module = u.Username, u.Subject, m.d.Name
 	if a != nil {
 		ev.Client = a.Req.ClientID
 	}
@@ -408,4 +427,5 @@ var (
 	_ chain.Claimant     = (*Module)(nil)
 	_ chain.Applicable   = (*Module)(nil)
 	_ chain.AdminActions = (*Module)(nil)
+	_ chain.Offerer      = (*starter)(nil)
 )

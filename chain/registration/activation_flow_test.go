@@ -142,7 +142,7 @@ func TestActivationAsFirstStep(t *testing.T) {
 			ivy = b
 		}
 		_, page := v.get(b, "/start")
-		_, page = v.choose(b, page, "Activate my account")
+		page = v.open(b, page, "Activate my account", "Activate your account")
 		if !strings.Contains(page, `name="login"`) {
 			t.Fatalf("first step asks nothing:\n%s", page)
 		}
@@ -230,7 +230,7 @@ func TestActiveAccountAskedForTheActivationLevel(t *testing.T) {
 	}
 	b = v.browser()
 	_, page := v.get(b, "/start?acr=verified")
-	_, page = v.choose(b, page, "Sign in")
+	page = v.open(b, page, "Sign in", "Sign in")
 	_, page = v.post(b, "/login", form(page, "username", "alice", "password", strong))
 	if !strings.Contains(page, "Confirm your email address") || !strings.Contains(page, "a•••@example.com") {
 		t.Fatalf("step-up page:\n%s", page)

@@ -2,6 +2,7 @@ package registration_test
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -90,7 +91,7 @@ func TestActivationLevelReachedByAnotherModule(t *testing.T) {
 	v := newEnv(t, mods)
 	b := v.browser()
 	_, page := v.get(b, "/start?acr=verified")
-	_, page = v.choose(b, page, "Create an account")
+	page = v.open(b, page, "Create an account", "Create an account")
 	_, page = v.post(b, "/login", form(page, "username", "kim", "email", "kim@example.com", "password", strong, "password_confirm", strong))
 	if !strings.Contains(page, "Choose how to continue") {
 		t.Fatalf("after sign-up:\n%s", page)
@@ -136,5 +137,39 @@ func TestActivateByHand(t *testing.T) {
 	v.signUp(v.browser(), "mo", "alice@example.com")
 	if _, err := v.e.Act(ctx, "Activate", "activate", v.user("mo")); err == nil || !strings.Contains(err.Error(), "another account has the address") {
 		t.Fatalf("taken address: %v", err)
+	}
+}
+
+// Password forgotten proves the address as an activation link does: an
+// account awaiting activation that resets its password is activated
+// (and signed in), the audit trail saying why.
+func TestPasswordResetActivates(t *testing.T) {
+	mods := append(signupChain(`{}`), chain.ModuleConfig{Name: "Reset", Kind: "password_reset", Levels: []string{"1"}})
+	v := newEnv(t, mods)
+	v.signUp(v.browser(), "rose", "rose@example.com") // never activated
+	b := v.browser()
+	_, page := v.get(b, "/start")
+	page = v.open(b, page, "Reset", "Forgot password?")
+	if _, page = v.post(b, "/login", form(page, "login", "rose@example.com")); !strings.Contains(page, "Check your mail") {
+		t.Fatalf("after asking:\n%s", page)
+	}
+	m := v.lastMail()
+	if m.To != "rose@example.com" || m.Template != "password_reset" {
+		t.Fatalf("mail %+v", m)
+	}
+	st, page := v.useLink(b, m.Data["link"].(string))
+	if st != http.StatusOK || !strings.Contains(page, `name="confirm"`) {
+		t.Fatalf("after the link: %d\n%s", st, page)
+	}
+	const fresh = "copper lantern drifts 41 miles"
+	u := v.user("rose")
+	if _, body := v.post(b, "/login", form(page, "password", fresh, "confirm", fresh)); !strings.HasPrefix(body, v.done(u.Subject, "otp")) {
+		t.Fatalf("new password: %s", body)
+	}
+	if u = v.user("rose"); u.Inactive || !u.EmailVerified {
+		t.Fatalf("after the reset %+v", u)
+	}
+	if ev := v.event("account_activated"); ev == nil || ev["user"] != "rose" || ev["reason"] != "address verified" {
+		t.Fatalf("audit %v", ev)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse-idp/gatehouse/chain"
 	_ "github.com/gatehouse-idp/gatehouse/chain/activation"
 	_ "github.com/gatehouse-idp/gatehouse/chain/password"
+	_ "github.com/gatehouse-idp/gatehouse/chain/password_reset"
 	_ "github.com/gatehouse-idp/gatehouse/chain/registration"
 	"github.com/gatehouse-idp/gatehouse/internal/chaintest"
 	"github.com/gatehouse-idp/gatehouse/internal/memstore"
@@ -242,13 +243,24 @@ func (v *env) choose(b *http.Client, page, name string) (int, string) {
 	return 0, ""
 }
 
-// signupPage starts a sign-in in b and opens the sign-up form.
+// open goes from page to module's page: page itself when it is that
+// module's, else by the link labelled label (a choice, or an offer under
+// the sign-in form).
+func (v *env) open(b *http.Client, page, module, label string) string {
+	v.t.Helper()
+	if form(page).Get("module") == module {
+		return page
+	}
+	_, page = v.choose(b, page, label)
+	return page
+}
+
+// signupPage starts a sign-in in b and opens the sign-up form, offered
+// under the sign-in form.
 func (v *env) signupPage(b *http.Client) string {
 	v.t.Helper()
 	_, page := v.get(b, "/start")
-	if strings.Contains(page, "Choose how to continue") {
-		_, page = v.choose(b, page, "Create an account")
-	}
+	page = v.open(b, page, "Create an account", "Create an account")
 	if !strings.Contains(page, `name="password_confirm"`) {
 		v.t.Fatalf("no sign-up form:\n%s", page)
 	}
@@ -307,6 +319,6 @@ func (v *env) user(login string) users.User {
 func (v *env) signIn(b *http.Client, login string) (int, string) {
 	v.t.Helper()
 	_, page := v.get(b, "/start")
-	_, page = v.choose(b, page, "Sign in")
+	page = v.open(b, page, "Sign in", "Sign in")
 	return v.post(b, "/login", form(page, "username", login, "password", strong))
 }

@@ -159,6 +159,9 @@ func (m *Module) checkPlace() error {
 	return nil
 }
 
+// Offer labels the link to this module under the sign-in form.
+func (m *Module) Offer() string { return "Create an account" }
+
 // Prompt is the sign-up form.
 func (m *Module) Prompt(context.Context, *chain.Attempt) (chain.Prompt, error) {
 	intro := "Choose a username and a long password that is hard to guess."
@@ -310,8 +313,11 @@ func (m *Module) count(ctx context.Context) error {
 }
 
 func (m *Module) record(ctx context.Context, ev audit.Event, u users.User, a *chain.Attempt) {
-	ev.User, ev.Subject, ev.Module, ev.IP, ev.Client = u.Username, u.Subject, m.d.Name, regulate.IPFromContext(ctx), a.Req.ClientID
+	ev.User, ev.Subject, ev.Module, ev.Client = u.Username, u.Subject, m.d.Name, a.Req.ClientID
 	m.d.Audit.Record(ctx, ev)
 }
 
-var _ chain.FormModule = (*Module)(nil)
+var (
+	_ chain.FormModule = (*Module)(nil)
+	_ chain.Offerer    = (*Module)(nil)
+)
