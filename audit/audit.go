@@ -49,6 +49,12 @@ const (
 	MailGivenUp      = "mail_given_up"     // a message could not be delivered (target: the recipient; reason: template and error)
 	LinkMailed       = "link_mailed"       // a chain module mailed a sign-in link (reason says when no account had the address)
 	PasswordReset    = "password_reset"    // "password forgotten": reason "requested" (a link mailed) or "completed" (a new password set)
+	AccountCreated   = "account_created"   // a person signed up (reason: active, or inactive until activated)
+	AccountActivated = "account_activated" // an account awaiting activation was activated (reason says how)
+	// ActivationRefused: an account could not be activated because
+	// another account has its address (reason says whether its owner was
+	// told).
+	ActivationRefused = "activation_refused"
 )
 
 // Event is one line of the trail; empty fields are left out.
@@ -128,7 +134,7 @@ func (a *Log) Record(ctx context.Context, e Event) {
 	level := slog.LevelInfo
 	switch e.Event {
 	case LoginFailed, RateLimited, Banned, UnknownClient, BadRedirectURI, BadClientSecret, CodeReplayed, Busy, LogoutGivenUp,
-		RefreshReused, TokenMisuse, UserCodeFailed, MailGivenUp:
+		RefreshReused, TokenMisuse, UserCodeFailed, MailGivenUp, ActivationRefused:
 		level = slog.LevelWarn
 	}
 	a.l.LogAttrs(ctx, level, "gatehouse security event", attrs...)

@@ -21,9 +21,11 @@ import (
 	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/browser"
 	"github.com/gatehouse-idp/gatehouse/chain"
+	_ "github.com/gatehouse-idp/gatehouse/chain/activation"     // activation module kind
 	_ "github.com/gatehouse-idp/gatehouse/chain/magic_link"     // magic_link module kind
 	_ "github.com/gatehouse-idp/gatehouse/chain/password"       // password module kind
 	_ "github.com/gatehouse-idp/gatehouse/chain/password_reset" // password_reset module kind
+	_ "github.com/gatehouse-idp/gatehouse/chain/registration"   // registration module kind
 	_ "github.com/gatehouse-idp/gatehouse/chain/totp"           // totp module kind
 	"github.com/gatehouse-idp/gatehouse/gate"
 	"github.com/gatehouse-idp/gatehouse/logout"

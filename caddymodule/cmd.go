@@ -162,7 +162,7 @@ func buildCommand(cmd *cobra.Command) {
 			var list []struct {
 				Sub, Username, Email, Name string
 				Groups                     []string
-				Disabled                   bool
+				Disabled, Inactive         bool
 			}
 			if err := adminCall(c, http.MethodGet, "/gatehouse/users", nil, &list); err != nil {
 				return err
@@ -171,8 +171,11 @@ func buildCommand(cmd *cobra.Command) {
 			fmt.Fprintln(tw, "USERNAME\tEMAIL\tNAME\tGROUPS\tSTATE\tSUBJECT")
 			for _, u := range list {
 				state := "active"
-				if u.Disabled {
+				switch {
+				case u.Disabled:
 					state = "disabled"
+				case u.Inactive:
+					state = "inactive" // awaiting activation
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, u.Email, u.Name, strings.Join(u.Groups, ","), state, u.Sub)
 			}

@@ -20,6 +20,7 @@ import (
 var (
 	errNotLinked       = errors.New("identity not linked to a local user")
 	errAccountDisabled = errors.New("account disabled")
+	errNotActivated    = errors.New("account not activated")
 )
 
 // check runs fn — one check of a secret by module n: a form, a callback,
@@ -252,8 +253,9 @@ func (e *Engine) passedPage(w http.ResponseWriter, r *http.Request, a *Attempt, 
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
-// refusedIdentity explains the two refusals of an identity that passed
-// its module: not linked to a local user, or a disabled account.
+// refusedIdentity explains the refusals of an identity that passed its
+// module: not linked to a local user, a disabled account, an account
+// not activated.
 func (e *Engine) refusedIdentity(w http.ResponseWriter, err error) bool {
 	switch {
 	case errors.Is(err, errNotLinked):
@@ -262,6 +264,9 @@ func (e *Engine) refusedIdentity(w http.ResponseWriter, err error) bool {
 	case errors.Is(err, errAccountDisabled):
 		web.Error(w, e.opt.StaticPath, http.StatusForbidden, "This account cannot sign in",
 			"The account is disabled. Ask the administrator.")
+	case errors.Is(err, errNotActivated):
+		web.Error(w, e.opt.StaticPath, http.StatusForbidden, "This account is not active yet",
+			"Open the link in the activation message sent to your address, then sign in again. If it does not come, sign in again to have a new one sent, or ask the administrator.")
 	default:
 		return false
 	}

@@ -86,7 +86,7 @@ func (e *Engine) build(cfg Config) error {
 		default:
 			return fmt.Errorf("chain: module %q: remember must be none, session or persistent, not %q", mc.Name, mc.Remember)
 		}
-		n, err := e.instantiate(mc)
+		n, err := e.instantiate(mc, cfg)
 		if err != nil {
 			return fmt.Errorf("chain: module %q: %w", mc.Name, err)
 		}
@@ -154,7 +154,7 @@ func (e *Engine) build(cfg Config) error {
 
 // instantiate decodes a module's settings, builds it, and checks that
 // the engine can serve what it is.
-func (e *Engine) instantiate(mc ModuleConfig) (*node, error) {
+func (e *Engine) instantiate(mc ModuleConfig, cfg Config) (*node, error) {
 	k, err := lookupKind(mc.Kind)
 	if err != nil {
 		return nil, err
@@ -163,7 +163,7 @@ func (e *Engine) instantiate(mc ModuleConfig) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := k.build(e.deps(mc.Name), settings)
+	m, err := k.build(e.deps(mc.Name, cfg), settings)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/gatehouse-idp/gatehouse/audit"
@@ -44,6 +45,12 @@ type Deps struct {
 	Now func() time.Time
 	// Audit takes the instance's security events (a factor enrolled).
 	Audit *audit.Log
+	// Chain is the whole chain's configuration, this instance's among
+	// it (read only): for a kind whose behaviour depends on the others
+	// (registration leaves new accounts inactive when the chain has an
+	// activation module) or that checks where it stands (activation
+	// refuses a level that a module before it grants).
+	Chain []ModuleConfig
 }
 
 // Mail is one message to send: the template (text and HTML) by name and
@@ -69,8 +76,9 @@ func (e *Engine) moduleBase(name string) string {
 	return e.opt.LoginPath + "/m/" + url.PathEscape(name)
 }
 
-func (e *Engine) deps(name string) Deps {
+func (e *Engine) deps(name string, cfg Config) Deps {
 	d := Deps{
+		Chain:  slices.Clone(cfg.Modules),
 		Name:   name,
 		Store:  store.WithPrefix(e.opt.Store, storePrefix(name)),
 		Users:  e.opt.Users,

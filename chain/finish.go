@@ -38,6 +38,21 @@ func (e *Engine) finish(w http.ResponseWriter, r *http.Request, a *Attempt) {
 		}
 		return
 	}
+	u, err := e.opt.Users.Get(ctx, a.Subject)
+	if err != nil {
+		e.fail(w, err)
+		return
+	}
+	g := guard{ip: regulate.ClientIP(r), subject: a.Subject, user: u.Username}
+	if u.Inactive {
+		// An account awaiting activation gets no session, whichever way
+		// it came: an activation module is offered to it (and activates
+		// it once its level is reached); where none is (one disabled),
+		// the account cannot sign in.
+		e.record(ctx, audit.Event{Event: audit.LoginFailed, Reason: "account not activated"}, g, a, nil)
+		e.fail(w, errNotActivated)
+		return
+	}
 	// One use only: a finished attempt cannot be finished again.
 	if err := e.markFinished(ctx, a); err != nil {
 		e.fail(w, err)
@@ -108,10 +123,6 @@ func (e *Engine) finish(w http.ResponseWriter, r *http.Request, a *Attempt) {
 		ev.AMR = append(ev.AMR, p.AMR...)
 	}
 	ev.Reason = "modules: " + strings.Join(mods, " ")
-	g := guard{ip: regulate.ClientIP(r), subject: a.Subject}
-	if u, err := e.opt.Users.Get(ctx, a.Subject); err == nil {
-		g.user = u.Username
-	}
 	e.record(ctx, ev, g, a, nil)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, a.Req.ReturnTo, http.StatusSeeOther)

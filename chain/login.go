@@ -23,7 +23,11 @@ const maxFailures = 10
 // (or a choice between several), POST checks a step — and each module
 // instance's own endpoints below LoginPath/m/<name>/.
 func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	r = r.WithContext(audit.WithIP(r.Context(), regulate.ClientIP(r)))
+	// The client address rides in the context: the audit trail takes it
+	// for events modules record, and modules read it
+	// (regulate.IPFromContext: a sign-up counts them per address).
+	ip := regulate.ClientIP(r)
+	r = r.WithContext(regulate.WithClientIP(audit.WithIP(r.Context(), ip), ip))
 	if r.URL.Path != e.opt.LoginPath {
 		if rest, ok := strings.CutPrefix(r.URL.EscapedPath(), e.opt.LoginPath+"/m/"); ok {
 			e.serveModule(w, r, rest)

@@ -45,7 +45,9 @@ type mailRecord struct {
 	Remember bool `json:"remember,omitempty"`
 }
 
-func mailOfKey(a *Attempt, n *node) string { return keyMailOf + a.ID + ":" + n.Name }
+func mailOfKey(a *Attempt, n *node) string { return mailOf(a.ID, n) }
+
+func mailOf(attempt string, n *node) string { return keyMailOf + attempt + ":" + n.Name }
 
 // mailSent reports whether a link of n's is waiting to be used in a.
 func (e *Engine) mailSent(ctx context.Context, a *Attempt, n *node) (bool, error) {
@@ -78,8 +80,11 @@ func (e *Engine) sendMail(w http.ResponseWriter, r *http.Request, a *Attempt, n 
 		return
 	}
 	now := e.opt.Sessions.Now()
-	ttl := min(n.mailing.TTL, a.Expires.Sub(now))
-	if ttl <= 0 {
+	ttl := n.mailing.TTL
+	if _, ok := mm.(Redeemer); !ok {
+		ttl = min(ttl, a.Expires.Sub(now)) // the link is no use without its sign-in
+	}
+	if !now.Before(a.Expires) {
 		e.fail(w, errAttemptGone)
 		return
 	}
@@ -248,6 +253,17 @@ func (e *Engine) mailLink(w http.ResponseWriter, r *http.Request, n *node, mm Ma
 		return
 	}
 	elsewhere := rec.Browser != browser
+	if rd, ok := mm.(Redeemer); ok {
+		goesOn, err := e.goesOn(ctx, rec)
+		if err != nil {
+			e.fail(w, err)
+			return
+		}
+		if !goesOn || elsewhere && n.mailing.Elsewhere != ContinueThere {
+			e.redeem(w, r, n, h, rec, rd)
+			return
+		}
+	}
 	if elsewhere && n.mailing.Elsewhere != ContinueThere {
 		g, _ := e.guardFor(ctx, r, rec.Subject, n, nil)
 		e.record(ctx, audit.Event{Event: audit.LoginFailed, Reason: "mailed link opened in another browser"}, g, nil, n)
@@ -266,4 +282,48 @@ func (e *Engine) mailLink(w http.ResponseWriter, r *http.Request, n *node, mm Ma
 		}
 		return e.spendMailing(ctx, a, n, h, rec, mm)
 	})
+}
+
+// goesOn reports whether the sign-in that asked for a mailing can still
+// use it: stored, not finished, locked or expired.
+func (e *Engine) goesOn(ctx context.Context, rec mailRecord) (bool, error) {
+	_, err := e.storedAttempt(ctx, rec.Attempt, rec.Browser)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, errAttemptGone), errors.Is(err, errAttemptLocked):
+		return false, nil
+	}
+	return false, err
+}
+
+// redeem spends a Redeemer's link that cannot go on with its sign-in and
+// has the module do what it proves. Mailing it was counted like a
+// failed attempt until it was used: using it settles that.
+func (e *Engine) redeem(w http.ResponseWriter, r *http.Request, n *node, h string, rec mailRecord, rd Redeemer) {
+	ctx := r.Context()
+	g, ok := e.outsideGuard(w, r, rec.Subject, n, false)
+	if !ok {
+		return
+	}
+	if _, err := e.opt.Store.Take(ctx, keyMail+h); errors.Is(err, store.ErrNotFound) {
+		e.badLink(w, r, n, "mailed link used or expired")
+		return
+	} else if err != nil {
+		e.fail(w, err)
+		return
+	}
+	// The page that asked, if its sign-in goes on, stops waiting.
+	if err := e.opt.Store.Delete(ctx, mailOf(rec.Attempt, n)); err != nil {
+		e.fail(w, err)
+		return
+	}
+	title, text, err := rd.Redeem(ctx, rec.Subject)
+	e.passed(ctx, g)
+	if err != nil {
+		e.fail(w, err)
+		return
+	}
+	web.Render(w, http.StatusOK, "notice.html", web.Page{Title: title, Static: e.opt.StaticPath,
+		Data: struct{ Text, Link, LinkText string }{Text: text}})
 }

@@ -155,7 +155,7 @@ type Elsewhere int
 const (
 	// SameBrowserOnly (the default): the link works only in the browser
 	// that asked; elsewhere a page says to open it there or to type the
-	// code there, and the link stays unused.
+	// code there, and the link stays unused (a Redeemer's is redeemed).
 	SameBrowserOnly Elsewhere = iota
 	// ContinueThere: the sign-in moves to the browser that opened the
 	// link (the browser that asked cannot finish it any more). It keeps
@@ -163,6 +163,22 @@ const (
 	// browser is asked again for every other step.
 	ContinueThere
 )
+
+// Redeemer is a MailModule whose link proves something on its own, apart
+// from the sign-in that asked for it (activation: whoever opens it can
+// read the account's mail). Its links live for their whole Mailing.TTL,
+// not only as long as that sign-in; a link that cannot go on with its
+// sign-in — opened in another browser (unless ContinueThere), or once
+// the sign-in has ended — is redeemed: the engine spends it and calls
+// Redeem, and the person reads what it says. The browser that asked, if
+// its sign-in goes on, stops waiting for the mail.
+type Redeemer interface {
+	MailModule
+	// Redeem does what a link mailed to subject (as Send returned it)
+	// proves, and says so to the person (a page's title and text). An
+	// error is a technical failure.
+	Redeem(ctx context.Context, subject string) (title, text string, err error)
+}
 
 // Link is what a MailModule mails: the URL to open, and the code to type
 // instead in the browser that asked.

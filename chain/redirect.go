@@ -149,20 +149,34 @@ func (e *Engine) callback(w http.ResponseWriter, r *http.Request, n *node, rm Re
 // counted against the address like a wrong password, and the same page
 // whatever was wrong.
 func (e *Engine) badLink(w http.ResponseWriter, r *http.Request, n *node, why string) {
+	g, ok := e.outsideGuard(w, r, "", n, true)
+	if !ok {
+		return
+	}
+	e.failed(r.Context(), g, nil, n, why)
+	web.Error(w, e.opt.StaticPath, http.StatusBadRequest, "This link is not valid",
+		"The link has expired, was already used, or was opened in another browser than the one that asked for it. Go back to the application and sign in again.")
+}
+
+// outsideGuard works out who a step taken outside a sign-in page (a
+// callback, a mailed link) tries — sub, else nobody known — and asks
+// regulation whether it may run, counting it when count. It reports
+// false when it has answered already.
+func (e *Engine) outsideGuard(w http.ResponseWriter, r *http.Request, sub string, n *node, count bool) (guard, bool) {
 	ctx := r.Context()
-	g, err := e.guardFor(ctx, r, "", n, nil)
-	if err == nil {
+	g, err := e.guardFor(ctx, r, sub, n, nil)
+	if err == nil && count {
 		err = e.admit(ctx, g, nil, n)
+	} else if err == nil {
+		err = e.admissible(ctx, g, nil, n)
 	}
 	var b *blockedError
 	if errors.As(err, &b) {
 		tooManyAttempts(w, e.opt.StaticPath, b.after)
-		return
+		return g, false
 	} else if err != nil {
 		e.fail(w, err)
-		return
+		return g, false
 	}
-	e.failed(ctx, g, nil, n, why)
-	web.Error(w, e.opt.StaticPath, http.StatusBadRequest, "This link is not valid",
-		"The link has expired, was already used, or was opened in another browser than the one that asked for it. Go back to the application and sign in again.")
+	return g, true
 }

@@ -144,6 +144,9 @@ func decodeSettings(k string, t reflect.Type, raw json.RawMessage) (any, error) 
 // fromText reports whether a JSON string given for a setting of type t
 // is read as Caddyfile words (booleans, numbers, lists).
 func fromText(t reflect.Type) bool {
+	if t.Kind() == reflect.Pointer {
+		return fromText(t.Elem())
+	}
 	switch t.Kind() {
 	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
@@ -154,8 +157,13 @@ func fromText(t reflect.Type) bool {
 	return false
 }
 
-// textToJSON turns a setting's Caddyfile words into its JSON value.
+// textToJSON turns a setting's Caddyfile words into its JSON value. A
+// pointer field (*bool: a setting whose default is true, told apart
+// from one set to false) is written as its element.
 func textToJSON(t reflect.Type, args []string) (json.RawMessage, error) {
+	if t.Kind() == reflect.Pointer && t.Elem().Kind() != reflect.Pointer {
+		return textToJSON(t.Elem(), args)
+	}
 	one := func() (string, error) {
 		if len(args) != 1 {
 			return "", fmt.Errorf("takes one value, not %d", len(args))

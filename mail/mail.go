@@ -26,8 +26,8 @@ import (
 type Message struct {
 	// To is the recipient: one bare address (see ParseAddress).
 	To string
-	// Template names the message: Activation, PasswordReset, MagicLink
-	// or RegistrationWelcome.
+	// Template names the message: Activation, PasswordReset, MagicLink,
+	// RegistrationWelcome or AccountExists.
 	Template string
 	// Data are the template's values. Keys the built-in templates use:
 	// link (an absolute http(s) URL; required by activation,

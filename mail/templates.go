@@ -30,6 +30,10 @@ const (
 	MagicLink = "magic_link"
 	// RegistrationWelcome says an account was created (link optional).
 	RegistrationWelcome = "registration_welcome"
+	// AccountExists tells the owner of an address that someone signed
+	// up with it (sign-up answers as if it were free, so as not to tell
+	// who has an account); link optional.
+	AccountExists = "account_exists"
 )
 
 // required lists the Data a template cannot do without.
@@ -38,6 +42,7 @@ var required = map[string][]string{
 	PasswordReset:       {"link"},
 	MagicLink:           {"link", "code"},
 	RegistrationWelcome: nil,
+	AccountExists:       nil,
 }
 
 // dataKeys are the values templates may use; those a message leaves out

@@ -128,6 +128,14 @@ func WithClientIP(ctx context.Context, ip string) context.Context {
 	return context.WithValue(ctx, ctxKey{}, ip)
 }
 
+// IPFromContext is the client address WithClientIP put in ctx, "" when
+// none (for code that has the request's context but not the request:
+// the chain's modules, whose engine puts it there).
+func IPFromContext(ctx context.Context) string {
+	ip, _ := ctx.Value(ctxKey{}).(string)
+	return ip
+}
+
 // ClientIP is the client address of r: the one WithClientIP put in its
 // context, else the peer address. Never a header a client can set.
 func ClientIP(r *http.Request) string {

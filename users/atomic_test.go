@@ -154,8 +154,13 @@ func checkConsistent(t *testing.T, st *memstore.Store) {
 			t.Errorf("user %q (%s) has a record but is not listed", u.Username, sub)
 		}
 		want[keyName+fold(u.Username)] = sub
-		if u.Email != "" {
-			want[keyEmail+fold(u.Email)] = sub
+		if e := claimed(u); e != "" {
+			want[keyEmail+fold(e)] = sub
+		}
+		if e := pending(u); e != "" {
+			if m, _ := st.SetMembers(ctx, setPending+fold(e)); !slices.Contains(m, sub) {
+				t.Errorf("inactive user %q is not among those naming %s", u.Username, e)
+			}
 		}
 	}
 	for _, m := range members {

@@ -54,6 +54,14 @@ type User struct {
 	PasswordChangedAt time.Time         `json:"password_changed_at,omitzero"`
 	CreatedAt         time.Time         `json:"created_at"`
 	UpdatedAt         time.Time         `json:"updated_at"`
+
+	// Inactive: the account awaits activation (it was created by
+	// sign-up and its address is not proven yet). Its password may be
+	// checked, so that activation can follow, but no session is made
+	// for it until an activation module activates it. Its address is
+	// not claimed: several inactive accounts may name one address, and
+	// the one activated first claims it (see Create).
+	Inactive bool `json:"inactive,omitempty"`
 }
 
 // Address is a postal address (OIDC Core §5.1.1).
@@ -136,8 +144,29 @@ const (
 	keyUser  = "user:"
 	keyName  = "user-name:"
 	keyEmail = "user-email:"
-	setUsers = "users"
+	// setPending + address: the inactive accounts that name it.
+	setPending = "user-pending-email:"
+	setUsers   = "users"
 )
+
+// claimed is the address u holds in the email index: an active
+// account's. An inactive account's address is only pending: it is not
+// proven, so it must not keep its owner from signing up nor tell anyone
+// that an account has it.
+func claimed(u User) string {
+	if u.Inactive {
+		return ""
+	}
+	return u.Email
+}
+
+// pending is the address an inactive account names.
+func pending(u User) string {
+	if !u.Inactive {
+		return ""
+	}
+	return u.Email
+}
 
 // ValidateUsername checks a username: 1-64 letters, digits, '.', '_', '-', '@'.
 func ValidateUsername(name string) error {
@@ -154,7 +183,8 @@ func ValidateUsername(name string) error {
 
 // Create adds u (Subject is assigned) with the given password (empty: no
 // password login). It fails with ErrTaken when the username or email is in
-// use.
+// use; an inactive account's email is not checked nor claimed (only its
+// username is): it is claimed when the account is activated.
 func (d *Directory) Create(ctx context.Context, u User, password string) (User, error) {
 	if err := ValidateUsername(u.Username); err != nil {
 		return User{}, err
@@ -187,10 +217,13 @@ func (d *Directory) Create(ctx context.Context, u User, password string) (User, 
 		store.Absent(keyEmail + fold(u.Username)),
 		store.Create(keyName+fold(u.Username), sub, 0),
 	}
-	if u.Email != "" {
+	if e := claimed(u); e != "" {
 		ops = append(ops,
-			store.Absent(keyName+fold(u.Email)),
-			store.Create(keyEmail+fold(u.Email), sub, 0))
+			store.Absent(keyName+fold(e)),
+			store.Create(keyEmail+fold(e), sub, 0))
+	}
+	if e := pending(u); e != "" {
+		ops = append(ops, store.SetAdd(setPending+fold(e), u.Subject))
 	}
 	ops = append(ops,
 		store.Create(keyUser+u.Subject, rec, 0),
@@ -226,7 +259,9 @@ func (d *Directory) read(ctx context.Context, sub string) (User, []byte, error) 
 	return u, b, nil
 }
 
-// Lookup finds a user by username or email, case-insensitively.
+// Lookup finds a user by username or email, case-insensitively. An
+// address no active account has finds the inactive account that names
+// it, when exactly one does.
 func (d *Directory) Lookup(ctx context.Context, login string) (User, error) {
 	login = fold(strings.TrimSpace(login))
 	if login == "" {
@@ -242,7 +277,17 @@ func (d *Directory) Lookup(ctx context.Context, login string) (User, error) {
 		}
 		return d.Get(ctx, string(sub))
 	}
-	return User{}, ErrNotFound
+	if !strings.Contains(login, "@") {
+		return User{}, ErrNotFound
+	}
+	subs, err := d.st.SetMembers(ctx, setPending+login)
+	if err != nil {
+		return User{}, fmt.Errorf("looking up user: %w", err)
+	}
+	if len(subs) != 1 {
+		return User{}, ErrNotFound // none, or several: the username tells them apart
+	}
+	return d.Get(ctx, subs[0])
 }
 
 // Authenticate checks login and password. Every failure (unknown user,
@@ -331,15 +376,18 @@ func (d *Directory) tryUpdate(ctx context.Context, sub string, fn func(*User) er
 	}
 	u.Subject = old.Subject
 	nameChanged := fold(u.Username) != fold(old.Username)
-	emailChanged := fold(u.Email) != fold(old.Email)
 	if nameChanged {
 		if err := ValidateUsername(u.Username); err != nil {
 			return User{}, false, err
 		}
 	}
-	if emailChanged && u.Email != "" && !strings.Contains(u.Email, "@") {
+	if fold(u.Email) != fold(old.Email) && u.Email != "" && !strings.Contains(u.Email, "@") {
 		return User{}, false, fmt.Errorf("email %q is not an email address", u.Email)
 	}
+	// The index holds the claimed address: a change of address, or an
+	// account activated (claiming its address) or made inactive.
+	oldEmail, newEmail := claimed(old), claimed(u)
+	emailChanged := fold(newEmail) != fold(oldEmail)
 	ops := []store.Op{store.Match(keyUser+sub, oldRec)}
 	// As in Create: a new username must not shadow another account's
 	// email at login, nor a new email another account's username. The
@@ -349,8 +397,8 @@ func (d *Directory) tryUpdate(ctx context.Context, sub string, fn func(*User) er
 	if nameChanged {
 		shadow = append(shadow, keyEmail+fold(u.Username))
 	}
-	if emailChanged && u.Email != "" {
-		shadow = append(shadow, keyName+fold(u.Email))
+	if emailChanged && newEmail != "" {
+		shadow = append(shadow, keyName+fold(newEmail))
 	}
 	for _, k := range shadow {
 		owner, err := d.st.Get(ctx, k)
@@ -379,11 +427,19 @@ func (d *Directory) tryUpdate(ctx context.Context, sub string, fn func(*User) er
 			store.Create(keyName+fold(u.Username), []byte(sub), 0),
 			store.Delete(keyName+fold(old.Username)))
 	}
-	if emailChanged && u.Email != "" {
-		ops = append(ops, store.Create(keyEmail+fold(u.Email), []byte(sub), 0))
+	if emailChanged && newEmail != "" {
+		ops = append(ops, store.Create(keyEmail+fold(newEmail), []byte(sub), 0))
 	}
-	if emailChanged && old.Email != "" {
-		ops = append(ops, store.Delete(keyEmail+fold(old.Email)))
+	if emailChanged && oldEmail != "" {
+		ops = append(ops, store.Delete(keyEmail+fold(oldEmail)))
+	}
+	if p, q := pending(old), pending(u); fold(p) != fold(q) {
+		if p != "" {
+			ops = append(ops, store.SetRemove(setPending+fold(p), sub))
+		}
+		if q != "" {
+			ops = append(ops, store.SetAdd(setPending+fold(q), sub))
+		}
 	}
 	switch err := d.st.Apply(ctx, ops...); {
 	case err == nil:
