@@ -45,22 +45,7 @@ func newCEnv(t *testing.T, mods []chain.ModuleConfig, opt func(*chain.Options)) 
 		t.Fatal(err)
 	}
 	c.e = e
-	mux.Handle("/login", e)
-	mux.Handle("/login/", e)
-	mux.HandleFunc("/start", func(w http.ResponseWriter, r *http.Request) {
-		if err := e.Start(w, r, chain.Request{ReturnTo: "/done", AcrValues: strings.Fields(r.URL.Query().Get("acr")), Client: "Test"}); err != nil {
-			t.Error(err)
-		}
-	})
-	mux.HandleFunc("/done", func(w http.ResponseWriter, r *http.Request) {
-		s, err := c.sessions.Load(r)
-		if err != nil {
-			http.Error(w, "no session", http.StatusUnauthorized)
-			return
-		}
-		o, _ := e.Evaluate(r.Context(), s.Subject, s.Passed, nil, s.Created.AddDate(-1, 0, 0))
-		fmt.Fprintf(w, "DONE %s %s", s.Subject, strings.Join(o.AMR, " "))
-	})
+	chaintest.Serve(t, mux, e, c.sessions, chain.Request{ReturnTo: "/done", Client: "Test"})
 	return c
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gatehouse-idp/gatehouse/chain"
 	_ "github.com/gatehouse-idp/gatehouse/chain/password"
+	"github.com/gatehouse-idp/gatehouse/internal/chaintest"
 	"github.com/gatehouse-idp/gatehouse/internal/memstore"
 	"github.com/gatehouse-idp/gatehouse/logout"
 	"github.com/gatehouse-idp/gatehouse/session"
@@ -242,16 +243,7 @@ func post(t *testing.T, c *http.Client, u string, f url.Values) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func form(page string, kv ...string) url.Values {
-	f := url.Values{}
-	for _, m := range hiddenRE.FindAllStringSubmatch(page, -1) {
-		f.Set(m[1], html.UnescapeString(m[2]))
-	}
-	for i := 0; i < len(kv); i += 2 {
-		f.Set(kv[i], kv[i+1])
-	}
-	return f
-}
+var form = chaintest.Form
 
 func TestLoginFlowWithStepUp(t *testing.T) {
 	d := newDeps(t)

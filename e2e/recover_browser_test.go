@@ -147,9 +147,9 @@ func TestBrowserPasswordForgotten(t *testing.T) {
 		t.Fatal(err)
 	}
 	askInChromium(t, ctx, "password_reset", "alice")
-	m := s.smtp.waitFor(1)
-	if m.To != "alice@example.com" || !strings.HasPrefix(m.link(), s.issuer+"/login/m/password_reset/mail?t=") || m.code() != "" ||
-		!strings.Contains(m.Text, "15 minutes") {
+	m := s.smtp.nth(1)
+	if m.to != "alice@example.com" || !strings.HasPrefix(m.link(), s.issuer+"/login/m/password_reset/mail?t=") || m.code() != "" ||
+		!strings.Contains(m.text, "15 minutes") {
 		t.Fatalf("mail %+v", m)
 	}
 	openInChromium(t, ctx, m.link())
@@ -208,7 +208,7 @@ func TestBrowserMagicLink(t *testing.T) {
 		t.Fatalf("asking: %d", st)
 	}
 	asked := time.Now()
-	expiring := s.smtp.waitFor(1)
+	expiring := s.smtp.nth(1)
 	if resp, _ := newBrowser(t).get(expiring.link()); resp.StatusCode != http.StatusOK {
 		t.Fatalf("a fresh link: %d", resp.StatusCode)
 	}
@@ -219,8 +219,8 @@ func TestBrowserMagicLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	askInChromium(t, ctx, "magic_link", "alice@example.com")
-	m := s.smtp.waitFor(2)
-	if len(m.code()) != 8 || !strings.Contains(m.Text, "Test App") || !strings.Contains(m.Text, "for 1 minute") {
+	m := s.smtp.nth(2)
+	if len(m.code()) != 8 || !strings.Contains(m.text, "Test App") || !strings.Contains(m.text, "for 1 minute") {
 		t.Fatalf("mail %+v", m)
 	}
 	openInChromium(t, ctx, m.link())
@@ -236,7 +236,7 @@ func TestBrowserMagicLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	askInChromium(t, ctx, "magic_link", "alice")
-	m = s.smtp.waitFor(3)
+	m = s.smtp.nth(3)
 	resp, page := openElsewhere(t, newBrowser(t, s.appHost), m.link())
 	if resp.StatusCode != http.StatusConflict || !strings.Contains(page, "Or type the code from the message there.") {
 		t.Fatalf("another browser: %d\n%s", resp.StatusCode, page)
@@ -265,7 +265,7 @@ func TestBrowserMagicLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	askInChromium(t, ctx, "magic_link", "alice")
-	m = s.smtp.waitFor(4)
+	m = s.smtp.nth(4)
 	phone := newBrowser(t, s.appHost)
 	resp, page = openElsewhere(t, phone, m.link())
 	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/authorize/resume" || !strings.Contains(page, "You are signed in in this browser") ||

@@ -1,14 +1,7 @@
 package e2e
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
-	"io"
-	"mime"
-	"mime/multipart"
-	"mime/quotedprintable"
-	netmail "net/mail"
 	"net/url"
 	"os"
 	"os/exec"
@@ -27,133 +20,9 @@ import (
 // through a real SMTP server (mail/testdata/smtpd.py, Debian's
 // python3-aiosmtpd).
 
-// smtpServer is the recording SMTP server, on loopback.
-type smtpServer struct {
-	t    *testing.T
-	port int
-	dir  string
-}
-
-func startSMTP(t *testing.T) *smtpServer {
-	t.Helper()
-	s := &smtpServer{t: t, port: freePort(t), dir: t.TempDir()}
-	cmd := exec.Command("/usr/bin/python3", "../mail/testdata/smtpd.py", "--port", fmt.Sprint(s.port), "--dir", s.dir)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	ready := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		ready <- strings.TrimSpace(line)
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	select {
-	case line := <-ready:
-		if line != "ready" {
-			t.Fatalf("smtpd did not start (is python3-aiosmtpd installed? .ci/run installs it): %s", stderr.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("smtpd did not start in time")
-	}
-	return s
-}
-
-// mailed is one message the server accepted, taken apart.
-type mailed struct {
-	To, Subject, Text string
-}
-
-// link and code are the sign-in link and code the message carries.
-func (m mailed) link() string { return mailLinkRE.FindString(m.Text) }
-func (m mailed) code() string {
-	if c := mailCodeRE.FindStringSubmatch(m.Text); c != nil {
-		return c[1]
-	}
-	return ""
-}
-
-var (
-	mailLinkRE = regexp.MustCompile(`https?://\S+/mail\?t=[A-Za-z0-9_-]+`)
-	mailCodeRE = regexp.MustCompile(`(?m)^\s+(\d{8})\s*$`)
-)
-
-// received lists the messages accepted so far, oldest first.
-func (s *smtpServer) received() []mailed {
-	s.t.Helper()
-	names, _ := filepath.Glob(filepath.Join(s.dir, "*.json"))
-	slices.Sort(names)
-	var out []mailed
-	for _, n := range names {
-		b, err := os.ReadFile(n)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		var rec struct {
-			RcptTos []string `json:"rcpt_tos"`
-			Data    string   `json:"data"`
-		}
-		if err := json.Unmarshal(b, &rec); err != nil {
-			s.t.Fatal(err)
-		}
-		out = append(out, s.parse(rec.RcptTos, rec.Data))
-	}
-	return out
-}
-
-// parse takes the text part out of a multipart/alternative message.
-func (s *smtpServer) parse(to []string, raw string) mailed {
-	s.t.Helper()
-	msg, err := netmail.ReadMessage(strings.NewReader(raw))
-	if err != nil {
-		s.t.Fatalf("not a message: %v\n%s", err, raw)
-	}
-	subject, _ := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
-	m := mailed{To: strings.Join(to, ","), Subject: subject}
-	_, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	mr := multipart.NewReader(msg.Body, params["boundary"])
-	for {
-		part, err := mr.NextRawPart()
-		if err != nil {
-			break
-		}
-		if !strings.HasPrefix(part.Header.Get("Content-Type"), "text/plain") {
-			continue
-		}
-		var body io.Reader = part
-		if part.Header.Get("Content-Transfer-Encoding") == "quoted-printable" {
-			body = quotedprintable.NewReader(part)
-		}
-		b, _ := io.ReadAll(body)
-		m.Text = string(b)
-	}
-	return m
-}
-
-// waitFor waits until n messages arrived and returns the n-th.
-func (s *smtpServer) waitFor(n int) mailed {
-	s.t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if got := s.received(); len(got) >= n {
-			return got[n-1]
-		}
-	}
-	s.t.Fatalf("%d messages arrived, want %d", len(s.received()), n)
-	return mailed{}
-}
-
 const recoverGlobal = `mail {
 			from "Acme <noreply@acme.example>"
-			smtp 127.0.0.1:%[1]d {
+			smtp %[1]s {
 				none
 			}
 		}
@@ -191,12 +60,12 @@ const recoverGlobal = `mail {
 // back-channel logout endpoint (rc).
 type recoverSetup struct {
 	*idpSetup
-	smtp *smtpServer
+	smtp *smtpd
 	rc   *receiver
 }
 
 func newRecoverSetup(t *testing.T, magicLink string) *recoverSetup {
-	s := &recoverSetup{idpSetup: &idpSetup{authPort: freePort(t), appPort: freePort(t)}, smtp: startSMTP(t)}
+	s := &recoverSetup{idpSetup: &idpSetup{authPort: freePort(t), appPort: freePort(t)}, smtp: startSMTPD(t)}
 	s.issuer = fmt.Sprintf("http://auth.localhost:%d", s.authPort)
 	s.appHost = fmt.Sprintf("app.localhost:%d", s.appPort)
 	s.redirect = "http://" + s.appHost + "/callback"
@@ -209,7 +78,7 @@ func newRecoverSetup(t *testing.T, magicLink string) *recoverSetup {
 // global is the setup's gatehouse settings, with magicLink's lines in
 // the magic_link module.
 func (s *recoverSetup) global(magicLink string) string {
-	return fmt.Sprintf(recoverGlobal, s.smtp.port, s.rc.srv.URL, magicLink)
+	return fmt.Sprintf(recoverGlobal, s.smtp.addr, s.rc.srv.URL, magicLink)
 }
 
 // bcLogin signs alice in at client bc in b with her password and
@@ -289,14 +158,14 @@ func TestRecoverUnknownAddressesIndistinguishable(t *testing.T) {
 	if u < 100*time.Millisecond || k < 100*time.Millisecond || (k-u).Abs() > 30*time.Millisecond {
 		t.Fatalf("median answer: known %s, unknown %s", k, u)
 	}
-	s.smtp.waitFor(8)
+	s.smtp.nth(8)
 	time.Sleep(500 * time.Millisecond)
-	for _, m := range s.smtp.received() {
-		if m.To != "alice@example.com" || !strings.Contains(m.Subject, "Set a new password") {
-			t.Fatalf("mail to %s: %q", m.To, m.Subject)
+	for _, m := range s.smtp.messages() {
+		if m.to != "alice@example.com" || !strings.Contains(m.subject, "Set a new password") {
+			t.Fatalf("mail to %s: %q", m.to, m.subject)
 		}
 	}
-	if n := len(s.smtp.received()); n != 8 {
+	if n := len(s.smtp.messages()); n != 8 {
 		t.Fatalf("%d messages for 8 requests for alice", n)
 	}
 	if ev := findAudit(t, s.caddy, "password_reset", map[string]string{"reason": "requested: no account, nothing sent"}); len(ev) != 8 {

@@ -70,10 +70,21 @@ type message struct {
 	file, to, subject, text string
 }
 
-var mailLink = regexp.MustCompile(`https?://[^\s"<>]+/mail\?t=[A-Za-z0-9_-]+`)
+var (
+	mailLink = regexp.MustCompile(`https?://[^\s"<>]+/mail\?t=[A-Za-z0-9_-]+`)
+	mailCode = regexp.MustCompile(`(?m)^\s+(\d{8})\s*$`)
+)
 
 // link is the sign-in link of the message ("" when it has none).
 func (m message) link() string { return mailLink.FindString(m.text) }
+
+// code is the code to type on another device ("" when it has none).
+func (m message) code() string {
+	if c := mailCode.FindStringSubmatch(m.text); c != nil {
+		return c[1]
+	}
+	return ""
+}
 
 // messages lists what the server accepted, oldest first.
 func (s *smtpd) messages() []message {
@@ -152,6 +163,19 @@ func (s *smtpd) waitFor(to string, n int) message {
 		time.Sleep(100 * time.Millisecond)
 	}
 	s.t.Fatalf("no message %d to %s (got %d messages in all)", n, to, len(s.messages()))
+	return message{}
+}
+
+// nth waits until n messages arrived (to anyone) and returns the n-th,
+// counting from 1.
+func (s *smtpd) nth(n int) message {
+	s.t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got := s.messages(); len(got) >= n {
+			return got[n-1]
+		}
+	}
+	s.t.Fatalf("%d messages arrived, want %d", len(s.messages()), n)
 	return message{}
 }
 

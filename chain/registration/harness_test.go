@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"html"
 	"io"
 	"log/slog"
@@ -137,22 +136,7 @@ func (v *env) mount(mods []chain.ModuleConfig) {
 	if v.e, err = chain.New(chain.Config{Modules: mods}, opt); err != nil {
 		t.Fatal(err)
 	}
-	mux.Handle("/login", v.e)
-	mux.Handle("/login/", v.e)
-	mux.HandleFunc("/start", func(w http.ResponseWriter, r *http.Request) {
-		if err := v.e.Start(w, r, chain.Request{ReturnTo: "/done", AcrValues: strings.Fields(r.URL.Query().Get("acr")), Client: "Wiki", ClientID: "wiki"}); err != nil {
-			t.Error(err)
-		}
-	})
-	mux.HandleFunc("/done", func(w http.ResponseWriter, r *http.Request) {
-		s, err := v.sessions.Load(r)
-		if err != nil {
-			http.Error(w, "no session", http.StatusUnauthorized)
-			return
-		}
-		o, _ := v.e.Evaluate(r.Context(), s.Subject, s.Passed, nil, time.Time{})
-		fmt.Fprintf(w, "DONE %s %s", s.Subject, strings.Join(o.AMR, " "))
-	})
+	chaintest.Serve(t, mux, v.e, v.sessions, chain.Request{ReturnTo: "/done", Client: "Wiki", ClientID: "wiki"})
 }
 
 // The usual chain: password or sign-up, then activation after either.
@@ -204,7 +188,6 @@ func (v *env) post(b *http.Client, path string, f url.Values) (int, string) {
 }
 
 var (
-	hiddenRE = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
 	choiceRE = regexp.MustCompile(`<a (?:class="button" )?href="([^"]+)">([^<]+)</a>`)
 	alertRE  = regexp.MustCompile(`(?s)<p class="message" role="alert">(.*?)</p>`)
 	// tokenish are the per-request values of a page (sealed attempt,
@@ -213,16 +196,7 @@ var (
 )
 
 // form is page's hidden fields plus kv.
-func form(page string, kv ...string) url.Values {
-	f := url.Values{}
-	for _, m := range hiddenRE.FindAllStringSubmatch(page, -1) {
-		f.Set(m[1], html.UnescapeString(m[2]))
-	}
-	for i := 0; i < len(kv); i += 2 {
-		f.Set(kv[i], kv[i+1])
-	}
-	return f
-}
+var form = chaintest.Form
 
 func alert(page string) string {
 	if m := alertRE.FindStringSubmatch(page); m != nil {
