@@ -79,6 +79,9 @@ func FuzzParseAddress(f *testing.F) {
 			t.Fatal(err)
 		}
 		head, _, _ := strings.Cut(b.String(), "\r\n\r\n")
+		// Long headers are folded: a line that starts with a space or a
+		// tab goes on with the one before it (RFC 5322 2.2.3).
+		head = strings.NewReplacer("\r\n ", " ", "\r\n\t", " ").Replace(head)
 		var to []string
 		for line := range strings.SplitSeq(head, "\r\n") {
 			if strings.HasPrefix(line, "To:") {
