@@ -55,6 +55,11 @@ const (
 	// another account has its address (reason says whether its owner was
 	// told).
 	ActivationRefused = "activation_refused"
+	// CredentialAdded: on the account page, a user added a way in
+	// (module: which; a passkey, a linked identity); CredentialRemoved:
+	// removed one (target: the module's id of it).
+	CredentialAdded   = "credential_added"
+	CredentialRemoved = "credential_removed"
 )
 
 // Event is one line of the trail; empty fields are left out.

@@ -58,6 +58,10 @@ type attemptRequest struct {
 	UILocales  string    `json:"ui_locales,omitempty"`
 	Client     string    `json:"client,omitempty"`
 	ClientID   string    `json:"client_id,omitempty"`
+	// Account names the module of an account attempt (StartAccount),
+	// which adds to the account of AccountOf, the signed-in user.
+	Account   string `json:"account,omitempty"`
+	AccountOf string `json:"account_of,omitempty"`
 }
 
 // attemptToken is the sealed part: who started it and what it asks.
@@ -123,6 +127,14 @@ func (e *Engine) loadAttempt(w http.ResponseWriter, r *http.Request, token strin
 		return a, err
 	}
 	a = &Attempt{ID: tok.ID, Browser: tok.Browser, Req: tok.Req, Token: token, Expires: tok.Expires}
+	if a.Account() {
+		// Adding to an account: its user, and nothing passed or
+		// remembered counts (the module is asked in any case).
+		if err := e.accountAttempt(r, a); err != nil {
+			return nil, err
+		}
+		return a, e.revalidate(ctx, a)
+	}
 	if !tok.Req.ForceLogin {
 		if s, err := e.opt.Sessions.Load(r); err == nil {
 			a.Subject = s.Subject
@@ -207,6 +219,14 @@ func (e *Engine) revalidate(ctx context.Context, a *Attempt) error {
 	}
 	if u.Disabled {
 		return errAttemptGone
+	}
+	if a.Account() {
+		// Adding to an account needs the session it started from.
+		if s, err := e.opt.Sessions.Get(ctx, a.SessionID); errors.Is(err, session.ErrNoSession) || err == nil && s.Subject != a.Subject {
+			return errSessionEnded
+		} else if err != nil {
+			return err
+		}
 	}
 	changed := u.PasswordChangedAt.Truncate(time.Second)
 	a.Passed = slices.DeleteFunc(a.Passed, func(p session.Passed) bool { return p.At.Before(changed) })

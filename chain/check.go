@@ -118,6 +118,10 @@ func (e *Engine) accept(w http.ResponseWriter, r *http.Request, a *Attempt, n *n
 		}
 		sub = s
 	}
+	if a.Account() && sub != a.Subject {
+		// Adding to an account: what passed must be this user's.
+		return false, errOtherAccount
+	}
 	u, err := e.opt.Users.Get(ctx, sub)
 	if errors.Is(err, users.ErrNotFound) {
 		return false, fmt.Errorf("chain: module %q passed for a subject no user has", n.Name)
@@ -140,6 +144,11 @@ func (e *Engine) accept(w http.ResponseWriter, r *http.Request, a *Attempt, n *n
 	a.Subject = sub
 	passed := session.Passed{Module: n.Name, Kind: n.Kind, Levels: n.Levels, AMR: id.AMR, At: e.opt.Sessions.Now().Truncate(time.Second)}
 	a.Passed = append(slices.DeleteFunc(a.Passed, func(p session.Passed) bool { return p.Module == n.Name }), passed)
+	if a.Account() {
+		// Nothing of an account attempt reaches a session or the
+		// device's memory.
+		return true, e.saveAttempt(ctx, a)
+	}
 	if n.root {
 		a.Fresh = true
 	}
@@ -218,7 +227,7 @@ func (e *Engine) resume(w http.ResponseWriter, r *http.Request, id, browser stri
 		e.fail(w, err)
 		return
 	}
-	offered, err := e.next(ctx, a.Subject, a.Passed, a.Req.AcrValues)
+	offered, err := e.offered(ctx, a)
 	if err != nil {
 		e.fail(w, err)
 		return
@@ -261,6 +270,8 @@ func (e *Engine) refusedIdentity(w http.ResponseWriter, err error) bool {
 	case errors.Is(err, errNotLinked):
 		web.Error(w, e.opt.StaticPath, http.StatusForbidden, "This account is not known here",
 			"You signed in, but that account is not linked to an account here. Sign in another way, or ask the administrator.")
+	case errors.Is(err, errOtherAccount):
+		e.otherAccount(w)
 	case errors.Is(err, errAccountDisabled):
 		web.Error(w, e.opt.StaticPath, http.StatusForbidden, "This account cannot sign in",
 			"The account is disabled. Ask the administrator.")

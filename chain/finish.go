@@ -28,7 +28,15 @@ func (e *Engine) finish(w http.ResponseWriter, r *http.Request, a *Attempt) {
 		e.fail(w, err)
 		return
 	}
-	if offered, err := e.next(ctx, a.Subject, a.Passed, a.Req.AcrValues); err != nil || len(offered) > 0 || a.Subject == "" {
+	if a.Account() {
+		if offered, err := e.offered(ctx, a); err != nil || len(offered) > 0 {
+			e.fail(w, errAttemptGone)
+			return
+		}
+		e.finishAccount(w, r, a)
+		return
+	}
+	if offered, err := e.offered(ctx, a); err != nil || len(offered) > 0 || a.Subject == "" {
 		// Something changed since the page was shown (a password change,
 		// an ended session): the chain asks again.
 		if err != nil {

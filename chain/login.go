@@ -107,7 +107,7 @@ func (e *Engine) show(w http.ResponseWriter, r *http.Request, token, module, mes
 }
 
 func (e *Engine) showAttempt(w http.ResponseWriter, r *http.Request, a *Attempt, module, message string) {
-	offered, err := e.next(r.Context(), a.Subject, a.Passed, a.Req.AcrValues)
+	offered, err := e.offered(r.Context(), a)
 	if err != nil {
 		e.fail(w, err)
 		return
@@ -153,10 +153,12 @@ func (e *Engine) render(w http.ResponseWriter, a *Attempt, n *node, offered []*n
 	if d.Submit == "" {
 		d.Submit = "Continue"
 	}
-	switch n.Remember {
-	case RememberPersistent:
+	switch {
+	case a.Account():
+		// Adding to an account trusts no browser.
+	case n.Remember == RememberPersistent:
 		d.Remember = "Trust this browser for " + days(n.RememberFor)
-	case RememberSession:
+	case n.Remember == RememberSession:
 		d.Remember = "Trust this browser until it is closed"
 	}
 	d.Others = extra
@@ -207,7 +209,7 @@ func (e *Engine) submit(w http.ResponseWriter, r *http.Request) {
 			"The form was not sent from this sign-in page (its security token is missing or wrong). Go back to the application and sign in again.")
 		return
 	}
-	offered, err := e.next(r.Context(), a.Subject, a.Passed, a.Req.AcrValues)
+	offered, err := e.offered(r.Context(), a)
 	if err != nil {
 		e.fail(w, err)
 		return

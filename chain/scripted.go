@@ -105,7 +105,7 @@ func (e *Engine) scriptRound(w http.ResponseWriter, r *http.Request, n *node, sm
 		jsonError(w, http.StatusForbidden, "This page has expired. Go back to the application and sign in again.")
 		return
 	}
-	offered, err := e.next(ctx, a.Subject, a.Passed, a.Req.AcrValues)
+	offered, err := e.offered(ctx, a)
 	if err != nil {
 		e.jsonFail(w, err)
 		return

@@ -104,6 +104,10 @@ func (p *Provider) account(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			p.cfg.Audit.Record(ctx, audit.Event{Event: audit.ConsentRevoked, Client: id, Subject: user.Subject, User: user.Username, SID: s.ID})
+		case "remove":
+			if !p.accountRemove(w, r, user) {
+				return
+			}
 		case "forget":
 			if _, err := chain.Forget(ctx, p.cfg.Store, user.Subject); err != nil {
 				p.serverErrorPage(w, "forgetting devices", err)
@@ -139,12 +143,18 @@ func (p *Provider) account(w http.ResponseWriter, r *http.Request) {
 		p.serverErrorPage(w, "listing applications", err)
 		return
 	}
-	web.Render(w, http.StatusOK, "account.html", web.Page{Title: "Your sessions", Static: p.staticPath(),
+	parts, err := p.accountParts(r, user)
+	if err != nil {
+		p.serverErrorPage(w, "listing sign-in methods", err)
+		return
+	}
+	web.Render(w, http.StatusOK, "account.html", web.Page{Title: "Your account", Static: p.staticPath(),
 		Data: struct {
 			User, Action, CSRF string
 			Sessions           []accountSession
 			Apps               []accountApp
-		}{user.Username, p.prefix + PathAccount, csrf, rows, apps}})
+			Parts              []accountPart
+		}{user.Username, p.prefix + PathAccount, csrf, rows, apps, parts}})
 }
 
 // accountApp is an application with access: consented to, or holding

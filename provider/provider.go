@@ -212,6 +212,7 @@ func New(cfg Config) (*Provider, error) {
 	p.mux.Handle(prefix+PathLogin+"/", cfg.Chain) // the chain modules' own endpoints
 	p.mux.HandleFunc(prefix+PathEndSession, p.endSession)
 	p.mux.HandleFunc(prefix+PathAccount, p.account)
+	p.mux.HandleFunc(prefix+PathAccountAdd, p.accountAdd)
 	p.mux.HandleFunc(prefix+PathCheckSession, p.checkSession)
 	if err := p.setupRegistration(); err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package chaintest
 
 import (
+	"errors"
 	"fmt"
 	"html"
 	"net/http"
@@ -17,7 +18,9 @@ import (
 // Serve mounts e on mux as the chain's tests drive it: /login and
 // /login/ are the engine; /start begins a sign-in for req, with the acr
 // values of its ?acr= (space-separated); /done answers "DONE subject
-// amr…" for the browser's session, or 401 without one.
+// amr…" for the browser's session, or 401 without one; /add?module=
+// adds to the signed-in user's account with that module
+// (Engine.StartAccount), coming back to /done.
 func Serve(t testing.TB, mux *http.ServeMux, e *chain.Engine, sessions *session.Manager, req chain.Request) {
 	mux.Handle("/login", e)
 	mux.Handle("/login/", e)
@@ -25,6 +28,16 @@ func Serve(t testing.TB, mux *http.ServeMux, e *chain.Engine, sessions *session.
 		req := req
 		req.AcrValues = strings.Fields(r.URL.Query().Get("acr"))
 		if err := e.Start(w, r, req); err != nil {
+			t.Error(err)
+		}
+	})
+	mux.HandleFunc("/add", func(w http.ResponseWriter, r *http.Request) {
+		switch err := e.StartAccount(w, r, r.URL.Query().Get("module"), "/done"); {
+		case errors.Is(err, session.ErrNoSession):
+			http.Error(w, "no session", http.StatusUnauthorized)
+		case errors.Is(err, chain.ErrNoAccountModule):
+			http.Error(w, "no such module", http.StatusNotFound)
+		case err != nil:
 			t.Error(err)
 		}
 	})

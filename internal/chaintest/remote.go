@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/gatehouse-idp/gatehouse/chain"
+	"github.com/gatehouse-idp/gatehouse/users"
 )
 
 // IdP stands in for a remote OAuth provider: its /authorize signs in
@@ -101,6 +102,9 @@ type RemoteSettings struct {
 	// Link: the remote account's email names the local user; without
 	// it the module passes with unlinked claims.
 	Link bool `json:"link,omitempty"`
+	// Account: the account page offers linking an identity here (the
+	// engine's Linker links it to the signed-in user).
+	Account bool `json:"account,omitempty"`
 }
 
 // Validate: the URL is required.
@@ -118,6 +122,20 @@ type remote struct {
 
 func newRemote(d chain.Deps, s RemoteSettings) (chain.Module, error) {
 	return &remote{d: d, s: s}, nil
+}
+
+// Account offers linking when the setting says so; linked identities
+// are the Linker's, not listed here.
+func (m *remote) Account(context.Context, users.User) (chain.AccountPart, error) {
+	if !m.s.Account {
+		return chain.AccountPart{}, nil
+	}
+	return chain.AccountPart{Title: "Linked accounts", Add: "Link the remote provider"}, nil
+}
+
+// Remove: nothing listed, nothing to remove.
+func (m *remote) Remove(context.Context, users.User, string) error {
+	return chain.RemoveRefused{Reason: "Nothing to remove."}
 }
 
 func (m *remote) Prompt(context.Context, *chain.Attempt) (chain.Prompt, error) {
