@@ -15,6 +15,7 @@ package audit
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -79,7 +80,14 @@ type Event struct {
 	Until     time.Time // end of a ban
 	Admin     string    // who called the admin API
 	Target    string    // what an admin action was on
+	// Modules passed in a sign-in (login_succeeded, step_up); counted
+	// per module (ByModule), not written (the reason names them).
+	Modules []string
 }
+
+// Key names a count: an event, and the module it concerns ("" for
+// none).
+type Key struct{ Event, Module string }
 
 type ipKey struct{}
 
@@ -95,10 +103,15 @@ type Log struct {
 	l      *slog.Logger
 	mu     sync.Mutex
 	counts map[string]int64
+	// byModule counts events per module: a pass in several modules
+	// counts once for each.
+	byModule map[Key]int64
 }
 
 // New returns a Log writing to l.
-func New(l *slog.Logger) *Log { return &Log{l: l, counts: map[string]int64{}} }
+func New(l *slog.Logger) *Log {
+	return &Log{l: l, counts: map[string]int64{}, byModule: map[Key]int64{}}
+}
 
 // Record writes e as one line (level INFO; WARN for failures, refusals
 // and bans) and counts it.
@@ -111,6 +124,12 @@ func (a *Log) Record(ctx context.Context, e Event) {
 	}
 	a.mu.Lock()
 	a.counts[e.Event]++
+	if len(e.Modules) == 0 {
+		a.byModule[Key{e.Event, e.Module}]++
+	}
+	for _, m := range e.Modules {
+		a.byModule[Key{e.Event, m}]++
+	}
 	a.mu.Unlock()
 	attrs := []slog.Attr{slog.String("event", e.Event)}
 	add := func(k, v string) {
@@ -145,16 +164,23 @@ func (a *Log) Record(ctx context.Context, e Event) {
 	a.l.LogAttrs(ctx, level, "gatehouse security event", attrs...)
 }
 
-// Counts returns how many events of each kind were recorded since start.
-func (a *Log) Counts() map[string]int64 {
-	out := map[string]int64{}
+// ByModule returns how many events of each kind were recorded since
+// start, per module.
+func (a *Log) ByModule() map[Key]int64 {
 	if a == nil {
-		return out
+		return map[Key]int64{}
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for k, v := range a.counts {
-		out[k] = v
+	return maps.Clone(a.byModule)
+}
+
+// Counts returns how many events of each kind were recorded since start.
+func (a *Log) Counts() map[string]int64 {
+	if a == nil {
+		return map[string]int64{}
 	}
-	return out
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return maps.Clone(a.counts)
 }

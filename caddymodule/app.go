@@ -30,6 +30,7 @@ import (
 	"github.com/gatehouse-idp/gatehouse/gate"
 	"github.com/gatehouse-idp/gatehouse/logout"
 	"github.com/gatehouse-idp/gatehouse/mail"
+	"github.com/gatehouse-idp/gatehouse/metrics"
 	"github.com/gatehouse-idp/gatehouse/provider"
 	"github.com/gatehouse-idp/gatehouse/regulate"
 	"github.com/gatehouse-idp/gatehouse/session"
@@ -108,7 +109,11 @@ type App struct {
 	// forgotten, magic links); default: an outbox directory.
 	Mail *MailConfig `json:"mail,omitempty"`
 
-	state    *sharedState
+	state *sharedState
+	// store is the shared store as this configuration uses it (its
+	// calls measured).
+	store    store.Store
+	metrics  *metrics.Set
 	poolKey  string
 	provider *provider.Provider
 	audit    *audit.Log
@@ -289,7 +294,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("gatehouse: opening store: %w", err)
 	}
 	a.state = v.(*sharedState)
-	st := a.state.st
+	if a.metrics, err = metrics.New(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("gatehouse: metrics: %w", err)
+	}
+	st := a.metrics.Store(a.state.st)
+	a.store = st
 
 	bg := context.Background()
 	if a.browser, err = browser.New(bg, st, browser.Options{Secure: !a.Dev}); err != nil {
@@ -390,10 +399,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 		DeviceCodeTTL: time.Duration(a.DeviceCodeTTL), DevicePollInterval: time.Duration(a.DevicePollInterval),
 		Scopes: a.Scopes, RequirePAR: a.RequirePAR, Logger: a.logger,
 		Registration: a.Registration.Policy, RegistrationsPerIP: a.Registration.PerIP, MaxRegisteredClients: a.Registration.MaxClients,
-		RegistrationPrivateNetworks: a.Registration.PrivateNetworks,
+		RegistrationPrivateNetworks: a.Registration.PrivateNetworks, Metrics: a.metrics,
 	})
 	if err != nil {
 		return fmt.Errorf("gatehouse: %w", err)
+	}
+	if err := a.metrics.Watch(metrics.Sources{Audit: a.audit, Logout: a.logout.Queue(), Hasher: a.users.Hasher()}); err != nil {
+		return fmt.Errorf("gatehouse: metrics: %w", err)
 	}
 	// Gates: their sessions end with the SSO session, on every site.
 	a.logout.Subscribe(gate.Sessions{Store: st})

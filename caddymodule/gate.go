@@ -78,7 +78,7 @@ func (h *Gate) Provision(ctx caddy.Context) error {
 	}
 	repl := caddy.NewReplacer()
 	cfg := gate.Config{
-		Store: app.state.st, Cookies: app.sessions.State, Queue: app.logout.Queue(),
+		Store: app.store, Cookies: app.sessions.State, Queue: app.logout.Queue(),
 		Policy: gate.Policy{ACR: h.ACR, MaxAge: time.Duration(h.MaxAge), AllowUsers: h.AllowUsers, AllowGroups: h.AllowGroups,
 			DenyUsers: h.DenyUsers, DenyGroups: h.DenyGroups, Bypass: h.Bypass},
 		SessionLifetime: time.Duration(h.SessionLifetime), CacheTTL: time.Duration(h.CacheTTL),
@@ -105,11 +105,25 @@ func (h *Gate) Provision(ctx caddy.Context) error {
 		cfg.Refresh = app.refreshGateUser
 		cfg.Sign = app.signAssertion
 	}
+	cfg.Observe = app.metrics.Gate(h.metricsName)
 	if h.gate, err = gate.New(context.Background(), cfg); err != nil {
 		return fmt.Errorf("gatehouse_gate: %w", err)
 	}
 	app.gates = append(app.gates, h)
 	return nil
+}
+
+// metricsName names the gate in metrics: its sites (once bound) and
+// levels.
+func (h *Gate) metricsName() string {
+	if h.gate == nil || len(h.gate.Origins()) == 0 {
+		return ""
+	}
+	acr := "any"
+	if len(h.ACR) > 0 {
+		acr = strings.Join(h.ACR, ",")
+	}
+	return strings.Join(h.gate.Origins(), " ") + " acr=" + acr
 }
 
 // ServeHTTP lets the request through when the gate passes it.

@@ -130,7 +130,7 @@ func (e *Engine) finish(w http.ResponseWriter, r *http.Request, a *Attempt) {
 		mods = append(mods, p.Module)
 		ev.AMR = append(ev.AMR, p.AMR...)
 	}
-	ev.Reason = "modules: " + strings.Join(mods, " ")
+	ev.Reason, ev.Modules = "modules: "+strings.Join(mods, " "), mods
 	e.record(ctx, ev, g, a, nil)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, a.Req.ReturnTo, http.StatusSeeOther)

@@ -79,6 +79,10 @@ type Config struct {
 	HSTS   string
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Observe, when set, is told the outcome of every request the gate
+	// decides: pass, login, step_up, forbidden, bypass, bad_path,
+	// unknown_site or unavailable (metrics).
+	Observe func(result string)
 }
 
 // Site is what a gate learns of its site once the server configuration
@@ -226,6 +230,7 @@ func (b *bound) origin(r *http.Request) (string, bool) {
 func (g *Gate) Check(w http.ResponseWriter, r *http.Request) (s *Session, handled bool) {
 	b := g.site.Load()
 	if b == nil {
+		g.observe("unavailable")
 		strip(r.Header, DefaultHeaders().reserved())
 		g.page(w, http.StatusServiceUnavailable, "Starting", "This site is starting. Please try again in a moment.")
 		return nil, true
@@ -233,6 +238,7 @@ func (g *Gate) Check(w http.ResponseWriter, r *http.Request) (s *Session, handle
 	strip(r.Header, b.reserved)
 	p, err := CanonicalPath(r.URL.EscapedPath())
 	if err != nil {
+		g.observe("bad_path")
 		RefusePath(w, err)
 		return nil, true
 	}
@@ -242,6 +248,7 @@ func (g *Gate) Check(w http.ResponseWriter, r *http.Request) (s *Session, handle
 	}
 	origin, ok := b.origin(r)
 	if !ok {
+		g.observe("unknown_site")
 		g.page(w, http.StatusMisdirectedRequest, "Unknown site", "This sign-in gate is not configured for this host name and port.")
 		return nil, true
 	}
@@ -249,6 +256,7 @@ func (g *Gate) Check(w http.ResponseWriter, r *http.Request) (s *Session, handle
 		w.Header().Set("Strict-Transport-Security", g.cfg.HSTS)
 	}
 	if g.cfg.Policy.Bypassed(p) {
+		g.observe("bypass")
 		return nil, false
 	}
 	return g.enforce(w, r, r, b, origin, g.cfg.Policy)
@@ -261,11 +269,13 @@ func (g *Gate) enforce(w http.ResponseWriter, r, orig *http.Request, b *bound, o
 	s, err := g.session(orig, origin)
 	if err != nil {
 		g.cfg.Logger.Error("gatehouse gate: loading session", "error", err)
+		g.observe("unavailable")
 		g.page(w, http.StatusServiceUnavailable, "Sign-in temporarily unavailable",
 			"The sign-in service cannot be reached right now. Please try again in a moment.")
 		return nil, true
 	}
 	verdict, need := combine(s, g.cfg.Now(), policies)
+	g.observe(verdict.result())
 	switch verdict {
 	case Pass:
 		b.Headers.set(r.Header, s)
@@ -307,6 +317,13 @@ func combine(s *Session, now time.Time, policies []Policy) (Verdict, Policy) {
 		}
 	}
 	return verdict, need
+}
+
+// observe tells the configured observer an outcome.
+func (g *Gate) observe(result string) {
+	if g.cfg.Observe != nil {
+		g.cfg.Observe(result)
+	}
 }
 
 // isNavigation tells a person's page load from an API call.

@@ -79,6 +79,11 @@ const (
 	Forbidden
 )
 
+// result is the verdict as an outcome label (Config.Observe).
+func (v Verdict) result() string {
+	return [...]string{"pass", "login", "step_up", "forbidden"}[v]
+}
+
 func (v Verdict) String() string {
 	return [...]string{"pass", "login", "step-up", "forbidden"}[v]
 }

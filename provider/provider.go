@@ -15,6 +15,7 @@ import (
 	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/chain"
 	"github.com/gatehouse-idp/gatehouse/logout"
+	"github.com/gatehouse-idp/gatehouse/metrics"
 	"github.com/gatehouse-idp/gatehouse/regulate"
 	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/store"
@@ -90,6 +91,8 @@ type Config struct {
 	// RequirePAR: the authorization endpoint takes only requests pushed
 	// to the PAR endpoint first (RFC 9126 §5), from every client.
 	RequirePAR bool
+	// Metrics counts token grants (nil: none).
+	Metrics *metrics.Set
 
 	Logger *slog.Logger
 }
@@ -214,6 +217,7 @@ func New(cfg Config) (*Provider, error) {
 	p.mux.HandleFunc(prefix+PathAccount, p.account)
 	p.mux.HandleFunc(prefix+PathAccountAdd, p.accountAdd)
 	p.mux.HandleFunc(prefix+PathCheckSession, p.checkSession)
+	p.mux.HandleFunc(prefix+PathHealth, p.health)
 	if err := p.setupRegistration(); err != nil {
 		return nil, err
 	}

@@ -77,6 +77,9 @@ func (p *Provider) respond(w http.ResponseWriter, r *http.Request, req *authRequ
 		}
 		q.Set("id_token", id)
 	}
+	if rt.token || rt.idToken {
+		p.cfg.Metrics.Grant("implicit") // tokens from the authorization endpoint
+	}
 	q.Set("session_state", SessionState(req.ClientID, originOf(req.RedirectURI), p.browserState(w, r), randomToken()[:16]))
 	p.deliver(w, r, req.target(), q)
 }

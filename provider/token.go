@@ -60,7 +60,31 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, &oauthError{Code: "unauthorized_client", Description: "this client may not use the " + gt + " grant", status: http.StatusBadRequest})
 		return
 	}
-	handler(w, r, client, form)
+	sw := &statusWriter{ResponseWriter: w}
+	handler(sw, r, client, form)
+	if sw.status == http.StatusOK {
+		p.cfg.Metrics.Grant(gt)
+	}
+}
+
+// statusWriter remembers the status written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
 }
 
 // readTokenForm reads the form of a back-channel POST endpoint (token,

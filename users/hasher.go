@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -74,8 +75,10 @@ var ErrBusy = errors.New("too many sign-ins at once")
 type Hasher struct {
 	params Argon2Params
 	slots  chan struct{}
-	wait   time.Duration
-	dummy  string
+	// waiting counts checks waiting for a slot.
+	waiting atomic.Int64
+	wait    time.Duration
+	dummy   string
 }
 
 // NewHasher returns a hasher running at most concurrency checks at once
@@ -107,12 +110,17 @@ func (h *Hasher) Concurrency() int { return cap(h.slots) }
 // InUse is how many checks run now.
 func (h *Hasher) InUse() int { return len(h.slots) }
 
+// Waiting is how many checks wait for a slot now.
+func (h *Hasher) Waiting() int { return int(h.waiting.Load()) }
+
 func (h *Hasher) acquire(ctx context.Context) error {
 	select {
 	case h.slots <- struct{}{}:
 		return nil
 	default:
 	}
+	h.waiting.Add(1)
+	defer h.waiting.Add(-1)
 	t := time.NewTimer(h.wait)
 	defer t.Stop()
 	select {

@@ -1,0 +1,126 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/gatehouse-idp/gatehouse/store"
+)
+
+// Store returns st timing every call and counting its failures; nil
+// metrics leave st as it is.
+func (s *Set) Store(st store.Store) store.Store {
+	if s == nil {
+		return st
+	}
+	return &timed{Store: st, m: s}
+}
+
+// timed is a store whose calls are measured.
+type timed struct {
+	store.Store
+	m *Set
+}
+
+// done records one call of op that started at start.
+func (t *timed) done(op string, start time.Time, err error) {
+	t.m.storeDur.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrExists) && !errors.Is(err, store.ErrConflict) {
+		t.m.storeErr.WithLabelValues(op).Inc()
+	}
+}
+
+func (t *timed) Get(ctx context.Context, key string) ([]byte, error) {
+	start := time.Now()
+	v, err := t.Store.Get(ctx, key)
+	t.done("get", start, err)
+	return v, err
+}
+
+func (t *timed) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	start := time.Now()
+	err := t.Store.Set(ctx, key, value, ttl)
+	t.done("set", start, err)
+	return err
+}
+
+func (t *timed) Create(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	start := time.Now()
+	err := t.Store.Create(ctx, key, value, ttl)
+	t.done("create", start, err)
+	return err
+}
+
+func (t *timed) Delete(ctx context.Context, key string) error {
+	start := time.Now()
+	err := t.Store.Delete(ctx, key)
+	t.done("delete", start, err)
+	return err
+}
+
+func (t *timed) Take(ctx context.Context, key string) ([]byte, error) {
+	start := time.Now()
+	v, err := t.Store.Take(ctx, key)
+	t.done("take", start, err)
+	return v, err
+}
+
+func (t *timed) Update(ctx context.Context, key string, ttl time.Duration, fn func(old []byte) ([]byte, error)) error {
+	// The caller's own refusal (fn's error) is not the store failing.
+	var refused error
+	start := time.Now()
+	err := t.Store.Update(ctx, key, ttl, func(old []byte) ([]byte, error) {
+		v, err := fn(old)
+		refused = err
+		return v, err
+	})
+	if refused != nil && errors.Is(err, refused) {
+		t.done("update", start, nil)
+	} else {
+		t.done("update", start, err)
+	}
+	return err
+}
+
+func (t *timed) SetAdd(ctx context.Context, set string, members ...string) error {
+	start := time.Now()
+	err := t.Store.SetAdd(ctx, set, members...)
+	t.done("set_add", start, err)
+	return err
+}
+
+func (t *timed) SetRemove(ctx context.Context, set string, members ...string) error {
+	start := time.Now()
+	err := t.Store.SetRemove(ctx, set, members...)
+	t.done("set_remove", start, err)
+	return err
+}
+
+func (t *timed) SetMembers(ctx context.Context, set string) ([]string, error) {
+	start := time.Now()
+	v, err := t.Store.SetMembers(ctx, set)
+	t.done("set_members", start, err)
+	return v, err
+}
+
+func (t *timed) Apply(ctx context.Context, ops ...store.Op) error {
+	start := time.Now()
+	err := t.Store.Apply(ctx, ops...)
+	t.done("apply", start, err)
+	return err
+}
+
+func (t *timed) Publish(ctx context.Context, channel string, msg []byte) error {
+	start := time.Now()
+	err := t.Store.Publish(ctx, channel, msg)
+	t.done("publish", start, err)
+	return err
+}
+
+func (t *timed) Ping(ctx context.Context) error {
+	start := time.Now()
+	err := t.Store.Ping(ctx)
+	t.done("ping", start, err)
+	return err
+}
