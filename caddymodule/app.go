@@ -28,6 +28,7 @@ import (
 	_ "github.com/gatehouse-idp/gatehouse/chain/registration"   // registration module kind
 	_ "github.com/gatehouse-idp/gatehouse/chain/totp"           // totp module kind
 	"github.com/gatehouse-idp/gatehouse/gate"
+	"github.com/gatehouse-idp/gatehouse/internal/memstore"
 	"github.com/gatehouse-idp/gatehouse/logout"
 	"github.com/gatehouse-idp/gatehouse/mail"
 	"github.com/gatehouse-idp/gatehouse/metrics"
@@ -281,6 +282,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	default:
 		return fmt.Errorf("gatehouse: unknown store backend %q (supported: embedded, redis)", sc.Backend)
+	}
+	if validatingOnly() {
+		// caddy validate / adapt --validate: the configuration is built
+		// on a throw-away store, so that validating neither waits for
+		// the store a running Caddy holds nor writes to it (keys, the
+		// demo user).
+		a.poolKey = "validate:" + a.poolKey
+		open = func() (store.Store, error) { return memstore.New(), nil }
 	}
 	v, _, err := pool.LoadOrNew(a.poolKey, func() (caddy.Destructor, error) {
 		st, err := open()
