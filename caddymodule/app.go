@@ -184,6 +184,9 @@ type ModuleConfig struct {
 	// Settings are the kind's own: a JSON object of its settings
 	// (string values in them may hold {env.*} placeholders).
 	Settings json.RawMessage `json:"settings,omitempty"`
+
+	// afterAt places an error about After at its Caddyfile line.
+	afterAt func(error) error
 }
 
 // DemoUser is a throw-away account for the quick start.

@@ -2,6 +2,8 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"fmt"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -117,6 +119,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	var devAt func(error) error
 	for d.NextBlock(0) {
 		switch opt := d.Val(); opt {
 		case "issuer":
@@ -192,6 +195,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			a.Dev = true
+			devAt = at(d)
 		case "keep_sessions_on_password_change":
 			if d.NextArg() {
 				return d.ArgErr()
@@ -305,12 +309,42 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(a.Chain) == 0 {
 				return d.Err("chain needs at least one module")
 			}
+			if err := checkAfter(a.Chain); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("unknown gatehouse option %q", opt)
 		}
 	}
 	if a.Issuer == "" {
 		return d.Err("gatehouse needs an issuer (the public URL of the site with gatehouse_idp)")
+	}
+	if u, err := url.Parse(a.Issuer); devAt != nil && err == nil && !strings.Contains(a.Issuer, "{") && !isLocalHost(u.Hostname()) {
+		return devAt(fmt.Errorf("dev (cookies without Secure, plain http) is only for an issuer on localhost, not %s: remove dev, and serve the issuer over https", u.Hostname()))
+	}
+	return nil
+}
+
+// at returns what places an error at d's current token, for checks made
+// once more of the configuration is read.
+func at(d *caddyfile.Dispenser) func(error) error {
+	file, line := d.File(), d.Line()
+	return func(err error) error { return fmt.Errorf("%w, at %s:%d", err, file, line) }
+}
+
+// checkAfter refuses an after naming no module of the chain (a typo),
+// at its line.
+func checkAfter(mods []ModuleConfig) error {
+	names := make([]string, 0, len(mods))
+	for _, m := range mods {
+		names = append(names, m.Name)
+	}
+	for _, m := range mods {
+		for _, p := range m.After {
+			if !slices.Contains(names, p) {
+				return m.afterAt(fmt.Errorf("module %s: after %q: the chain has no module of that name (modules: %s)", m.Name, p, strings.Join(names, ", ")))
+			}
+		}
 	}
 	return nil
 }
@@ -351,6 +385,7 @@ func parseModule(outer *caddyfile.Dispenser) (ModuleConfig, error) {
 				return m, err
 			}
 		case "after":
+			m.afterAt = at(d)
 			if err := someArgs(d, &m.After); err != nil {
 				return m, err
 			}

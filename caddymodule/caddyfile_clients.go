@@ -35,11 +35,11 @@ func parseClient(d *caddyfile.Dispenser) (ClientConfig, error) {
 			}
 			c.Public = true
 		case "redirect_uri", "redirect_uris":
-			if err := someArgs(d, &c.RedirectURIs); err != nil {
+			if err := someURIs(d, c.ID, &c.RedirectURIs); err != nil {
 				return c, err
 			}
 		case "post_logout_redirect_uri", "post_logout_redirect_uris":
-			if err := someArgs(d, &c.PostLogoutRedirectURIs); err != nil {
+			if err := someURIs(d, c.ID, &c.PostLogoutRedirectURIs); err != nil {
 				return c, err
 			}
 		case "scopes":
@@ -191,4 +191,21 @@ func parseScope(d *caddyfile.Dispenser) (provider.Scope, error) {
 		return sc, d.Errf("scope %s: needs claims (the user attributes it releases)", sc.Name)
 	}
 	return sc, nil
+}
+
+// someURIs reads redirect URIs, each checked where it is written
+// (placeholders are checked once replaced, at start).
+func someURIs(d *caddyfile.Dispenser, client string, dst *[]string) error {
+	if err := someArgs(d, dst); err != nil {
+		return err
+	}
+	for _, u := range *dst {
+		if strings.Contains(u, "{") {
+			continue
+		}
+		if err := provider.ValidateRedirectURI(u); err != nil {
+			return d.Errf("client %s: %v", client, err)
+		}
+	}
+	return nil
 }

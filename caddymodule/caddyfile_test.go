@@ -122,6 +122,14 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"gate unknown option", "{\n\tgatehouse {\n\t\tissuer https://a.example\n\t}\n}\na.example {\n\tgatehouse_gate {\n\t\tlevel 2\n\t}\n}\n", `unknown gatehouse_gate option "level"`},
 		{"gate bad allow", "{\n\tgatehouse {\n\t\tissuer https://a.example\n\t}\n}\na.example {\n\tgatehouse_gate {\n\t\tallow role x\n\t}\n}\n", "allow user|group"},
 		{"gate client without issuer", "{\n\tgatehouse {\n\t\tissuer https://a.example\n\t}\n}\na.example {\n\tgatehouse_gate {\n\t\tclient_id x\n\t}\n}\n", "go with an external issuer"},
+		{"after a typo", wrap("issuer https://a.example\nchain {\npassword {\nlevels 1\n}\ntotp {\nlevels 2\nafter pasword\n}\n}"),
+			`module totp: after "pasword": the chain has no module of that name (modules: password, totp), at Caddyfile:10`},
+		{"relative redirect uri", wrap("issuer https://a.example\nclient x {\nsecret s\nredirect_uri /cb\n}"), `client x: redirect URI "/cb" must be an absolute URL`},
+		{"logout uri with fragment", wrap("issuer https://a.example\nclient x {\nsecret s\nredirect_uri https://x/cb\npost_logout_redirect_uri https://x/#bye\n}"), "must not contain a fragment"},
+		{"dev with a public issuer", wrap("issuer https://auth.acme.example\ndev"), "dev (cookies without Secure, plain http) is only for an issuer on localhost, not auth.acme.example"},
+		{"gate level unknown", "{\n\tgatehouse {\n\t\tissuer https://a.example\n\t}\n}\na.example {\n\tgatehouse_gate {\n\t\tacr 2\n\t}\n}\n",
+			`acr "2" is not a level of the chain (levels: 1): use one of those, or add it to a module's levels, at Caddyfile:8`},
+		{"gate without an idp", "a.example {\n\tgatehouse_gate\n}\n", "gatehouse_gate needs an IdP: configure the gatehouse global option"},
 		{"idp with options", "{\n\tgatehouse {\n\t\tissuer https://a.example\n\t}\n}\na.example {\n\tgatehouse_idp {\n\t\tfoo\n\t}\n}\n", "takes no options"},
 	}
 	for _, tc := range cases {

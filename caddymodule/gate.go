@@ -2,9 +2,11 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/gatehouse-idp/gatehouse/chain"
 	"github.com/gatehouse-idp/gatehouse/gate"
 	"github.com/gatehouse-idp/gatehouse/users"
 )
@@ -58,6 +61,9 @@ type Gate struct {
 
 	gate   *gate.Gate
 	places []placement // where it sits in the server config (bind.go)
+	// levels, when read from a Caddyfile, are those the global
+	// gatehouse option's chain grants (empty without that option).
+	levels *[]string
 }
 
 // CaddyModule returns the Caddy module information.
@@ -224,12 +230,15 @@ func (h *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	gateAt := at(d)
+	var acrAt func(error) error
 	for d.NextBlock(0) {
 		switch opt := d.Val(); opt {
 		case "acr":
 			if err := someArgs(d, &h.ACR); err != nil {
 				return err
 			}
+			acrAt = at(d)
 		case "max_age", "session_lifetime", "cache_ttl":
 			var s string
 			if err := oneArg(d, &s); err != nil {
@@ -320,13 +329,58 @@ func (h *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if h.Issuer != "" && h.ClientID == "" {
 		return d.Err("an external issuer needs client_id (and client_secret unless the client is public)")
 	}
+	if h.Issuer != "" || h.levels == nil {
+		return nil // another IdP's levels; or not read from a Caddyfile
+	}
+	if len(*h.levels) == 0 {
+		return gateAt(errors.New("gatehouse_gate needs an IdP: configure the gatehouse global option (issuer, chain), or give the gate an external issuer with client_id"))
+	}
+	for _, l := range h.ACR {
+		if !slices.Contains(*h.levels, l) {
+			return acrAt(fmt.Errorf("acr %q is not a level of the chain (levels: %s): use one of those, or add it to a module's levels", l, strings.Join(*h.levels, ", ")))
+		}
+	}
 	return nil
 }
 
 func parseGate(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	var g Gate
-	err := g.UnmarshalCaddyfile(h.Dispenser)
+	levels, err := chainLevels(h.Option("gatehouse"))
+	if err != nil {
+		return nil, err
+	}
+	g := Gate{levels: &levels}
+	err = g.UnmarshalCaddyfile(h.Dispenser)
 	return &g, err
+}
+
+// chainLevels lists the levels the chain of the gatehouse global option
+// grants (the default chain's without a chain block); none without the
+// option.
+func chainLevels(opt any) ([]string, error) {
+	app, ok := opt.(httpcaddyfile.App)
+	if !ok {
+		return []string{}, nil
+	}
+	var a App
+	if err := json.Unmarshal(app.Value, &a); err != nil {
+		return nil, err
+	}
+	mods := chain.DefaultConfig().Modules
+	if len(a.Chain) > 0 {
+		mods = nil
+		for _, m := range a.Chain {
+			mods = append(mods, chain.ModuleConfig{Levels: m.Levels})
+		}
+	}
+	levels := []string{}
+	for _, m := range mods {
+		for _, l := range m.Levels {
+			if !slices.Contains(levels, l) {
+				levels = append(levels, l)
+			}
+		}
+	}
+	return levels, nil
 }
 
 var (

@@ -291,6 +291,10 @@ func (c *Client) Validate() error {
 	return c.validateGrants()
 }
 
+// ValidateRedirectURI checks one redirect (or logout) URI of a client's
+// configuration: absolute, no fragment, a host for http(s).
+func ValidateRedirectURI(raw string) error { return validateRedirectURI(raw) }
+
 func validateRedirectURI(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() {
