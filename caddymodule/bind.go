@@ -227,7 +227,8 @@ func (a *App) registerGateClient(origins []string) error {
 	slices.Sort(origins)
 	origins = slices.Compact(origins)
 	// The gates are Gatehouse itself: nobody is asked to consent to them.
-	c := provider.Client{ID: localGateClient, Name: "Gatehouse gates", Public: true, ClientSettings: provider.ClientSettings{FirstParty: true}}
+	c := provider.Client{ID: localGateClient, Name: "Sites behind the gate", NamedBySite: true, Public: true,
+		ClientSettings: provider.ClientSettings{FirstParty: true}}
 	for _, o := range origins {
 		c.RedirectURIs = append(c.RedirectURIs, o+gate.PathCallback)
 		c.PostLogoutRedirectURIs = append(c.PostLogoutRedirectURIs, o+"/")

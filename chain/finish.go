@@ -98,6 +98,7 @@ func (e *Engine) finish(w http.ResponseWriter, r *http.Request, a *Attempt) {
 	if newSession {
 		// A new id whenever the person changes: no session fixation.
 		s = e.opt.Sessions.New(a.Subject)
+		s.Device, s.IP = session.Device(r.UserAgent()), regulate.ClientIP(r)
 		_ = apply(s)
 		err = e.opt.Sessions.Save(ctx, w, s)
 	} else {

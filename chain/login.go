@@ -87,6 +87,8 @@ type loginData struct {
 	Begin, Finish string
 	// Token is a mailed link's token, on the page that confirms it.
 	Token string
+	// Need says why a signed-in person is asked for more (a step-up).
+	Need string
 }
 
 func (e *Engine) stepURL(a *Attempt, module string) string {
@@ -162,6 +164,13 @@ func (e *Engine) render(w http.ResponseWriter, a *Attempt, n *node, offered []*n
 		d.Remember = "Trust this browser until it is closed"
 	}
 	d.Others = extra
+	if len(a.FromSession) > 0 && len(a.Req.AcrValues) > 0 && !a.Account() {
+		who := a.Req.Client
+		if who == "" {
+			who = "This page"
+		}
+		d.Need = "You are signed in, but " + who + " asks for more than your sign-in so far (level " + strings.Join(a.Req.AcrValues, " or ") + ")."
+	}
 	_, onOffer := n.mod.(Offerer)
 	for _, o := range offered {
 		switch _, offer := o.mod.(Offerer); {

@@ -11,7 +11,8 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// Health and metrics of a running Caddy: /healthz answers load
+// Health and metrics of a running Caddy (and the gate's sign-in page
+// names the site): /healthz answers load
 // balancers; Caddy's admin /metrics has Gatehouse's counters after a
 // failed and a good sign-in, a token grant, gate decisions and a
 // sign-out.
@@ -49,7 +50,9 @@ func TestMetricsAndHealth(t *testing.T) {
 	}
 	// The gate: a stranger is sent to sign in; a path trick is refused.
 	stranger := newBrowser(t, "auth.localhost")
-	stranger.get(gated + "/page")
+	if _, page := stranger.get(gated + "/page"); !strings.Contains(page, "to continue to <strong>"+strings.TrimPrefix(gated, "http://")+"</strong>") {
+		t.Errorf("the gate's sign-in page does not name the site:\n%s", page)
+	}
 	stranger.get(gated + "/a/%2e%2e/b")
 
 	resp, err = http.Get("http://" + s.caddy.admin + "/metrics")

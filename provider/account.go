@@ -19,8 +19,8 @@ import (
 const PathAccount = "/account"
 
 type accountSession struct {
-	SID, Created, LastSeen, Modules, Clients string
-	Current                                  bool
+	SID, Created, LastSeen, Modules, Clients, Device, IP string
+	Current                                              bool
 }
 
 // account lists the user's sessions with a sign-out button for each,
@@ -135,8 +135,12 @@ func (p *Provider) account(w http.ResponseWriter, r *http.Request) {
 		for _, m := range o.Passed {
 			mods = append(mods, m.Module)
 		}
+		var apps []string
+		for _, c := range o.Clients {
+			apps = append(apps, p.clientName(ctx, c))
+		}
 		rows = append(rows, accountSession{SID: o.ID, Created: o.Created.Format(time.RFC1123), LastSeen: o.LastSeen.Format(time.RFC1123),
-			Modules: strings.Join(mods, ", "), Clients: strings.Join(o.Clients, ", "), Current: o.ID == s.ID})
+			Modules: strings.Join(mods, ", "), Clients: strings.Join(apps, ", "), Current: o.ID == s.ID, Device: o.Device, IP: o.IP})
 	}
 	apps, err := p.appsWithAccess(ctx, user.Subject)
 	if err != nil {

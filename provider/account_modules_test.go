@@ -11,15 +11,20 @@ import (
 	_ "github.com/gatehouse-idp/gatehouse/internal/chaintest"
 )
 
+// keysChain is a password, then keys (test-keys, an account module) when
+// level 2 is asked.
+func keysChain() *chain.Config {
+	return &chain.Config{Modules: []chain.ModuleConfig{
+		{Name: "Password", Kind: "password", Levels: []string{"1"}},
+		{Name: "Keys", Kind: "test-keys", Levels: []string{"2"}, After: []string{"Password"}, ShowOnlyWhenNeeded: true},
+	}}
+}
+
 // The account page lists each account module's part (test-keys: keys,
 // a stand-in for passkeys), adds one through the module's own page after
 // a recent sign-in, and removes one with a CSRF-checked form.
 func TestAccountPageModules(t *testing.T) {
-	cfg := chain.Config{Modules: []chain.ModuleConfig{
-		{Name: "Password", Kind: "password", Levels: []string{"1"}},
-		{Name: "Keys", Kind: "test-keys", Levels: []string{"2"}, After: []string{"Password"}, ShowOnlyWhenNeeded: true},
-	}}
-	e := newEnvWith(t, envSetup{chain: &cfg})
+	e := newEnvWith(t, envSetup{chain: keysChain()})
 	b := e.browser()
 	e.login(b, authParams("conf"))
 	_, acct := b.get(e.issuer + "/account")

@@ -155,7 +155,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		fail(&oauthError{Code: "login_required", Description: "the user must sign in"})
 		return
 	}
-	p.startChain(w, r, req, client.DisplayName())
+	p.startChain(w, r, req)
 }
 
 // resumeURL is where the chain sends the browser back: the sealed
@@ -170,7 +170,7 @@ func (p *Provider) resumeURL(req *authRequest, extra string) (string, error) {
 }
 
 // startChain hands the browser to the chain, which returns it to resume.
-func (p *Provider) startChain(w http.ResponseWriter, r *http.Request, req *authRequest, clientName string) {
+func (p *Provider) startChain(w http.ResponseWriter, r *http.Request, req *authRequest) {
 	ret, err := p.resumeURL(req, "")
 	if err != nil {
 		p.serverErrorPage(w, "sealing the authorization request", err)
@@ -183,7 +183,7 @@ func (p *Provider) startChain(w http.ResponseWriter, r *http.Request, req *authR
 		ForceLogin: req.forceLogin(),
 		LoginHint:  req.LoginHint,
 		UILocales:  req.UILocales,
-		Client:     clientName,
+		Client:     p.requestName(r.Context(), req),
 		ClientID:   req.ClientID,
 	})
 	if err != nil {
@@ -248,7 +248,7 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 			web.Render(w, http.StatusOK, "notice.html", web.Page{Title: "You are signed in", Static: p.staticPath(),
 				Data: struct{ Text, Link, LinkText string }{
 					"You are signed in in this browser. The application was opened in another browser: open " +
-						p.clientName(ctx, req.ClientID) + " again here to continue.", "", ""}})
+						p.requestName(ctx, &req) + " again here to continue.", "", ""}})
 			return
 		}
 		p.errorPage(w, http.StatusBadRequest, "Sign-in expired", "This sign-in request belongs to another browser. Go back to the application and start again.")
@@ -259,7 +259,7 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 		// Another account: a fresh login, whoever it turns out to be.
 		req.Prompt = append(slices.DeleteFunc(req.Prompt, func(v string) bool { return v == "select_account" }), "login")
 		req.StartedAt = p.cfg.Sessions.Now().Truncate(time.Second)
-		p.startChain(w, r, &req, p.clientName(ctx, req.ClientID))
+		p.startChain(w, r, &req)
 		return
 	case "current":
 		req.Prompt = slices.DeleteFunc(req.Prompt, func(v string) bool { return v == "select_account" })
@@ -276,7 +276,7 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 			}
 			if !out.Done {
 				// The session needs more (a step-up): the chain asks.
-				p.startChain(w, r, &req, p.clientName(ctx, req.ClientID))
+				p.startChain(w, r, &req)
 				return
 			}
 		}
@@ -352,6 +352,19 @@ func (p *Provider) once(w http.ResponseWriter, r *http.Request, key, title, deta
 }
 
 // clientName is the name shown for a client id.
+// requestName is what a sign-in page for req says it continues to: the
+// client's name, or the site of a client named by its sites.
+func (p *Provider) requestName(ctx context.Context, req *authRequest) string {
+	c, err := p.cfg.Clients.Get(ctx, req.ClientID)
+	if err != nil {
+		return req.ClientID
+	}
+	if u, err := url.Parse(req.RedirectURI); c.NamedBySite && err == nil && u.Host != "" {
+		return u.Host
+	}
+	return c.DisplayName()
+}
+
 func (p *Provider) clientName(ctx context.Context, id string) string {
 	if c, err := p.cfg.Clients.Get(ctx, id); err == nil {
 		return c.DisplayName()

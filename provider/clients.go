@@ -32,6 +32,10 @@ const (
 type Client struct {
 	ID   string `json:"client_id"`
 	Name string `json:"name,omitempty"`
+	// NamedBySite: the client serves several sites (Gatehouse's gates);
+	// a sign-in page names the site it returns to (the host of the
+	// redirect URI), not the client.
+	NamedBySite bool `json:"-"`
 	// Secret is the client secret as configured (Caddyfile clients). It
 	// is never stored: clients added at run time keep only SecretHash.
 	Secret     string `json:"-"`

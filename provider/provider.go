@@ -222,9 +222,7 @@ func New(cfg Config) (*Provider, error) {
 		return nil, err
 	}
 	p.mux.Handle(prefix+PathStatic, p.static)
-	p.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		web.Error(w, p.staticPath(), http.StatusNotFound, "Page not found", "There is nothing at this address.")
-	})
+	p.mux.HandleFunc("/", p.home)
 	return p, nil
 }
 

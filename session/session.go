@@ -38,6 +38,10 @@ type Session struct {
 	Expires time.Time `json:"expires"`
 	// Clients that received tokens in this session (for logout).
 	Clients []string `json:"clients,omitempty"`
+	// Device ("Firefox on Linux", see Device) and IP: where the session
+	// was signed in, shown to its user.
+	Device string `json:"device,omitempty"`
+	IP     string `json:"ip,omitempty"`
 	// raw is the record as loaded: Save writes only over exactly it, so a
 	// logout (or another change) in between is never undone.
 	raw []byte
