@@ -78,6 +78,8 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 	handle("GET /gatehouse/modules/actions", listModuleActions)
 	handle("POST /gatehouse/users/module-action", runModuleAction)
 	handle("POST /gatehouse/users/forget-devices", forgetDevices)
+	handle("POST /gatehouse/users/delete", deleteUser)
+	handle("POST /gatehouse/clients/delete", deleteClient)
 	handle("GET /gatehouse/sessions", listSessions)
 	handle("GET /gatehouse/logout-deliveries", logoutStats)
 	handle("POST /gatehouse/sessions/revoke", revokeSessions)
@@ -278,25 +280,40 @@ type sessionInfo struct {
 	Expires  time.Time `json:"expires"`
 	Clients  []string  `json:"clients"`
 	Modules  []string  `json:"modules"`
+	Device   string    `json:"device,omitempty"`
+	IP       string    `json:"ip,omitempty"`
 }
 
+// listSessions lists the sessions of ?user=, or of every user.
 func listSessions(a *App, w http.ResponseWriter, r *http.Request) error {
-	u, err := findUser(a, r, r.URL.Query().Get("user"))
-	if err != nil {
-		return err
-	}
-	list, err := a.sessions.ListFor(r.Context(), u.Subject)
-	if err != nil {
-		return err
+	var who []users.User
+	if name := r.URL.Query().Get("user"); name != "" {
+		u, err := findUser(a, r, name)
+		if err != nil {
+			return err
+		}
+		who = append(who, u)
+	} else {
+		all, err := a.users.List(r.Context())
+		if err != nil {
+			return err
+		}
+		who = all
 	}
 	out := []sessionInfo{}
-	for _, s := range list {
-		var mods []string
-		for _, p := range s.Passed {
-			mods = append(mods, p.Module)
+	for _, u := range who {
+		list, err := a.sessions.ListFor(r.Context(), u.Subject)
+		if err != nil {
+			return err
 		}
-		out = append(out, sessionInfo{SID: s.ID, Username: u.Username, Created: s.Created, LastSeen: s.LastSeen,
-			Expires: s.Expires, Clients: s.Clients, Modules: mods})
+		for _, s := range list {
+			var mods []string
+			for _, p := range s.Passed {
+				mods = append(mods, p.Module)
+			}
+			out = append(out, sessionInfo{SID: s.ID, Username: u.Username, Created: s.Created, LastSeen: s.LastSeen,
+				Expires: s.Expires, Clients: s.Clients, Modules: mods, Device: s.Device, IP: s.IP})
+		}
 	}
 	writeAdminJSON(w, http.StatusOK, out)
 	return nil

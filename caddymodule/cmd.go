@@ -38,10 +38,12 @@ a file that the running Caddy holds open, so changes go through it).
   caddy gatehouse user action <username> <module> <action>
   caddy gatehouse user forget-devices <username>
   caddy gatehouse user list
+  caddy gatehouse user delete <username>
   caddy gatehouse client add <id> --redirect-uri URI... [--public] [--name N]
   caddy gatehouse client list
+  caddy gatehouse client delete <id>
   caddy gatehouse client token create [--ttl 24h] [--uses N]
-  caddy gatehouse session list --user <username>
+  caddy gatehouse session list [--user <username>]
   caddy gatehouse session revoke --user <username> | --sid <sid>
   caddy gatehouse keys rotate
   caddy gatehouse bans list
@@ -184,6 +186,7 @@ func buildCommand(cmd *cobra.Command) {
 	}
 	user.AddCommand(userAdd, userPasswd, userDisable, userGroups, userResetTOTP, userForget, userList, profileCommand())
 	user.AddCommand(actionCommands()...)
+	user.AddCommand(userDeleteCommand())
 
 	client := &cobra.Command{Use: "client", Short: "Manage OIDC clients"}
 	clientAdd := &cobra.Command{
@@ -257,25 +260,30 @@ func buildCommand(cmd *cobra.Command) {
 			return tw.Flush()
 		},
 	}
-	client.AddCommand(clientAdd, clientList, clientTokenCommand())
+	client.AddCommand(clientAdd, clientList, clientTokenCommand(), clientDeleteCommand())
 
 	sessions := &cobra.Command{Use: "session", Short: "List and end SSO sessions"}
 	sessionList := &cobra.Command{
-		Use: "list --user <username>", Short: "List a user's sessions", Args: cobra.NoArgs,
+		Use: "list [--user <username>]", Short: "List the sessions of a user, or of everyone", Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			user, _ := c.Flags().GetString("user")
-			if user == "" {
-				return errors.New("--user is required")
+			path := "/gatehouse/sessions"
+			if user != "" {
+				path += "?user=" + url.QueryEscape(user)
 			}
 			var list []sessionInfo
-			if err := adminCall(c, http.MethodGet, "/gatehouse/sessions?user="+url.QueryEscape(user), nil, &list); err != nil {
+			if err := adminCall(c, http.MethodGet, path, nil, &list); err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SID\tUSER\tSTARTED\tLAST SEEN\tMODULES\tCLIENTS")
+			fmt.Fprintln(tw, "SID\tUSER\tSTARTED\tLAST SEEN\tFROM\tMODULES\tCLIENTS")
 			for _, s := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.SID, s.Username, s.Created.Format(time.RFC3339),
-					s.LastSeen.Format(time.RFC3339), strings.Join(s.Modules, ","), strings.Join(s.Clients, ","))
+				from := s.Device
+				if s.IP != "" {
+					from += " " + s.IP
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.SID, s.Username, s.Created.Format(time.RFC3339),
+					s.LastSeen.Format(time.RFC3339), from, strings.Join(s.Modules, ","), strings.Join(s.Clients, ","))
 			}
 			return tw.Flush()
 		},

@@ -214,3 +214,25 @@ func (e *Engine) otherAccount(w http.ResponseWriter) {
 	web.Error(w, e.opt.StaticPath, http.StatusConflict, "That belongs to another account",
 		"What you used belongs to another account, so it was not added to yours. Sign in to that account to manage it.")
 }
+
+// UserForgetter is a module that keeps records of a user (a TOTP
+// secret, passkeys, linked identities): it removes them when the user is
+// deleted.
+type UserForgetter interface {
+	ForgetUser(ctx context.Context, subject string) error
+}
+
+// ForgetUser removes what the chain keeps of a user being deleted: every
+// module's records (disabled modules too) and the browsers trusted for
+// them.
+func (e *Engine) ForgetUser(ctx context.Context, subject string) error {
+	for _, n := range e.list {
+		if f, ok := n.mod.(UserForgetter); ok {
+			if err := f.ForgetUser(ctx, subject); err != nil {
+				return fmt.Errorf("chain: module %q forgetting a user: %w", n.Name, err)
+			}
+		}
+	}
+	_, err := Forget(ctx, e.opt.Store, subject)
+	return err
+}

@@ -25,6 +25,7 @@ const (
 	ByUser     Reason = "account_page"      // the user, on the account page
 	ByAdmin    Reason = "admin"             // the admin API or CLI
 	Disabled   Reason = "user_disabled"     // the account was disabled
+	Deleted    Reason = "user_deleted"      // the account was deleted
 	Password   Reason = "password_changed"  // a new password ends the other sessions
 	Replaced   Reason = "replaced"          // another person signed in in this browser
 	Expired    Reason = "expired"           // idle or absolute expiry

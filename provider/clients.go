@@ -367,6 +367,14 @@ func (c *Clients) RemoveStatic(id string) {
 	delete(c.static, id)
 }
 
+// IsStatic reports whether id is a client of the configuration.
+func (c *Clients) IsStatic(id string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	_, ok := c.static[id]
+	return ok
+}
+
 // Delete removes a client registered at run time (a configured one
 // stays). Deleting a missing client is not an error.
 func (c *Clients) Delete(ctx context.Context, id string) error {

@@ -140,6 +140,9 @@ func (m *Module) reset(ctx context.Context, sub string) error {
 	return m.st.Delete(ctx, keyFailures+sub)
 }
 
+// ForgetUser removes the user's TOTP (the user is being deleted).
+func (m *Module) ForgetUser(ctx context.Context, sub string) error { return m.reset(ctx, sub) }
+
 // Actions: "reset".
 func (m *Module) Actions() []chain.Action {
 	return []chain.Action{{Name: "reset", Description: "Remove the user's TOTP; they enrol again at their next login", ForgetDevices: true}}
