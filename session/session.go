@@ -1,12 +1,14 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/http"
 	"slices"
 	"time"
@@ -244,20 +246,43 @@ func (m *Manager) Save(ctx context.Context, w http.ResponseWriter, s *Session) e
 // when another change came first; fn may run more than once. It returns
 // ErrNoSession when the session ended.
 func (m *Manager) Modify(ctx context.Context, w http.ResponseWriter, id string, fn func(*Session) error) (*Session, error) {
-	for range 8 {
+	for try := range modifyTries {
 		s, err := m.Get(ctx, id)
 		if err != nil {
 			return nil, err
 		}
+		before := s.raw
 		if err := fn(s); err != nil {
 			return nil, err
+		}
+		// Nothing changed and it was seen lately: no write, so that many
+		// requests of one session at once (tabs, a page's assets through
+		// a gate) do not race to write the same record.
+		if after, err := json.Marshal(s); err == nil && bytes.Equal(after, before) && m.opt.Now().Sub(s.LastSeen) < touchEvery {
+			return s, nil
 		}
 		if err := m.Save(ctx, w, s); !errors.Is(err, ErrChanged) {
 			return s, err
 		}
+		// Another writer won: wait a little (more each time, jittered)
+		// before reading it again.
+		select {
+		case <-time.After(time.Duration(mrand.Int64N(int64(time.Millisecond) << min(try, 5)))):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	return nil, fmt.Errorf("saving session: %w", ErrChanged)
 }
+
+const (
+	// modifyTries bounds Modify's attempts against concurrent writers.
+	modifyTries = 16
+	// touchEvery: a session is written again to record that it was seen
+	// (and to extend its idle time) at most this often when nothing else
+	// changes.
+	touchEvery = time.Minute
+)
 
 // ClearCookie deletes the session cookie in the browser.
 func (m *Manager) ClearCookie(w http.ResponseWriter) {

@@ -1,26 +1,26 @@
 // Command gatebench measures what gatehouse_gate costs in front of an
-// upstream: it starts one Caddy (built from ./cmd/caddy) on loopback with
-// an upstream, a plain reverse_proxy site and the same site behind
-// gatehouse_gate, signs in once, then runs wrk against plain and gated
-// in alternation and prints requests/s, p50/p99 latency and the ratio
-// gated/plain. Everything binds to 127.0.0.1 and stops by itself.
+// upstream, the way an intranet uses it: thousands of signed-in
+// sessions spread over the connections (a wrk Lua script picks a
+// session's cookie for every request), on the embedded store and on
+// Redis, against plain reverse_proxy in the same run. It also measures
+// the forward-auth pair: Caddy forward_auth to a server that answers an
+// empty 200, and to Gatehouse's /.gatehouse/verify.
 //
-//	go run ./bench/gatebench [-rounds 3] [-duration 10s] [-connections 32]
+// Targets run in interleaved rounds; the ratio to plain is the median of
+// the per-round ratios. Server CPU per request is read from /proc (Caddy,
+// plus redis-server on Redis), RSS after each store's rounds. Everything
+// binds to 127.0.0.1 and stops by itself.
+//
+//	go run ./bench/gatebench [-sessions 10000] [-rounds 3] [-duration 10s] [-connections 64] [-stores embedded,redis]
 package main
 
 import (
 	"flag"
 	"fmt"
-	"io"
 	"log"
-	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"os"
 	"os/exec"
-	"regexp"
-	"sort"
-	"strconv"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -28,44 +28,95 @@ import (
 )
 
 const caddyfile = `{
-	admin 127.0.0.1:%[1]d
+	admin 127.0.0.1:{admin}
 	default_bind 127.0.0.1
 	log {
 		level ERROR
 	}
 	gatehouse {
-		issuer http://auth.localhost:%[2]d
+		issuer http://auth.localhost:{idp}
 		dev
 		demo_user bench bench-password-for-gatebench
+		{store}
 	}
 }
 
-http://auth.localhost:%[2]d {
+http://auth.localhost:{idp} {
 	gatehouse_idp
 }
 
-http://:%[3]d {
+http://:{up} {
 	respond "hello from the upstream" 200
 }
 
-http://plain.localhost:%[4]d {
-	reverse_proxy 127.0.0.1:%[3]d
+http://:{noop} {
+	respond 200
 }
 
-http://gated.localhost:%[5]d {
-	gatehouse_gate
-	reverse_proxy 127.0.0.1:%[3]d
+http://plain.localhost:{plain} {
+	reverse_proxy 127.0.0.1:{up}
+}
+
+http://gated.localhost:{gated} {
+	handle /store/* {
+		gatehouse_gate {
+			cache_ttl 1ms
+		}
+		reverse_proxy 127.0.0.1:{up}
+	}
+	handle {
+		gatehouse_gate
+		reverse_proxy 127.0.0.1:{up}
+	}
+}
+
+http://fanoop.localhost:{fanoop} {
+	forward_auth 127.0.0.1:{noop} {
+		uri /verify
+	}
+	reverse_proxy 127.0.0.1:{up}
+}
+
+http://fa.localhost:{fa} {
+	handle /.gatehouse/* {
+		reverse_proxy 127.0.0.1:{fagate}
+	}
+	handle {
+		forward_auth 127.0.0.1:{fagate} {
+			uri /.gatehouse/verify
+			copy_headers Remote-User Remote-Email Remote-Groups Remote-Acr
+		}
+		reverse_proxy 127.0.0.1:{up}
+	}
+}
+
+http://:{fagate} {
+	gatehouse_gate {
+		forward_auth
+		hosts http://fa.localhost:{fa}
+	}
 }
 `
 
+type options struct {
+	sessions, rounds, conns int
+	duration                time.Duration
+	profileDir              string
+}
+
 func main() {
-	rounds := flag.Int("rounds", 3, "alternating rounds per target")
-	duration := flag.Duration("duration", 10*time.Second, "wrk duration per run")
-	conns := flag.Int("connections", 32, "wrk connections")
-	profileDir := flag.String("profile", "", "write Caddy's CPU profile of the first gated round to this directory")
+	var o options
+	flag.IntVar(&o.sessions, "sessions", 10000, "distinct signed-in sessions the requests rotate over")
+	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds per target")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "wrk duration per run")
+	flag.IntVar(&o.conns, "connections", 64, "wrk connections")
+	flag.StringVar(&o.profileDir, "profile", "", "write Caddy's CPU profile of the first round of each target to this directory")
+	stores := flag.String("stores", "embedded,redis", "stores to measure (embedded, redis)")
 	flag.Parse()
-	if _, err := exec.LookPath("wrk"); err != nil {
-		log.Fatal("wrk is not installed (apt-get install wrk)")
+	for _, tool := range []string{"wrk", "redis-server"} {
+		if _, err := exec.LookPath(tool); err != nil && (tool == "wrk" || strings.Contains(*stores, "redis")) {
+			log.Fatalf("%s is not installed (apt-get install %s)", tool, tool)
+		}
 	}
 	dir, err := os.MkdirTemp("", "gatebench")
 	if err != nil {
@@ -73,151 +124,23 @@ func main() {
 	}
 	defer os.RemoveAll(dir)
 	bin := benchkit.Build(dir)
-	ports := make([]int, 5)
-	for i := range ports {
-		ports[i] = benchkit.FreePort()
+	fmt.Printf("gatebench: %d sessions, %d rounds x %v per target, %d connections, 2 wrk threads, loopback, %d cores\n",
+		o.sessions, o.rounds, o.duration, o.conns, numCPU())
+	var summary []string
+	for _, st := range strings.Split(*stores, ",") {
+		summary = append(summary, measureStore(bin, filepath.Join(dir, st), st, o)...)
 	}
-	c := benchkit.Start(bin, dir, fmt.Sprintf(caddyfile, ports[0], ports[1], ports[2], ports[3], ports[4]),
-		fmt.Sprintf("http://127.0.0.1:%d/config/", ports[0]))
-	stopCaddy = c.Stop
-	defer stopCaddy()
-	plain := fmt.Sprintf("http://127.0.0.1:%d/", ports[3])
-	gated := fmt.Sprintf("http://127.0.0.1:%d/", ports[4])
-	cookie, err := login(fmt.Sprintf("http://gated.localhost:%d/", ports[4]))
-	if err != nil {
-		fatal("signing in: %v", err)
+	fmt.Println("\nsummary:")
+	for _, l := range summary {
+		fmt.Println("  " + l)
 	}
-	targets := []struct {
-		name, url, host string
-		hdr             []string
-	}{
-		// The same Cookie header on both: browsers send it either way.
-		{"plain reverse_proxy", plain, fmt.Sprintf("plain.localhost:%d", ports[3]), []string{"Cookie: " + cookie}},
-		{"gatehouse_gate + reverse_proxy", gated, fmt.Sprintf("gated.localhost:%d", ports[4]), []string{"Cookie: " + cookie}},
-	}
-	// Check the gated target really passes with the cookie (200 from the
-	// upstream), so the benchmark cannot measure redirects.
-	for _, tg := range targets {
-		req, _ := http.NewRequest(http.MethodGet, tg.url, nil)
-		req.Host = tg.host
-		for _, h := range tg.hdr {
-			k, v, _ := strings.Cut(h, ": ")
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			fatal("%v", err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || !strings.Contains(string(body), "hello from the upstream") {
-			fatal("%s answers %d %q, not the upstream", tg.name, resp.StatusCode, body)
-		}
-	}
-	fmt.Printf("gatebench: %d rounds x %v per target, %d connections, 2 wrk threads, loopback\n", *rounds, *duration, *conns)
-	res := make([][]result, len(targets))
-	run(targets[0].url, targets[0].host, targets[0].hdr, 3*time.Second, *conns) // warm up
-	run(targets[1].url, targets[1].host, targets[1].hdr, 3*time.Second, *conns)
-	for r := 0; r < *rounds; r++ {
-		for i, tg := range targets {
-			var profiled <-chan struct{}
-			if r == 0 {
-				profiled = benchkit.Profile(fmt.Sprintf("http://127.0.0.1:%d", ports[0]), *profileDir, fmt.Sprintf("target%d.pprof", i), *duration)
-			}
-			x := run(tg.url, tg.host, tg.hdr, *duration, *conns)
-			if profiled != nil {
-				<-profiled
-			}
-			res[i] = append(res[i], x)
-			fmt.Printf("  round %d %-32s %9.0f req/s  p50 %-8v p99 %v\n", r+1, tg.name, x.rps, x.p50, x.p99)
-		}
-	}
-	// Load on a 2-core machine drifts between rounds; each round's
-	// gate/plain pair ran back to back, so the median of the per-round
-	// ratios is the steadiest figure. The ratio of the means is shown too.
-	var ratios []float64
-	var sumP, sumG float64
-	for i := range res[0] {
-		ratios = append(ratios, res[1][i].rps/res[0][i].rps)
-		sumP += res[0][i].rps
-		sumG += res[1][i].rps
-	}
-	sort.Float64s(ratios)
-	med := func(rs []result) result {
-		rs = append([]result(nil), rs...)
-		sort.Slice(rs, func(a, b int) bool { return rs[a].rps < rs[b].rps })
-		return rs[len(rs)/2]
-	}
-	p, g := med(res[0]), med(res[1])
-	fmt.Printf("median plain reverse_proxy:            %9.0f req/s  p50 %v  p99 %v\n", p.rps, p.p50, p.p99)
-	fmt.Printf("median gatehouse_gate + reverse_proxy: %9.0f req/s  p50 %v  p99 %v\n", g.rps, g.p50, g.p99)
-	fmt.Printf("ratio of means gate/plain: %.2f\n", sumG/sumP)
-	fmt.Printf("ratio gate/plain (median of per-round ratios): %.2f (target >= 0.90)\n", ratios[len(ratios)/2])
 }
 
-// stopCaddy stops the Caddy this run started; fatal calls it first, so
-// no failure leaves a server behind.
-var stopCaddy = func() {}
+// stop ends what the run started; fatal calls it first, so no failure
+// leaves a server behind.
+var stop = func() {}
 
 func fatal(format string, args ...any) {
-	stopCaddy()
+	stop()
 	log.Fatalf(format, args...)
-}
-
-type result struct {
-	rps      float64
-	p50, p99 time.Duration
-}
-
-var (
-	rpsRE = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
-	pRE   = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)`)
-	nonOK = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
-)
-
-func run(u, host string, hdr []string, d time.Duration, conns int) result {
-	args := []string{"-t2", "-c" + strconv.Itoa(conns), "-d" + strconv.Itoa(int(d/time.Second)) + "s", "--latency", "-H", "Host: " + host}
-	for _, h := range hdr {
-		args = append(args, "-H", h)
-	}
-	out, err := exec.Command("wrk", append(args, u)...).CombinedOutput()
-	if err != nil {
-		fatal("wrk: %v\n%s", err, out)
-	}
-	if m := nonOK.FindSubmatch(out); m != nil {
-		fatal("wrk saw %s error responses against %s", m[1], host)
-	}
-	var r result
-	if m := rpsRE.FindSubmatch(out); m != nil {
-		r.rps, _ = strconv.ParseFloat(string(m[1]), 64)
-	}
-	for _, m := range pRE.FindAllSubmatch(out, -1) {
-		v, _ := strconv.ParseFloat(string(m[2]), 64)
-		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[string(m[3])]
-		dur := time.Duration(v * float64(unit)).Round(time.Microsecond)
-		if string(m[1]) == "50" {
-			r.p50 = dur
-		} else {
-			r.p99 = dur
-		}
-	}
-	return r
-}
-
-// login signs in as the demo user through the gate and returns the
-// gate's cookie ("name=value").
-func login(start string) (string, error) {
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Transport: benchkit.Loopback()}
-	resp, err := benchkit.SignIn(c, start, "bench", "bench-password-for-gatebench")
-	if err != nil {
-		return "", err
-	}
-	u, _ := url.Parse(start)
-	for _, ck := range jar.Cookies(u) {
-		if ck.Name == "gatehouse-gate" {
-			return ck.Name + "=" + ck.Value, nil
-		}
-	}
-	return "", fmt.Errorf("no gate cookie after login (ended at %s, %d)", resp.Request.URL, resp.StatusCode)
 }
