@@ -3,8 +3,9 @@
 // sessions spread over the connections (a wrk Lua script picks a
 // session's cookie for every request), on the embedded store and on
 // Redis, against plain reverse_proxy in the same run. It also measures
-// the forward-auth pair: Caddy forward_auth to a server that answers an
-// empty 200, and to Gatehouse's /.gatehouse/verify.
+// the forward-auth pair: Caddy forward_auth (copying the same identity
+// headers) to a server that answers an empty 200, and to Gatehouse's
+// /.gatehouse/verify.
 //
 // Targets run in interleaved rounds; the ratio to plain is the median of
 // the per-round ratios. Server CPU per request is read from /proc (Caddy,
@@ -73,6 +74,7 @@ http://gated.localhost:{gated} {
 http://fanoop.localhost:{fanoop} {
 	forward_auth 127.0.0.1:{noop} {
 		uri /verify
+		copy_headers Remote-User Remote-Email Remote-Groups Remote-Acr
 	}
 	reverse_proxy 127.0.0.1:{up}
 }
