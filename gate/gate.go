@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -382,16 +381,7 @@ func (g *Gate) endpoint(w http.ResponseWriter, r *http.Request, b *bound) {
 
 // save stores a new gate session with its indexes in one write.
 func (g *Gate) save(ctx context.Context, s *Session) error {
-	b, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
-	ops := []store.Op{store.Put(keySession+s.ID, b, s.Expires.Sub(g.cfg.Now())), store.SetAdd(setBySubject+s.Subject, s.ID)}
-	if s.SID != "" {
-		// Not for an SSO session that has ended meanwhile.
-		ops = append(ops, store.Absent(keyEnded+s.SID), store.SetAdd(setBySID+s.SID, s.ID))
-	}
-	return g.cfg.Store.Apply(ctx, ops...)
+	return saveSession(ctx, g.cfg.Store, s, g.cfg.Now())
 }
 
 // RefusePath answers a request whose path is not in its plain form.
