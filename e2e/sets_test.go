@@ -90,10 +90,14 @@ func TestSecurityEventTokens(t *testing.T) {
 		t.Fatalf("logout: %d\n%s", resp.StatusCode, page)
 	}
 	rc.waitFor(t, 3)
+	// Signed in again, then disabled: the session ends with the account,
+	// in one transaction.
+	s.authorize(t, newBrowser(t, s.appHost), rp.conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)), "alice", "correct horse battery")
+	rc.waitFor(t, 4)
 	if out, err := s.caddy.cli("", "user", "disable", "alice"); err != nil {
 		t.Fatalf("user disable: %v\n%s", err, out)
 	}
-	raw := rc.waitFor(t, 4)
+	raw := rc.waitFor(t, 6)
 
 	// Verify every SET against the JWKS the issuer publishes.
 	var disc struct {
@@ -105,6 +109,7 @@ func TestSecurityEventTokens(t *testing.T) {
 	jtis := map[string]bool{}
 	var types []string
 	var subjects []map[string]any
+	var txns []string
 	for _, r := range raw {
 		parsed, err := jwt.ParseSigned(r, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
 		if err != nil {
@@ -116,6 +121,7 @@ func TestSecurityEventTokens(t *testing.T) {
 		var c struct {
 			jwt.Claims
 			SubID  map[string]any            `json:"sub_id"`
+			Txn    string                    `json:"txn"`
 			Events map[string]map[string]any `json:"events"`
 		}
 		if err := parsed.Claims(jwks, &c); err != nil {
@@ -132,11 +138,15 @@ func TestSecurityEventTokens(t *testing.T) {
 			types = append(types, typ[strings.LastIndex(typ, "/")+1:])
 		}
 		subjects = append(subjects, c.SubID)
+		txns = append(txns, c.Txn)
 	}
-	if want := "account-created session-established session-revoked account-disabled"; strings.Join(types, " ") != want {
+	if want := "account-created session-established session-revoked session-established session-revoked account-disabled"; strings.Join(types, " ") != want {
 		t.Fatalf("event types %v, want %s", types, want)
 	}
-	alias, _ := json.Marshal(subjects[3])
+	if txns[4] == "" || txns[4] != txns[5] || txns[2] != "" || txns[0] == txns[4] {
+		t.Fatalf("txn claims %q: want the disable and its session's end in one transaction", txns)
+	}
+	alias, _ := json.Marshal(subjects[5])
 	if !strings.Contains(string(alias), `"format":"aliases"`) || !strings.Contains(string(alias), `"email":"alice@example.com"`) {
 		t.Fatalf("account subject %s", alias)
 	}

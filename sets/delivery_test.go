@@ -234,3 +234,24 @@ func TestOneDelivery(t *testing.T) {
 		}
 	}
 }
+
+// TestOtherInstancesReceiver: a SET for a receiver this instance does
+// not know (another instance's newer configuration) is left queued for
+// the instances that know it.
+func TestOtherInstancesReceiver(t *testing.T) {
+	k := newSigner(t)
+	rc := newReceiver(t, k.jwks, "hr")
+	st := newMemStore()
+	newer := newEnv(t, st, k, []Receiver{{URL: rc.srv.URL, Audience: "hr", PrivateNetworks: true}}, nil)
+	older := newEnv(t, st, k, []Receiver{{URL: "https://old.example/sets"}}, nil)
+	ctx := context.Background()
+	newer.log.Record(ctx, loginEvent("a"))
+	older.svc.deliverDue(ctx)
+	if n, _ := older.svc.Len(ctx); n != 1 || rc.posts != 0 {
+		t.Fatalf("queue %d, posts %d", n, rc.posts)
+	}
+	newer.svc.deliverDue(ctx)
+	if n, _ := newer.svc.Len(ctx); n != 0 || len(rc.sets()) != 1 {
+		t.Fatalf("queue %d, received %d", n, len(rc.sets()))
+	}
+}

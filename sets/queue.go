@@ -136,7 +136,10 @@ func (s *Service) claim(ctx context.Context, id string, failing map[string]bool)
 		if err := json.Unmarshal(old, &d); err != nil {
 			return nil, err
 		}
-		if now.Before(d.NextAt) || failing[d.URL] {
+		// A receiver this instance does not know is left to the
+		// instances that do (a configuration being rolled out); its SETs
+		// expire with their record otherwise.
+		if _, known := s.receiver(d.URL); now.Before(d.NextAt) || failing[d.URL] || !known {
 			return old, nil
 		}
 		claimed = true
@@ -163,12 +166,7 @@ func (r *refusal) Error() string {
 
 // deliver sends d once; false when the receiver did not take it.
 func (s *Service) deliver(ctx context.Context, d delivery) bool {
-	r, ok := s.receiver(d.URL)
-	if !ok {
-		s.cfg.Logger.Warn("gatehouse sets: a queued security event token's receiver is no longer configured; dropped", "receiver", d.URL)
-		s.finish(ctx, d.ID)
-		return true
-	}
+	r, _ := s.receiver(d.URL) // claim checked it
 	tok, err := s.Token(d.Claims)
 	if err == nil {
 		err = s.post(ctx, r, tok)
