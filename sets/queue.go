@@ -240,18 +240,24 @@ func (s *Service) post(ctx context.Context, r Receiver, token string) error {
 	case http.StatusAccepted:
 		return nil
 	case http.StatusBadRequest:
-		var answer struct {
-			Err         string `json:"err"`
-			Description string `json:"description"`
-		}
-		_ = json.Unmarshal(body, &answer)
-		ref := &refusal{code: printable(answer.Err, 64)}
-		if d := printable(answer.Description, 200); d != "" {
-			ref.description = " (" + d + ")"
-		}
-		return ref
+		return readRefusal(body)
 	}
 	return errors.New("receiver answered " + resp.Status + " (not 202 Accepted)")
+}
+
+// readRefusal reads an RFC 8935 error answer ({"err", "description"});
+// what is not one is a refusal without a code.
+func readRefusal(body []byte) *refusal {
+	var answer struct {
+		Err         string `json:"err"`
+		Description string `json:"description"`
+	}
+	_ = json.Unmarshal(body, &answer)
+	ref := &refusal{code: printable(answer.Err, 64)}
+	if d := printable(answer.Description, 200); d != "" {
+		ref.description = " (" + d + ")"
+	}
+	return ref
 }
 
 // printable keeps at most n runes of what a receiver wrote, without
