@@ -196,3 +196,16 @@ func TestValidate(t *testing.T) {
 		t.Errorf("duplicate receiver: %v", err)
 	}
 }
+
+// TestWithoutLookup: without a directory a SET names the subject only,
+// and a disable is not mistaken for an enable.
+func TestWithoutLookup(t *testing.T) {
+	e, _ := newMemEnv(t, []Receiver{{URL: "https://hr.example/sets"}}, func(c *Config) { c.Lookup = nil })
+	e.log.Record(context.Background(), audit.Event{Event: audit.AdminAction, Target: "user:alice", Subject: alice.Subject,
+		Reason: "POST /gatehouse/users/disabled"})
+	q := e.queued(t)
+	if len(q) != 1 || q[0].Kind != UserDisabled ||
+		!strings.Contains(string(q[0].Claims), `"sub_id":{"format":"iss_sub","iss":"https://auth.example.test","sub":"sub-alice"}`) {
+		t.Fatalf("queued %+v", q)
+	}
+}

@@ -121,17 +121,19 @@ func (s *Service) Observe(ctx context.Context, e audit.Event) {
 	if e.Event == audit.AdminAction && p.Username == "" {
 		p.Username = strings.TrimPrefix(e.Target, "user:")
 	}
+	found := false
 	if s.cfg.Lookup != nil {
-		if found, ok := s.cfg.Lookup(ctx, p.Subject, p.Username); ok {
-			p = found
+		var q Person
+		if q, found = s.cfg.Lookup(ctx, p.Subject, p.Username); found {
+			p = q
 		}
 	}
 	if p.Subject == "" {
 		s.cfg.Logger.Warn("gatehouse sets: an event names no account; no SET sent", "event", e.Event, "user", e.User)
 		return
 	}
-	if kind == UserDisabled && !p.Disabled && p.Username != "" {
-		kind = UserEnabled
+	if kind == UserDisabled && found && !p.Disabled {
+		kind = UserEnabled // the same admin command enables
 	}
 	now := s.cfg.Now()
 	o := s.describe(kind, e, p, now)
