@@ -112,16 +112,17 @@ func (s *Service) describe(kind string, e audit.Event, p Person, at time.Time) o
 	case UserDeleted:
 		return occurrence{kind: kind, typ: RISCAccountPurged, payload: map[string]any{}}
 	}
-	change := "update"
+	credential, change := credentialType(e), "update"
 	switch e.Event {
 	case audit.FactorEnrolled, audit.CredentialAdded:
-		change = "create"
+		if credential != "password" { // a password set on the account page replaces the old one
+			change = "create"
+		}
 	case audit.FactorReset, audit.CredentialRemoved:
 		change = "delete"
 	}
 	return occurrence{kind: CredentialChanged, typ: CAEPCredentialChange, payload: map[string]any{
-		"event_timestamp": ts, "initiating_entity": initiator, "change_type": change,
-		"credential_type": credentialType(e),
+		"event_timestamp": ts, "initiating_entity": initiator, "change_type": change, "credential_type": credential,
 	}}
 }
 

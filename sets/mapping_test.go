@@ -48,6 +48,8 @@ func TestMapping(t *testing.T) {
 			map[string]any{"credential_type": "app", "change_type": "create"}, "aliases"},
 		{"totp reset", audit.Event{Event: audit.FactorReset, Subject: alice.Subject, Module: "totp"}, false, CAEPCredentialChange,
 			map[string]any{"change_type": "delete"}, "aliases"},
+		{"password set on the account page", audit.Event{Event: audit.CredentialAdded, Subject: alice.Subject, Module: "password", SID: "s1"}, false, CAEPCredentialChange,
+			map[string]any{"credential_type": "password", "change_type": "update", "initiating_entity": "user"}, "aliases"},
 		{"passkey removed", audit.Event{Event: audit.CredentialRemoved, Subject: alice.Subject, Module: "passkey"}, false, CAEPCredentialChange,
 			map[string]any{"credential_type": "passkey", "change_type": "delete"}, "aliases"},
 		// What is not delivered.
