@@ -61,6 +61,10 @@ const (
 	// removed one (target: the module's id of it).
 	CredentialAdded   = "credential_added"
 	CredentialRemoved = "credential_removed"
+	// SETGivenUp: a Security Event Token could not be delivered to a
+	// receiver (target: its URL; reason: the receiver's error or the last
+	// failure).
+	SETGivenUp = "set_delivery_given_up"
 )
 
 // Event is one line of the trail; empty fields are left out.
@@ -106,6 +110,20 @@ type Log struct {
 	// byModule counts events per module: a pass in several modules
 	// counts once for each.
 	byModule map[Key]int64
+	subs     []func(context.Context, Event)
+}
+
+// Subscribe calls fn with every event recorded from now on, after its
+// line is written, in the goroutine that recorded it (fn must be quick
+// and must not block). It is how other parts learn what happened (the
+// Security Event Tokens) without a call at every place an event occurs.
+func (a *Log) Subscribe(fn func(context.Context, Event)) {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	a.subs = append(a.subs, fn)
+	a.mu.Unlock()
 }
 
 // New returns a Log writing to l.
@@ -123,6 +141,7 @@ func (a *Log) Record(ctx context.Context, e Event) {
 		e.IP, _ = ctx.Value(ipKey{}).(string)
 	}
 	a.mu.Lock()
+	subs := a.subs
 	a.counts[e.Event]++
 	if len(e.Modules) == 0 {
 		a.byModule[Key{e.Event, e.Module}]++
@@ -158,10 +177,13 @@ func (a *Log) Record(ctx context.Context, e Event) {
 	level := slog.LevelInfo
 	switch e.Event {
 	case LoginFailed, RateLimited, Banned, UnknownClient, BadRedirectURI, BadClientSecret, CodeReplayed, Busy, LogoutGivenUp,
-		RefreshReused, TokenMisuse, UserCodeFailed, MailGivenUp, ActivationRefused:
+		RefreshReused, TokenMisuse, UserCodeFailed, MailGivenUp, ActivationRefused, SETGivenUp:
 		level = slog.LevelWarn
 	}
 	a.l.LogAttrs(ctx, level, "gatehouse security event", attrs...)
+	for _, fn := range subs {
+		fn(ctx, e)
+	}
 }
 
 // ByModule returns how many events of each kind were recorded since

@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse-idp/gatehouse/logout"
 	"github.com/gatehouse-idp/gatehouse/provider"
 	"github.com/gatehouse-idp/gatehouse/session"
+	"github.com/gatehouse-idp/gatehouse/sets"
 	"github.com/gatehouse-idp/gatehouse/users"
 )
 
@@ -44,11 +45,14 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 				// Every change through the admin API leaves an audit line:
 				// what, on what, and from where (the admin API has no
 				// accounts; its address is the caller).
-				var target string
-				r = r.WithContext(context.WithValue(r.Context(), adminTargetKey{}, &target))
+				// One change is one transaction of Security Event
+				// Tokens (a deleted account and its ended sessions).
+				var target adminTarget
+				r = r.WithContext(context.WithValue(sets.WithTxn(r.Context()), adminTargetKey{}, &target))
 				err = h(app, w, r)
 				if r.Method != http.MethodGet {
-					ev := audit.Event{Event: audit.AdminAction, Admin: r.RemoteAddr, Target: target, Reason: r.Method + " " + r.URL.Path}
+					ev := audit.Event{Event: audit.AdminAction, Admin: r.RemoteAddr, Target: target.name, Subject: target.subject,
+						Reason: r.Method + " " + r.URL.Path}
 					if err != nil {
 						ev.Reason += " (refused: " + err.Error() + ")"
 					}
@@ -174,6 +178,7 @@ func addUser(a *App, w http.ResponseWriter, r *http.Request) error {
 	} else if err != nil {
 		return badRequest("%v", err)
 	}
+	setAdminSubject(r, u.Subject)
 	writeAdminJSON(w, http.StatusCreated, u.Public())
 	return nil
 }
@@ -201,6 +206,7 @@ func onUser(fn userHandler) func(*App, http.ResponseWriter, *http.Request) error
 			return err
 		}
 		setAdminTarget(r, "user:"+u.Username)
+		setAdminSubject(r, u.Subject)
 		out, err := fn(a, r, req, u)
 		if err != nil {
 			return err

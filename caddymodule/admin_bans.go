@@ -127,10 +127,23 @@ func liftBan(a *App, w http.ResponseWriter, r *http.Request) error {
 
 type adminTargetKey struct{}
 
+// adminTarget is what an admin action was on: a name, and the subject
+// when it is an account.
+type adminTarget struct{ name, subject string }
+
 // setAdminTarget names what an admin action was on, for the audit line
 // the admin API writes after it.
 func setAdminTarget(r *http.Request, target string) {
-	if p, ok := r.Context().Value(adminTargetKey{}).(*string); ok {
-		*p = target
+	if p, ok := r.Context().Value(adminTargetKey{}).(*adminTarget); ok {
+		p.name = target
+	}
+}
+
+// setAdminSubject names the account an admin action was on, so that its
+// audit line (and the Security Event Tokens made from it) carry the
+// subject, also once the account is deleted.
+func setAdminSubject(r *http.Request, sub string) {
+	if p, ok := r.Context().Value(adminTargetKey{}).(*adminTarget); ok {
+		p.subject = sub
 	}
 }

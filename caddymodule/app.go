@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -29,12 +28,14 @@ import (
 	_ "github.com/gatehouse-idp/gatehouse/chain/totp"           // totp module kind
 	"github.com/gatehouse-idp/gatehouse/gate"
 	"github.com/gatehouse-idp/gatehouse/internal/memstore"
+	"github.com/gatehouse-idp/gatehouse/internal/netguard"
 	"github.com/gatehouse-idp/gatehouse/logout"
 	"github.com/gatehouse-idp/gatehouse/mail"
 	"github.com/gatehouse-idp/gatehouse/metrics"
 	"github.com/gatehouse-idp/gatehouse/provider"
 	"github.com/gatehouse-idp/gatehouse/regulate"
 	"github.com/gatehouse-idp/gatehouse/session"
+	"github.com/gatehouse-idp/gatehouse/sets"
 	"github.com/gatehouse-idp/gatehouse/store"
 	"github.com/gatehouse-idp/gatehouse/store/breaker"
 	"github.com/gatehouse-idp/gatehouse/store/embedded"
@@ -109,6 +110,8 @@ type App struct {
 	// Mail is where messages to people go (activation, password
 	// forgotten, magic links); default: an outbox directory.
 	Mail *MailConfig `json:"mail,omitempty"`
+	// Events pushes Security Event Tokens to receivers (webhooks).
+	Events *EventsConfig `json:"events,omitempty"`
 
 	state *sharedState
 	// store is the shared store as this configuration uses it (its
@@ -122,6 +125,7 @@ type App struct {
 	browser  *browser.State
 	sessions *session.Manager
 	logout   *logout.Service
+	sets     *sets.Service
 	mailer   *mail.Mailer
 	users    *users.Directory
 	clients  *provider.Clients
@@ -403,6 +407,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("gatehouse: chain: %w", err)
 	}
 
+	if err := a.provisionEvents(st); err != nil {
+		return err
+	}
+
 	a.provider, err = provider.New(provider.Config{
 		Issuer: a.Issuer, Store: st, Users: a.users, Clients: a.clients, Keys: a.keys,
 		Sessions: a.sessions, Chain: a.chain, Logout: a.logout, Regulate: a.regulate, Audit: a.audit, HSTS: hstsHeader(a.HSTS),
@@ -416,7 +424,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("gatehouse: %w", err)
 	}
-	if err := a.metrics.Watch(metrics.Sources{Audit: a.audit, Logout: a.logout.Queue(), Hasher: a.users.Hasher()}); err != nil {
+	if err := a.metrics.Watch(metrics.Sources{Audit: a.audit, Logout: a.logout.Queue(), Hasher: a.users.Hasher(), SETs: a.sets}); err != nil {
 		return fmt.Errorf("gatehouse: metrics: %w", err)
 	}
 	// Gates: their sessions end with the SSO session, on every site.
@@ -471,6 +479,9 @@ func (a *App) Start() error {
 	a.stop = cancel
 	go a.logout.Run(ctx)
 	go a.mailer.Run(ctx)
+	if a.sets != nil {
+		go a.sets.Run(ctx)
+	}
 	go a.syncKeys(ctx)
 	a.logger.Info("gatehouse identity provider ready", "issuer", a.Issuer, "levels", a.chain.Levels())
 	return nil
@@ -521,14 +532,7 @@ func (a *App) Cleanup() error {
 // Provider returns the OIDC provider.
 func (a *App) Provider() *provider.Provider { return a.provider }
 
-func isLocalHost(host string) bool {
-	host = strings.ToLower(host)
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+func isLocalHost(host string) bool { return netguard.LocalHost(host) }
 
 var (
 	_ caddy.App          = (*App)(nil)

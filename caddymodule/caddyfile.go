@@ -62,6 +62,10 @@ func init() {
 //			templates <dir>
 //			outbox <dir>
 //		}
+//		events {                           # Security Event Tokens (webhooks)
+//			receiver <url> { events <kind>...  audience <aud>  authorization <value>  private_networks }
+//			max_queued <n>
+//		}
 //		client <id> {
 //			name <display name>
 //			secret <secret> | public
@@ -272,6 +276,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.Registration = rc
 		case "mail":
 			if err := a.parseMail(d); err != nil {
+				return err
+			}
+		case "events":
+			if err := a.parseEvents(d); err != nil {
 				return err
 			}
 		case "client":

@@ -132,6 +132,11 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"gate without an idp", "a.example {\n\tgatehouse_gate\n}\n", "gatehouse_gate needs an IdP: configure the gatehouse global option"},
 		{"idp with options", "{\n\tgatehouse {\n\t\tissuer https://a.example\n\t}\n}\na.example {\n\tgatehouse_idp {\n\t\tfoo\n\t}\n}\n", "takes no options"},
 	}
+	checkAdaptErrors(t, cases)
+}
+
+// checkAdaptErrors adapts each input and wants its error, naming a line.
+func checkAdaptErrors(t *testing.T, cases []struct{ name, input, want string }) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := adapt(t, tc.input)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/logout"
+	"github.com/gatehouse-idp/gatehouse/sets"
 	"github.com/gatehouse-idp/gatehouse/users"
 )
 
@@ -28,6 +29,8 @@ type Sources struct {
 	Logout *logout.Queue
 	// Hasher bounds password checks (running, waiting, capacity).
 	Hasher *users.Hasher
+	// SETs counts Security Event Tokens (nil: none configured).
+	SETs *sets.Service
 }
 
 // Set holds the metrics of one configuration.
@@ -74,14 +77,15 @@ func (s *Set) register(cs ...prometheus.Collector) error {
 func (s *Set) Watch(src Sources) error {
 	cs := []prometheus.Collector{&events{src.Audit}}
 	if q := src.Logout; q != nil {
-		for _, c := range []struct {
-			result string
-			n      func() int64
-		}{{"delivered", q.Stats.Delivered.Load}, {"failed", q.Stats.Failed.Load}, {"given_up", q.Stats.GivenUp.Load}} {
-			cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: "logout_deliveries_total",
-				Help:        "Back-channel logout deliveries by this instance: delivered, failed (to be retried) and given up.",
-				ConstLabels: prometheus.Labels{"result": c.result}}, func() float64 { return float64(c.n()) }))
-		}
+		cs = append(cs, byResult("logout_deliveries_total",
+			"Back-channel logout deliveries by this instance: delivered, failed (to be retried) and given up.",
+			map[string]func() int64{"delivered": q.Stats.Delivered.Load, "failed": q.Stats.Failed.Load, "given_up": q.Stats.GivenUp.Load})...)
+	}
+	if q := src.SETs; q != nil {
+		cs = append(cs, byResult("set_deliveries_total",
+			"Security Event Tokens on this instance: queued, delivered, failed (to be retried), given up, and dropped from a full queue.",
+			map[string]func() int64{"queued": q.Stats.Queued.Load, "delivered": q.Stats.Delivered.Load, "failed": q.Stats.Failed.Load,
+				"given_up": q.Stats.GivenUp.Load, "dropped": q.Stats.Dropped.Load})...)
 	}
 	if h := src.Hasher; h != nil {
 		cs = append(cs,
@@ -93,6 +97,16 @@ func (s *Set) Watch(src Sources) error {
 				Help: "Password hashes that may run at once."}, func() float64 { return float64(h.Concurrency()) }))
 	}
 	return s.register(cs...)
+}
+
+// byResult is one counter, labelled result, per count.
+func byResult(name, help string, counts map[string]func() int64) []prometheus.Collector {
+	var cs []prometheus.Collector
+	for result, n := range counts {
+		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help,
+			ConstLabels: prometheus.Labels{"result": result}}, func() float64 { return float64(n()) }))
+	}
+	return cs
 }
 
 // Grant counts tokens issued with grantType.

@@ -241,6 +241,8 @@ func TestIDTokenHintMustBeAnIDToken(t *testing.T) {
 		"gate assertion": forge("gatehouse-assertion+jwt", map[string]any{"aud": "https://app.example"}),
 		"logout token": forge("logout+jwt", map[string]any{"aud": "conf", "jti": "x",
 			"events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}}}),
+		"security event token": forge("secevent+jwt", map[string]any{"aud": "conf", "jti": "y",
+			"events": map[string]any{"https://schemas.openid.net/secevent/caep/event-type/session-established": map[string]any{}}}),
 		"unregistered audience": forge("JWT", map[string]any{"aud": "https://app.example"}),
 		"no sid":                forge("JWT", map[string]any{"aud": "conf", "sid": ""}),
 		"other issuer":          forge("JWT", map[string]any{"aud": "conf", "iss": "https://evil.example"}),

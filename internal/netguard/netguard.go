@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -56,6 +57,17 @@ func Public(addr netip.Addr) bool {
 		}
 	}
 	return true
+}
+
+// LocalHost reports whether host names this machine: localhost, a
+// *.localhost name (RFC 6761), or a loopback address.
+func LocalHost(host string) bool {
+	host = strings.ToLower(host)
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Resolver is what Dialer looks names up with (net.DefaultResolver).
