@@ -61,6 +61,12 @@ const (
 	// removed one (target: the module's id of it).
 	CredentialAdded   = "credential_added"
 	CredentialRemoved = "credential_removed"
+	// Passkeys (chain kind webauthn); target is the credential id.
+	PasskeyRegistered = "passkey_registered"
+	PasskeyUsed       = "passkey_used"
+	PasskeyRemoved    = "passkey_removed"       // reason: by the user or by an administrator
+	PasskeyRefused    = "passkey_refused"       // an assertion or registration refused (reason says why)
+	PasskeyCloned     = "passkey_clone_warning" // its signature counter went backwards
 )
 
 // Event is one line of the trail; empty fields are left out.
@@ -158,7 +164,7 @@ func (a *Log) Record(ctx context.Context, e Event) {
 	level := slog.LevelInfo
 	switch e.Event {
 	case LoginFailed, RateLimited, Banned, UnknownClient, BadRedirectURI, BadClientSecret, CodeReplayed, Busy, LogoutGivenUp,
-		RefreshReused, TokenMisuse, UserCodeFailed, MailGivenUp, ActivationRefused:
+		RefreshReused, TokenMisuse, UserCodeFailed, MailGivenUp, ActivationRefused, PasskeyRefused, PasskeyCloned:
 		level = slog.LevelWarn
 	}
 	a.l.LogAttrs(ctx, level, "gatehouse security event", attrs...)

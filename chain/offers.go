@@ -21,7 +21,7 @@ func landing(offered []*node) *node {
 	}
 	var only *node
 	for _, o := range offered {
-		if _, offer := o.mod.(Offerer); offer {
+		if _, offer := o.mod.(Offerer); offer || autofills(o) {
 			continue
 		}
 		if only != nil {
@@ -30,6 +30,12 @@ func landing(offered []*node) *node {
 		only = o
 	}
 	return only
+}
+
+// autofills reports whether n works from another form's autofill.
+func autofills(n *node) bool {
+	af, ok := n.mod.(Autofiller)
+	return ok && af.Autofill() != ""
 }
 
 // label is how a module is named where it is offered: its offer's label,
