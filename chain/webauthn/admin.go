@@ -48,6 +48,9 @@ func (m *Module) Act(ctx context.Context, action string, u users.User) (string, 
 			m.audit.Record(ctx, audit.Event{Event: audit.PasskeyRemoved, User: u.Username, Subject: u.Subject, Module: m.name,
 				Target: k.ID(), Reason: "by an administrator"})
 		}
+		if len(gone) == 1 {
+			return "1 passkey of " + u.Username + " removed", nil
+		}
 		return fmt.Sprintf("%d passkeys of %s removed", len(gone), u.Username), nil
 	}
 	return "", fmt.Errorf("webauthn has no action %q", action)

@@ -239,7 +239,7 @@ func TestAdminActions(t *testing.T) {
 	if err != nil || !strings.Contains(out.Message, "Yubi  id "+enc(k.id)) || !strings.Contains(out.Message, "bound to its device") {
 		t.Fatalf("list: %+v %v", out, err)
 	}
-	if out, err = v.e.Act(ctx, "Key", "remove", v.alice); err != nil || out.Message != "1 passkeys of alice removed" {
+	if out, err = v.e.Act(ctx, "Key", "remove", v.alice); err != nil || out.Message != "1 passkey of alice removed" {
 		t.Fatalf("remove: %+v %v", out, err)
 	}
 	if v.trail.count(audit.PasskeyRemoved, "administrator") != 1 {
