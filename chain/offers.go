@@ -14,20 +14,29 @@ import (
 
 // landing is the module whose page a step shows when the person chose
 // none: the only one offered, or the only one offered that is not an
-// Offerer. nil means the person chooses.
+// Offerer nor an Autofiller (whose page is then that one's), else the
+// only Autofiller. nil means the person chooses.
 func landing(offered []*node) *node {
 	if len(offered) == 1 {
 		return offered[0]
 	}
-	var only *node
+	var only, fill *node
+	fills := 0
 	for _, o := range offered {
-		if _, offer := o.mod.(Offerer); offer || autofills(o) {
+		if _, offer := o.mod.(Offerer); offer {
+			continue
+		}
+		if autofills(o) {
+			fill, fills = o, fills+1
 			continue
 		}
 		if only != nil {
 			return nil
 		}
 		only = o
+	}
+	if only == nil && fills == 1 {
+		return fill
 	}
 	return only
 }
