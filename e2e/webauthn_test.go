@@ -158,8 +158,8 @@ func usePasskey(t *testing.T, ctx context.Context, title string) {
 // a step-up; then used passwordless with no username typed — from the
 // sign-in form's autofill (the virtual authenticator answers a
 // conditional request at once) and from the passkey's own page — one
-// gesture reaching the acr 2 of /admin/; and as a second factor after a
-// password.
+// gesture reaching the acr 2 of /admin/; as a second factor after a
+// password; removed on the account page, and another added there.
 func TestBrowserPasskeys(t *testing.T) {
 	s := newPasskeySetup(t)
 	ctx := newChromium(t)
@@ -247,6 +247,36 @@ func TestBrowserPasskeys(t *testing.T) {
 	echo = echoAt(t, ctx, s.app+"/admin/")
 	if amr := amrOf(assertionClaims(t, echo["X-Assertion"])); echo["Remote-Acr"] != "2" || !slices.Equal(amr, []string{"pwd", "hwk", "user", "mfa"}) {
 		t.Fatalf("second factor: %v, amr %v", echo, amr)
+	}
+
+	// The account page lists the key; it is removed there, and another
+	// is added there.
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.issuer+"/account"), chromedp.WaitVisible(chromedp.CSS(`button[value="remove"]`))); err != nil {
+		t.Fatal(err)
+	}
+	if text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main"))); err != nil || !strings.Contains(text, "Passkeys and security keys") ||
+		!strings.Contains(text, "Laptop — added ") {
+		t.Fatalf("account page (%v):\n%s", err, text)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[value="remove"]`)), chromedp.WaitVisible(chromedp.CSS(`a[href*="/account/add"]`))); err != nil {
+		t.Fatal(err)
+	}
+	if text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main"))); err != nil || strings.Contains(text, "Laptop") {
+		t.Fatalf("after removing (%v):\n%s", err, text)
+	}
+	if out, err := s.caddy.cli("", "user", "action", "alice", "Passkey", "list"); err != nil || !strings.Contains(out, "alice has no passkeys") {
+		t.Fatalf("list after removing: %v\n%s", err, out)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`a[href*="/account/add"]`)), chromedp.WaitVisible(chromedp.ID("f-keyname")),
+		chromedp.SendKeys(chromedp.ID("f-keyname"), "Phone")); err != nil {
+		t.Fatal(err)
+	}
+	usePasskey(t, ctx, "Add a passkey")
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`button[value="remove"]`))); err != nil {
+		t.Fatal(err)
+	}
+	if text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main"))); err != nil || !strings.Contains(text, "Phone — added ") {
+		t.Fatalf("after adding (%v):\n%s", err, text)
 	}
 }
 

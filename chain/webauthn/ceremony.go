@@ -69,6 +69,12 @@ func (m *Module) Begin(ctx context.Context, a *chain.Attempt, in json.RawMessage
 	c := ceremony{Subject: a.Subject}
 	var out beginOut
 	switch {
+	case a.Account():
+		// "Add a passkey" on the account page: for the signed-in user.
+		if a.Subject == "" {
+			return nil, nil, errors.New("webauthn: an account attempt without its user")
+		}
+		return m.beginCreate(ctx, c)
 	case m.start:
 		// A start instance always asks for a discoverable passkey with
 		// user verification, even if an older session named someone:

@@ -147,18 +147,21 @@ func parseOrigin(o string) (string, error) {
 
 // Module is a webauthn module instance.
 type Module struct {
-	name      string
-	wa        *webauthn.WebAuthn
-	s         Settings
-	aaguids   []uuid.UUID
-	start     bool // no `after`: a passwordless start
-	keys      *keyStore
-	users     *users.Directory
-	audit     *audit.Log
-	log       *slog.Logger
-	now       func() time.Time
-	uvSecond  protocol.UserVerificationRequirement
-	residents protocol.ResidentKeyRequirement
+	name    string
+	wa      *webauthn.WebAuthn
+	s       Settings
+	aaguids []uuid.UUID
+	start   bool // no `after`: a passwordless start
+	// showsAccount: the first enabled webauthn instance of the chain
+	// has the account page's part.
+	showsAccount bool
+	keys         *keyStore
+	users        *users.Directory
+	audit        *audit.Log
+	log          *slog.Logger
+	now          func() time.Time
+	uvSecond     protocol.UserVerificationRequirement
+	residents    protocol.ResidentKeyRequirement
 }
 
 // New builds the module.
@@ -181,6 +184,12 @@ func New(d chain.Deps, s Settings) (chain.Module, error) {
 	for _, mc := range d.Chain {
 		if mc.Name == d.Name {
 			m.start = len(mc.After) == 0
+		}
+	}
+	for _, mc := range d.Chain {
+		if mc.Kind == "webauthn" && !mc.Disabled {
+			m.showsAccount = mc.Name == d.Name
+			break
 		}
 	}
 	m.aaguids, _ = parseAAGUIDs(s.AAGUIDs)
@@ -258,6 +267,10 @@ func (m *Module) Applicable(ctx context.Context, u users.User) (bool, error) {
 // Mandatory reports the setting.
 func (m *Module) Mandatory() bool { return m.s.Mandatory }
 
+// keyNameField asks a new key's name.
+const keyNameField = template.HTML(`<label for="f-keyname">Name of this passkey (optional)</label>` +
+	`<input id="f-keyname" name="keyname" type="text" maxlength="64" autocomplete="off" placeholder="My laptop">`)
+
 // noScript is what a page says without JavaScript.
 const noScript = `<noscript><p class="message" role="alert">Passkeys need JavaScript, which is off in this browser. Turn it on, or use another method below.</p></noscript>`
 
@@ -266,7 +279,11 @@ func (m *Module) Prompt(ctx context.Context, a *chain.Attempt) (chain.Prompt, er
 	p := chain.Prompt{NoSubmit: true}
 	button := "Use a passkey"
 	switch {
-	case a.Subject == "":
+	case a.Account():
+		p.Title, button = "Add a passkey", "Create a passkey"
+		p.Intro = "Create a passkey for your account: your device will ask for your fingerprint, face, PIN or a touch of your key."
+		p.HTML = keyNameField
+	case a.Subject == "" || m.start:
 		p.Title = "Sign in with a passkey"
 		p.Intro = "Use the passkey saved on this device, your phone or your security key. No username needed."
 	default:
@@ -277,8 +294,7 @@ func (m *Module) Prompt(ctx context.Context, a *chain.Attempt) (chain.Prompt, er
 		if len(rec.Keys) == 0 {
 			p.Title, button = "Add a passkey", "Create a passkey"
 			p.Intro = "This sign-in needs a passkey or security key. Create one now: your device will ask for your fingerprint, face, PIN or a touch of your key."
-			p.HTML = template.HTML(`<label for="f-keyname">Name of this passkey (optional)</label>` +
-				`<input id="f-keyname" name="keyname" type="text" maxlength="64" autocomplete="off" placeholder="My laptop">`)
+			p.HTML = keyNameField
 		} else {
 			p.Title = "Use your passkey"
 			p.Intro = "Confirm with the passkey or security key you registered."
