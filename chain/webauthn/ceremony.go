@@ -256,6 +256,8 @@ func (m *Module) finishCreate(ctx context.Context, c ceremony, req finishIn) (ch
 	switch err := m.keys.add(ctx, c.Subject, c.Handle, k); {
 	case errors.Is(err, errTooMany):
 		return chain.Identity{}, chain.Reject(fmt.Sprintf("You have %d passkeys, the most allowed. Remove one on your account page first.", maxKeys))
+	case errors.Is(err, errRaced):
+		return chain.Identity{}, chain.Reject("Another passkey was added to your account meanwhile (in another tab?). Try again.")
 	case errors.Is(err, errTaken):
 		m.refused(ctx, c.Subject, k.ID(), "registration: credential registered already")
 		return chain.Identity{}, chain.Reject("This passkey is registered already.")

@@ -29,6 +29,9 @@ var (
 	errNoKey   = errors.New("webauthn: no such key")
 	errTooMany = errors.New("webauthn: too many keys")
 	errTaken   = errors.New("webauthn: credential registered already")
+	// errRaced: another registration gave the user a record (and its
+	// user handle) while this one was under way.
+	errRaced = errors.New("webauthn: another registration made the user's record meanwhile")
 )
 
 // userKeys is a user's record.
@@ -116,7 +119,7 @@ func (s *keyStore) add(ctx context.Context, sub string, handle []byte, k key) er
 			ops = append(ops, store.Match(keyUser+sub, old))
 		}
 		if string(rec.Handle) != string(handle) {
-			return errors.New("webauthn: the user handle changed during the registration")
+			return errRaced
 		}
 		if len(rec.Keys) >= maxKeys {
 			return errTooMany

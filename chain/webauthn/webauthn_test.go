@@ -298,3 +298,52 @@ func TestSettingsErrors(t *testing.T) {
 		t.Errorf("start without resident keys: %v", err)
 	}
 }
+
+// mandatory: every user is asked for a key after the password, and one
+// without creates it then, without any level asking.
+func TestMandatory(t *testing.T) {
+	v := newEnv(t, twoFactor(`{"mandatory": true}`)...)
+	b := v.browser()
+	page := b.password("alice", "")
+	if !strings.Contains(page, "Add a passkey") {
+		t.Fatalf("no registration for a mandatory key:\n%s", page)
+	}
+	if st, _, fin := b.ceremony(page, "Key", newSoftKey(t, v.rpID, v.issuer), nil, ""); st != http.StatusOK {
+		t.Fatalf("register: %d %+v", st, fin)
+	}
+	// The next sign-in asks for it.
+	b = v.browser()
+	if page := b.password("alice", ""); !strings.Contains(page, "Use your passkey") {
+		t.Fatalf("key not asked:\n%s", page)
+	}
+}
+
+// Two registrations at once for a user without keys (two browsers):
+// the first stores its key, the second is told to try again (its user
+// handle lost the race) and stores nothing.
+func TestRegistrationRace(t *testing.T) {
+	v := newEnv(t, twoFactor(`{}`)...)
+	b1, b2 := v.browser(), v.browser()
+	p1, p2 := b1.password("alice", "2"), b2.password("alice", "2")
+	begin := func(b *browser, page string) (map[string]any, round) {
+		f := chaintest.Form(page)
+		req := map[string]any{"attempt": f.Get("attempt"), "csrf": f.Get("csrf")}
+		_, r := b.round("Key", "begin", req)
+		return req, r
+	}
+	req1, r1 := begin(b1, p1)
+	req2, r2 := begin(b2, p2)
+	k1, k2 := newSoftKey(t, v.rpID, v.issuer), newSoftKey(t, v.rpID, v.issuer)
+	req1["continuation"], req1["data"] = r1.Continuation, map[string]any{"credential": k1.create(r1.Data.Options)}
+	req2["continuation"], req2["data"] = r2.Continuation, map[string]any{"credential": k2.create(r2.Data.Options)}
+	if st, fin := b1.round("Key", "finish", req1); st != http.StatusOK {
+		t.Fatalf("first: %d %+v", st, fin)
+	}
+	if st, fin := b2.round("Key", "finish", req2); st != http.StatusUnauthorized || !strings.Contains(fin.Error, "meanwhile") {
+		t.Fatalf("second: %d %+v", st, fin)
+	}
+	out, _ := v.e.Act(context.Background(), "Key", "list", v.alice)
+	if strings.Count(out.Message, " id ") != 1 {
+		t.Fatalf("keys after the race: %s", out.Message)
+	}
+}

@@ -95,6 +95,9 @@
       button.disabled = true;
       run(false).catch(show).then(function () { button.disabled = false; });
     });
+    // Enter in the name field runs the ceremony too (the form itself
+    // has nothing to post).
+    form.addEventListener("submit", function (e) { e.preventDefault(); if (!button.disabled) button.click(); });
     return;
   }
   if (form.querySelector('input[autocomplete~="webauthn"]') && PublicKeyCredential.isConditionalMediationAvailable) {
