@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
@@ -385,5 +386,34 @@ func TestBrowserPasskeyRefusals(t *testing.T) {
 		if !strings.Contains(s.caddy.log.String(), ev) {
 			t.Errorf("no %s in the log", ev)
 		}
+	}
+}
+
+// Without JavaScript the passkey page says passkeys need it, shows no
+// button, and offers the password; the password form still signs in.
+func TestBrowserPasskeysWithoutJS(t *testing.T) {
+	s := newPasskeySetup(t)
+	ctx := newChromium(t)
+	err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+		return err
+	}), chromedp.Navigate(s.app+"/"), chromedp.WaitVisible(chromedp.ID("f-username")),
+		chromedp.Click(chromedp.CSS(`a[href*="module=Passkey"]`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := mainText(t, ctx, func(s string) bool { return strings.Contains(s, "Sign in with a passkey") })
+	if !strings.Contains(text, "Passkeys need JavaScript") {
+		t.Fatalf("no word about JavaScript:\n%s", text)
+	}
+	if hidden, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID("gh-passkey"), "hidden")); err != nil || !hidden.Exists {
+		t.Fatalf("the passkey button shows without JavaScript (%v)", err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`a[href*="module=password"]`))); err != nil {
+		t.Fatal(err)
+	}
+	typePassword(t, ctx, "alice")
+	if echo := echoAt(t, ctx, s.app+"/"); echo["Remote-User"] != "alice" {
+		t.Fatalf("password without JavaScript: %v", echo)
 	}
 }
