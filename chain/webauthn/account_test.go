@@ -9,6 +9,7 @@ import (
 
 	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/chain"
+	"github.com/gatehouse-idp/gatehouse/store"
 	"github.com/gatehouse-idp/gatehouse/users"
 )
 
@@ -87,5 +88,37 @@ func TestAccountPart(t *testing.T) {
 	_, page, _ = p.get("/start")
 	if st, _, _ := p.ceremony(page, "Passkey", k1, nil, ""); st != http.StatusUnauthorized {
 		t.Fatalf("removed key: %d", st)
+	}
+}
+
+// A deleted user's keys go with them: the engine's ForgetUser (every
+// instance) removes them and their indexes, and the key signs in no
+// one.
+func TestForgetUser(t *testing.T) {
+	v := newEnv(t, withStart(`{}`)...)
+	k := newSoftKey(t, v.rpID, v.issuer)
+	b := v.browser()
+	if st, _, fin := b.ceremony(b.password("alice", "2"), "Key", k, nil, ""); st != http.StatusOK {
+		t.Fatalf("register: %d %+v", st, fin)
+	}
+	ctx := context.Background()
+	if err := v.e.ForgetUser(ctx, v.alice.Subject); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := v.e.Act(ctx, "Key", "list", v.alice); out.Message != "alice has no passkeys" {
+		t.Fatalf("after forgetting: %s", out.Message)
+	}
+	if v.trail.count(audit.PasskeyRemoved, "user deleted") != 1 {
+		t.Fatal("not audited once")
+	}
+	for _, key := range []string{"kind:webauthn:user:" + v.alice.Subject, "kind:webauthn:handle:" + enc(k.handle), "kind:webauthn:cred:" + enc(k.id)} {
+		if _, err := v.st.Get(ctx, key); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("%s left behind (%v)", key, err)
+		}
+	}
+	p := v.browser()
+	_, page, _ := p.get("/start")
+	if st, _, _ := p.ceremony(page, "Passkey", k, nil, ""); st != http.StatusUnauthorized {
+		t.Fatalf("a deleted user's key: %d", st)
 	}
 }

@@ -74,3 +74,18 @@ func describe(k key) string {
 }
 
 func day(t time.Time) string { return t.UTC().Format("2 Jan 2006") }
+
+// ForgetUser removes every key of a user being deleted, with the
+// indexes of their user handle and credentials.
+func (m *Module) ForgetUser(ctx context.Context, sub string) error {
+	gone, err := m.keys.remove(ctx, sub, "")
+	if errors.Is(err, errNoKey) {
+		return nil
+	}
+	for _, k := range gone {
+		m.audit.Record(ctx, audit.Event{Event: audit.PasskeyRemoved, Subject: sub, Module: m.name, Target: k.ID(), Reason: "user deleted"})
+	}
+	return err
+}
+
+var _ chain.UserForgetter = (*Module)(nil)
