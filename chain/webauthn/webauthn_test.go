@@ -347,3 +347,39 @@ func TestRegistrationRace(t *testing.T) {
 		t.Fatalf("keys after the race: %s", out.Message)
 	}
 }
+
+// Answers made for another site are refused: another origin (a phishing
+// page relaying the ceremony), another relying party id, and a
+// registration signed for another site.
+func TestOtherSites(t *testing.T) {
+	v := newEnv(t, withStart(`{}`)...)
+	k := newSoftKey(t, v.rpID, v.issuer)
+	b := v.browser()
+	if st, _, fin := b.ceremony(b.password("alice", "2"), "Key", k, nil, ""); st != http.StatusOK {
+		t.Fatalf("register: %d %+v", st, fin)
+	}
+	for _, c := range []struct {
+		name         string
+		origin, rpID string
+	}{
+		{"phishing origin", "http://idp.localhost.evil.example", v.rpID},
+		{"other port", "http://idp.localhost:1", v.rpID},
+		{"https origin", "https" + strings.TrimPrefix(v.issuer, "http"), v.rpID},
+		{"other rp id", v.issuer, "evil.example"},
+	} {
+		k.origin, k.rpID = c.origin, c.rpID
+		p := v.browser()
+		_, page, _ := p.get("/start")
+		if st, _, fin := p.ceremony(page, "Passkey", k, nil, ""); st != http.StatusUnauthorized {
+			t.Errorf("%s: %d %+v", c.name, st, fin)
+		}
+		n := newSoftKey(t, c.rpID, c.origin)
+		p = v.browser()
+		if st, _, fin := p.ceremony(p.password("bob", "2"), "Key", n, nil, ""); st != http.StatusUnauthorized {
+			t.Errorf("%s registration: %d %+v", c.name, st, fin)
+		}
+	}
+	if v.trail.count(audit.PasskeyRefused, "") != 8 {
+		t.Fatalf("refusals audited: %d", v.trail.count(audit.PasskeyRefused, ""))
+	}
+}
