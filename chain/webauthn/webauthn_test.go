@@ -383,3 +383,46 @@ func TestOtherSites(t *testing.T) {
 		t.Fatalf("refusals audited: %d", v.trail.count(audit.PasskeyRefused, ""))
 	}
 }
+
+// Failed assertions are regulated like wrong passwords: after the free
+// ones the account is delayed (429, audited), and a right key does not
+// get through meanwhile.
+func TestRegulation(t *testing.T) {
+	v := newEnv(t, twoFactor(`{}`)...)
+	ka, kb := newSoftKey(t, v.rpID, v.issuer), newSoftKey(t, v.rpID, v.issuer)
+	for _, c := range []struct {
+		name string
+		k    *softKey
+	}{{"alice", ka}, {"bob", kb}} {
+		b := v.browser()
+		if st, _, fin := b.ceremony(b.password(c.name, "2"), "Key", c.k, nil, ""); st != http.StatusOK {
+			t.Fatalf("%s registers: %d %+v", c.name, st, fin)
+		}
+	}
+	b := v.browser()
+	page := b.password("alice", "2")
+	f := chaintest.Form(page)
+	base := map[string]any{"attempt": f.Get("attempt"), "csrf": f.Get("csrf")}
+	try := func(k *softKey) int {
+		st, r := b.round("Key", "begin", base)
+		if st != http.StatusOK {
+			return st
+		}
+		st, _ = b.round("Key", "finish", map[string]any{"attempt": base["attempt"], "csrf": base["csrf"], "continuation": r.Continuation,
+			"data": map[string]any{"credential": k.get(r.Data.Options)}})
+		return st
+	}
+	var got []int
+	for range 4 {
+		got = append(got, try(kb))
+	}
+	if got[0] != http.StatusUnauthorized || got[1] != http.StatusUnauthorized || got[3] != http.StatusTooManyRequests {
+		t.Fatalf("wrong keys one after another: %v", got)
+	}
+	if st := try(ka); st != http.StatusTooManyRequests {
+		t.Fatalf("the right key while delayed: %d", st)
+	}
+	if v.trail.count(audit.RateLimited, "") == 0 {
+		t.Fatal("delay not audited")
+	}
+}
