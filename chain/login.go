@@ -193,7 +193,7 @@ func (e *Engine) render(w http.ResponseWriter, a *Attempt, n *node, offered []*n
 	if sm, ok := n.mod.(ScriptedModule); ok {
 		e.scriptPage(&page, &d, n, sm)
 	} else {
-		e.autofillPage(&page, &d, offered)
+		e.autofillPage(&page, &d, n, offered)
 	}
 	web.Render(w, status, "login.html", page)
 }

@@ -52,10 +52,14 @@ func (e *Engine) scriptPage(p *web.Page, d *loginData, n *node, sm ScriptedModul
 	p.ConnectSrc = []string{d.Begin, d.Finish}
 }
 
-// autofillPage lets the one Autofiller offered with a form work from
-// the form's login name field: its script and endpoints on the page,
-// its token in the field's autocomplete.
-func (e *Engine) autofillPage(p *web.Page, d *loginData, offered []*node) {
+// autofillPage lets the one Autofiller offered with the sign-in form of
+// module n work from its login name field: its script and endpoints on
+// the page, its token in the field's autocomplete. The pages of offers
+// (sign-up, password forgotten) ask for a name for another purpose.
+func (e *Engine) autofillPage(p *web.Page, d *loginData, n *node, offered []*node) {
+	if _, offer := n.mod.(Offerer); offer {
+		return
+	}
 	i := slices.IndexFunc(d.Fields, func(f Field) bool { return slices.Contains(strings.Fields(f.Autocomplete), "username") })
 	if i < 0 {
 		return

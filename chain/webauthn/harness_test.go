@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/chain"
 	_ "github.com/gatehouse-idp/gatehouse/chain/password"
+	_ "github.com/gatehouse-idp/gatehouse/chain/registration"
 	_ "github.com/gatehouse-idp/gatehouse/chain/webauthn"
 	"github.com/gatehouse-idp/gatehouse/internal/chaintest"
 	"github.com/gatehouse-idp/gatehouse/internal/memstore"

@@ -3,7 +3,9 @@ package webauthn_test
 import (
 	"context"
 	"encoding/json"
+	"html"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -425,4 +427,34 @@ func TestRegulation(t *testing.T) {
 	if v.trail.count(audit.RateLimited, "") == 0 {
 		t.Fatal("delay not audited")
 	}
+}
+
+// The passkey autofill is on the sign-in form only: the pages of the
+// offers under it (sign-up asks for a new username) have none.
+func TestAutofillOnSignInFormOnly(t *testing.T) {
+	v := newEnv(t, append(withStart(`{}`), chain.ModuleConfig{Name: "Create an account", Kind: "registration", Levels: []string{"1"}})...)
+	b := v.browser()
+	_, page, _ := b.get("/start")
+	if !strings.Contains(page, `autocomplete="username webauthn"`) || !strings.Contains(page, ">Create an account</a>") {
+		t.Fatalf("sign-in form:\n%s", page)
+	}
+	_, page, h := b.get(linkTo(t, page, "Create an account"))
+	if !strings.Contains(page, `name="password_confirm"`) || strings.Contains(page, "webauthn") || h.Get("Content-Security-Policy") == "" ||
+		strings.Contains(h.Get("Content-Security-Policy"), "script-src") {
+		t.Fatalf("sign-up page (CSP %q):\n%s", h.Get("Content-Security-Policy"), page)
+	}
+}
+
+var linkRE = regexp.MustCompile(`<a (?:class="button" )?href="([^"]+)">([^<]+)</a>`)
+
+// linkTo is the URL of page's link labelled label.
+func linkTo(t *testing.T, page, label string) string {
+	t.Helper()
+	for _, m := range linkRE.FindAllStringSubmatch(page, -1) {
+		if html.UnescapeString(m[2]) == label {
+			return html.UnescapeString(m[1])
+		}
+	}
+	t.Fatalf("no link %q on:\n%s", label, page)
+	return ""
 }
