@@ -213,6 +213,9 @@ func New(d chain.Deps, s Settings) (chain.Module, error) {
 	}
 	m.uvSecond = protocol.UserVerificationRequirement(orDefault(s.UserVerification, "preferred"))
 	m.residents = protocol.ResidentKeyRequirement(orDefault(s.ResidentKey, "preferred"))
+	if m.start && s.Mandatory {
+		return nil, errors.New("mandatory is for a webauthn module after another: a start module is a way in, not a step everyone takes")
+	}
 	if m.start && m.residents == protocol.ResidentKeyRequirementDiscouraged {
 		return nil, errors.New("a webauthn start module (no `after`) signs in without a username: resident_key must be required or preferred")
 	}

@@ -295,9 +295,13 @@ func TestSettingsErrors(t *testing.T) {
 			t.Errorf("%s: %v, want %q", c.settings, err, c.want)
 		}
 	}
-	start := withStart(`{"resident_key": "discouraged"}`)
-	if _, err := chain.New(chain.Config{Modules: start}, v.opt); err == nil || !strings.Contains(err.Error(), "resident_key must be required or preferred") {
-		t.Errorf("start without resident keys: %v", err)
+	for settings, want := range map[string]string{
+		`{"resident_key": "discouraged"}`: "resident_key must be required or preferred",
+		`{"mandatory": true}`:             "mandatory is for a webauthn module after another",
+	} {
+		if _, err := chain.New(chain.Config{Modules: withStart(settings)}, v.opt); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("start with %s: %v", settings, err)
+		}
 	}
 }
 
