@@ -406,7 +406,7 @@ func TestBrowserPasskeysWithoutJS(t *testing.T) {
 	if !strings.Contains(text, "Passkeys need JavaScript") {
 		t.Fatalf("no word about JavaScript:\n%s", text)
 	}
-	if hidden, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID("gh-passkey"), "hidden")); err != nil || !hidden.Exists {
+	if err := chromedp.Do(ctx, chromedp.WaitNotVisible(chromedp.ID("gh-passkey"))); err != nil {
 		t.Fatalf("the passkey button shows without JavaScript (%v)", err)
 	}
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`a[href*="module=password"]`))); err != nil {

@@ -204,7 +204,7 @@ func New(d chain.Deps, s Settings) (chain.Module, error) {
 	if host != rpID && !strings.HasSuffix(host, "."+rpID) {
 		return nil, fmt.Errorf("rp_id %q is not the issuer's host %q or a domain it is under", rpID, host)
 	}
-	origins := s.Origins
+	origins := slices.Clone(s.Origins)
 	if len(origins) == 0 {
 		origins = []string{iss.Scheme + "://" + iss.Host}
 	}
@@ -260,15 +260,12 @@ func (m *Module) Autofill() string {
 
 // Applicable: users with a key, or everyone when mandatory.
 func (m *Module) Applicable(ctx context.Context, u users.User) (bool, error) {
-	if m.Mandatory() {
+	if m.s.Mandatory {
 		return true, nil
 	}
 	rec, err := m.keys.load(ctx, u.Subject)
 	return len(rec.Keys) > 0, err
 }
-
-// Mandatory reports the setting.
-func (m *Module) Mandatory() bool { return m.s.Mandatory }
 
 // keyNameField asks a new key's name.
 const keyNameField = template.HTML(`<label for="f-keyname">Name of this passkey (optional)</label>` +
