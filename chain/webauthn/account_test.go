@@ -97,10 +97,7 @@ func TestAccountPart(t *testing.T) {
 func TestForgetUser(t *testing.T) {
 	v := newEnv(t, withStart(`{}`)...)
 	k := newSoftKey(t, v.rpID, v.issuer)
-	b := v.browser()
-	if st, _, fin := b.ceremony(b.password("alice", "2"), "Key", k, nil, ""); st != http.StatusOK {
-		t.Fatalf("register: %d %+v", st, fin)
-	}
+	v.register("alice", k)
 	ctx := context.Background()
 	if err := v.e.ForgetUser(ctx, v.alice.Subject); err != nil {
 		t.Fatal(err)

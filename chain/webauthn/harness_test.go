@@ -230,3 +230,13 @@ func (b *browser) done() string {
 func (v *env) done(u users.User, amr ...string) string {
 	return "DONE " + u.Subject + " " + strings.Join(amr, " ")
 }
+
+// register signs name in with the password at level 2 and registers k
+// as their key (the chain's "Key" after the password).
+func (v *env) register(name string, k *softKey) {
+	v.t.Helper()
+	b := v.browser()
+	if st, _, fin := b.ceremony(b.password(name, "2"), "Key", k, nil, ""); st != http.StatusOK {
+		v.t.Fatalf("%s registers: %d %+v", name, st, fin)
+	}
+}

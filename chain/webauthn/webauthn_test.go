@@ -91,15 +91,8 @@ func TestSecondFactorRegisterAndUse(t *testing.T) {
 func TestRefusals(t *testing.T) {
 	v := newEnv(t, twoFactor(`{}`)...)
 	ka, kb := newSoftKey(t, v.rpID, v.issuer), newSoftKey(t, v.rpID, v.issuer)
-	for _, c := range []struct {
-		name string
-		k    *softKey
-	}{{"alice", ka}, {"bob", kb}} {
-		b := v.browser()
-		if st, _, fin := b.ceremony(b.password(c.name, "2"), "Key", c.k, nil, ""); st != http.StatusOK {
-			t.Fatalf("%s registers: %d %+v", c.name, st, fin)
-		}
-	}
+	v.register("alice", ka)
+	v.register("bob", kb)
 
 	b := v.browser()
 	page := b.password("alice", "2")
@@ -159,12 +152,9 @@ func TestRefusals(t *testing.T) {
 func TestPasswordless(t *testing.T) {
 	v := newEnv(t, withStart(`{}`)...)
 	k := newSoftKey(t, v.rpID, v.issuer)
-	b := v.browser()
-	if st, _, fin := b.ceremony(b.password("alice", "2"), "Key", k, nil, ""); st != http.StatusOK {
-		t.Fatalf("register: %d %+v", st, fin)
-	}
+	v.register("alice", k)
 
-	b = v.browser()
+	b := v.browser()
 	_, page, h := b.get("/start?acr=2")
 	csp := h.Get("Content-Security-Policy")
 	begin := v.issuer + "/login/m/Passkey/begin"
@@ -360,10 +350,7 @@ func TestRegistrationRace(t *testing.T) {
 func TestOtherSites(t *testing.T) {
 	v := newEnv(t, withStart(`{}`)...)
 	k := newSoftKey(t, v.rpID, v.issuer)
-	b := v.browser()
-	if st, _, fin := b.ceremony(b.password("alice", "2"), "Key", k, nil, ""); st != http.StatusOK {
-		t.Fatalf("register: %d %+v", st, fin)
-	}
+	v.register("alice", k)
 	for _, c := range []struct {
 		name         string
 		origin, rpID string
@@ -396,15 +383,8 @@ func TestOtherSites(t *testing.T) {
 func TestRegulation(t *testing.T) {
 	v := newEnv(t, twoFactor(`{}`)...)
 	ka, kb := newSoftKey(t, v.rpID, v.issuer), newSoftKey(t, v.rpID, v.issuer)
-	for _, c := range []struct {
-		name string
-		k    *softKey
-	}{{"alice", ka}, {"bob", kb}} {
-		b := v.browser()
-		if st, _, fin := b.ceremony(b.password(c.name, "2"), "Key", c.k, nil, ""); st != http.StatusOK {
-			t.Fatalf("%s registers: %d %+v", c.name, st, fin)
-		}
-	}
+	v.register("alice", ka)
+	v.register("bob", kb)
 	b := v.browser()
 	page := b.password("alice", "2")
 	f := chaintest.Form(page)
