@@ -65,6 +65,12 @@ const (
 	// receiver (target: its URL; reason: the receiver's error or the last
 	// failure).
 	SETGivenUp = "set_delivery_given_up"
+	// Passkeys (chain kind webauthn); target is the credential id.
+	PasskeyRegistered = "passkey_registered"
+	PasskeyUsed       = "passkey_used"
+	PasskeyRemoved    = "passkey_removed"       // reason: by the user or by an administrator
+	PasskeyRefused    = "passkey_refused"       // an assertion or registration refused (reason says why)
+	PasskeyCloned     = "passkey_clone_warning" // its signature counter went backwards
 )
 
 // Event is one line of the trail; empty fields are left out.
@@ -177,7 +183,7 @@ func (a *Log) Record(ctx context.Context, e Event) {
 	level := slog.LevelInfo
 	switch e.Event {
 	case LoginFailed, RateLimited, Banned, UnknownClient, BadRedirectURI, BadClientSecret, CodeReplayed, Busy, LogoutGivenUp,
-		RefreshReused, TokenMisuse, UserCodeFailed, MailGivenUp, ActivationRefused, SETGivenUp:
+		RefreshReused, TokenMisuse, UserCodeFailed, MailGivenUp, ActivationRefused, SETGivenUp, PasskeyRefused, PasskeyCloned:
 		level = slog.LevelWarn
 	}
 	a.l.LogAttrs(ctx, level, "gatehouse security event", attrs...)

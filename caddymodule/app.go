@@ -26,6 +26,7 @@ import (
 	_ "github.com/gatehouse-idp/gatehouse/chain/password_reset" // password_reset module kind
 	_ "github.com/gatehouse-idp/gatehouse/chain/registration"   // registration module kind
 	_ "github.com/gatehouse-idp/gatehouse/chain/totp"           // totp module kind
+	_ "github.com/gatehouse-idp/gatehouse/chain/webauthn"       // webauthn module kind
 	"github.com/gatehouse-idp/gatehouse/gate"
 	"github.com/gatehouse-idp/gatehouse/internal/memstore"
 	"github.com/gatehouse-idp/gatehouse/internal/netguard"

@@ -25,6 +25,11 @@ type Deps struct {
 	// ("mod:<escaped name>:"): it sees no other key. Renaming an
 	// instance therefore starts it with an empty store.
 	Store *store.Prefixed
+	// KindStore keeps the records every instance of the kind shares,
+	// under the kind's prefix ("kind:<escaped kind>:"): what a user set
+	// up through one instance (a passkey) works with the others (the
+	// start page's passkey and the one asked after a password).
+	KindStore *store.Prefixed
 	// Users is the user directory.
 	Users *users.Directory
 	// Logger is named after the instance (attribute "module").
@@ -70,6 +75,9 @@ type Mailer interface {
 // holds no ':', so no instance's prefix starts with another's.
 func storePrefix(name string) string { return "mod:" + url.QueryEscape(name) + ":" }
 
+// kindPrefix is the prefix of the records a kind's instances share.
+func kindPrefix(kind string) string { return "kind:" + url.QueryEscape(kind) + ":" }
+
 // moduleBase is the path under which the engine serves an instance's
 // own endpoints.
 func (e *Engine) moduleBase(name string) string {
@@ -88,6 +96,11 @@ func (e *Engine) deps(name string, cfg Config) Deps {
 		Mailer: e.opt.Mailer,
 		Now:    e.opt.Sessions.Now,
 		Audit:  e.opt.Audit,
+	}
+	for _, mc := range cfg.Modules {
+		if mc.Name == name {
+			d.KindStore = store.WithPrefix(e.opt.Store, kindPrefix(mc.Kind))
+		}
 	}
 	if e.origin != "" {
 		d.CallbackURL = e.origin + e.moduleBase(name) + "/callback"

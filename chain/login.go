@@ -192,6 +192,8 @@ func (e *Engine) render(w http.ResponseWriter, a *Attempt, n *node, offered []*n
 	page := web.Page{Title: title, Static: e.opt.StaticPath, Message: message, Data: &d}
 	if sm, ok := n.mod.(ScriptedModule); ok {
 		e.scriptPage(&page, &d, n, sm)
+	} else {
+		e.autofillPage(&page, &d, n, offered)
 	}
 	web.Render(w, status, "login.html", page)
 }

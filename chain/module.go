@@ -99,6 +99,21 @@ type ScriptedModule interface {
 	Finish(ctx context.Context, a *Attempt, in json.RawMessage, keep []byte) (Identity, error)
 }
 
+// Autofiller is a ScriptedModule that also works from the page of the
+// form module offered with it, through the browser's autofill of the
+// form's login name field (a passkey offered among the saved names:
+// WebAuthn conditional mediation). Where it is offered beside one form
+// module, the engine shows the form's page, loading this module's
+// script with its two endpoints, with Autofill() added to the
+// autocomplete of the form's "username" field, and this module as one
+// of the other methods; its own page stays as it is.
+type Autofiller interface {
+	ScriptedModule
+	// Autofill is the autocomplete token to add ("webauthn"); "" when
+	// this instance does not autofill.
+	Autofill() string
+}
+
 // Script is a ScriptedModule's script: a file of the embedded web assets
 // (Static, e.g. "webauthn.js"), or a script the kind carries itself
 // (Body), which the engine serves under the instance's own path.

@@ -14,14 +14,20 @@ import (
 
 // landing is the module whose page a step shows when the person chose
 // none: the only one offered, or the only one offered that is not an
-// Offerer. nil means the person chooses.
+// Offerer nor an Autofiller (whose page is then that one's), else the
+// only Autofiller. nil means the person chooses.
 func landing(offered []*node) *node {
 	if len(offered) == 1 {
 		return offered[0]
 	}
-	var only *node
+	var only, fill *node
+	fills := 0
 	for _, o := range offered {
 		if _, offer := o.mod.(Offerer); offer {
+			continue
+		}
+		if autofills(o) {
+			fill, fills = o, fills+1
 			continue
 		}
 		if only != nil {
@@ -29,7 +35,16 @@ func landing(offered []*node) *node {
 		}
 		only = o
 	}
+	if only == nil && fills == 1 {
+		return fill
+	}
 	return only
+}
+
+// autofills reports whether n works from another form's autofill.
+func autofills(n *node) bool {
+	af, ok := n.mod.(Autofiller)
+	return ok && af.Autofill() != ""
 }
 
 // label is how a module is named where it is offered: its offer's label,

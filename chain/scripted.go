@@ -5,6 +5,8 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-idp/gatehouse/web"
@@ -48,6 +50,28 @@ func (e *Engine) scriptPage(p *web.Page, d *loginData, n *node, sm ScriptedModul
 	}
 	d.Begin, d.Finish = base+"/begin", base+"/finish"
 	p.ConnectSrc = []string{d.Begin, d.Finish}
+}
+
+// autofillPage lets the one Autofiller offered with the sign-in form of
+// module n work from its login name field: its script and endpoints on
+// the page, its token in the field's autocomplete. The pages of offers
+// (sign-up, password forgotten) ask for a name for another purpose.
+func (e *Engine) autofillPage(p *web.Page, d *loginData, n *node, offered []*node) {
+	if _, offer := n.mod.(Offerer); offer {
+		return
+	}
+	i := slices.IndexFunc(d.Fields, func(f Field) bool { return slices.Contains(strings.Fields(f.Autocomplete), "username") })
+	if i < 0 {
+		return
+	}
+	for _, o := range offered {
+		if af, ok := o.mod.(Autofiller); ok && af.Autofill() != "" {
+			d.Fields = slices.Clone(d.Fields)
+			d.Fields[i].Autocomplete += " " + af.Autofill()
+			e.scriptPage(p, d, o, af)
+			return
+		}
+	}
 }
 
 // serveScript serves a script the module carries itself.
