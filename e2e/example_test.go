@@ -63,9 +63,14 @@ func TestQuickStartExample(t *testing.T) {
 	if resp, page = useLink(b, m.link()); resp.StatusCode != 200 || !strings.Contains(page, "Remote-User:   newbie") {
 		t.Fatalf("after the activation link: %d\n%s", resp.StatusCode, page)
 	}
-	// Level 2 asks the new account to set up TOTP on the spot.
-	if _, page = b.get(app + "admin/"); !strings.Contains(page, "Set up two-step verification") || !strings.Contains(page, `name="code"`) {
+	// Level 2 asks the new account to set up a second factor on the
+	// spot: TOTP or a security key, its choice.
+	resp, page = b.get(app + "admin/")
+	if !strings.Contains(page, ">totp</a>") || !strings.Contains(page, ">security key</a>") {
 		t.Fatalf("admin area for a new account:\n%s", page)
+	}
+	if _, page = choose(t, b, resp.Request.URL.String(), page, "totp"); !strings.Contains(page, "Set up two-step verification") || !strings.Contains(page, `name="code"`) {
+		t.Fatalf("TOTP for a new account:\n%s", page)
 	}
 }
 
