@@ -111,6 +111,9 @@ type App struct {
 	// Mail is where messages to people go (activation, password
 	// forgotten, magic links); default: an outbox directory.
 	Mail *MailConfig `json:"mail,omitempty"`
+	// Branding is how the pages look (name, logo, colour, CSS,
+	// templates); default Gatehouse's own.
+	Branding *BrandingConfig `json:"branding,omitempty"`
 	// Events pushes Security Event Tokens to receivers (webhooks).
 	Events *EventsConfig `json:"events,omitempty"`
 
@@ -375,6 +378,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("gatehouse: %w", err)
 	}
 
+	if err := a.Branding.apply(); err != nil {
+		return fmt.Errorf("gatehouse: %w", err)
+	}
 	if a.mailer, err = a.newMailer(st); err != nil {
 		return err
 	}

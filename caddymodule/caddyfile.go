@@ -278,6 +278,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := a.parseMail(d); err != nil {
 				return err
 			}
+		case "branding":
+			if err := a.parseBranding(d); err != nil {
+				return err
+			}
 		case "events":
 			if err := a.parseEvents(d); err != nil {
 				return err

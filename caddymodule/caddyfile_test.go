@@ -130,6 +130,8 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"gate level unknown", "{\n\tgatehouse {\n\t\tissuer https://a.example\n\t}\n}\na.example {\n\tgatehouse_gate {\n\t\tacr 2\n\t}\n}\n",
 			`acr "2" is not a level of the chain (levels: 1): use one of those, or add it to a module's levels, at Caddyfile:8`},
 		{"gate without an idp", "a.example {\n\tgatehouse_gate\n}\n", "gatehouse_gate needs an IdP: configure the gatehouse global option"},
+		{"branding bad accent", wrap("issuer https://a.example\nbranding {\nname Acme\naccent red\n}"), `branding: accent colour "#red" is not #rgb or #rrggbb, at Caddyfile:6`},
+		{"branding unknown option", wrap("issuer https://a.example\nbranding {\ncolour #fff\n}"), `unknown branding option "colour"`},
 		{"idp with options", "{\n\tgatehouse {\n\t\tissuer https://a.example\n\t}\n}\na.example {\n\tgatehouse_idp {\n\t\tfoo\n\t}\n}\n", "takes no options"},
 	}
 	checkAdaptErrors(t, cases)

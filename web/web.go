@@ -3,7 +3,6 @@ package web
 import (
 	"bytes"
 	"embed"
-	"html/template"
 	"io/fs"
 	"net/http"
 	"strings"
@@ -14,8 +13,6 @@ var templateFS embed.FS
 
 //go:embed static
 var staticFS embed.FS
-
-var pages = template.Must(template.New("").ParseFS(templateFS, "templates/*.html"))
 
 // Page is what every template receives.
 type Page struct {
@@ -49,7 +46,7 @@ type Page struct {
 // becomes a plain 500, never a half-written page.
 func Render(w http.ResponseWriter, status int, name string, p Page) {
 	var buf bytes.Buffer
-	if err := pages.ExecuteTemplate(&buf, name, p); err != nil {
+	if err := brand.Load().pages.ExecuteTemplate(&buf, name, p); err != nil {
 		http.Error(w, "internal error rendering page", http.StatusInternalServerError)
 		return
 	}
@@ -93,8 +90,11 @@ func Static() http.Handler {
 	}
 	fsrv := http.FileServerFS(sub)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "public, max-age=3600")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
+		if serveBrand(w, r) {
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=3600")
 		fsrv.ServeHTTP(w, r)
 	})
 }
