@@ -28,14 +28,8 @@ func TestBranding(t *testing.T) {
 	logo := write("logo.svg", `<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40"><circle cx="20" cy="20" r="18" fill="#0a7f5a"/></svg>`)
 	css := write("extra.css", ".card { border-top: 4px solid var(--accent); }")
 	write("templates/error.html", `{{define "error.html"}}{{template "head" .}}<p class="acme-help">{{.Message}} Call the Acme help desk.</p>{{template "foot" .}}{{end}}`)
-	up := echoUpstream(t)
-	s := &idpSetup{authPort: freePort(t), appPort: freePort(t)}
-	s.issuer = fmt.Sprintf("http://auth.localhost:%d", s.authPort)
-	s.appHost = fmt.Sprintf("app.localhost:%d", s.appPort)
-	s.redirect = "http://" + s.appHost + "/callback"
-	gated := fmt.Sprintf("http://gated.localhost:%d", freePort(t))
 	branding := fmt.Sprintf("branding {\n\t\t\tname \"Acme Sign-in\"\n\t\t\tlogo %s\n\t\t\taccent 0a7f5a\n\t\t\tcss %s\n\t\t\ttemplates %s\n\t\t}", logo, css, filepath.Join(dir, "templates"))
-	s.caddy = startCaddy(t, s.caddyfile(branding)+fmt.Sprintf("\n%s {\n\tgatehouse_gate\n\treverse_proxy %s\n}\n", gated, strings.TrimPrefix(up.URL, "http://")))
+	s, gated := newGatedIDP(t, branding)
 
 	b := newBrowser(t, "none")
 	_, page := b.get(gated + "/")

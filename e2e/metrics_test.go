@@ -17,13 +17,7 @@ import (
 // failed and a good sign-in, a token grant, gate decisions and a
 // sign-out.
 func TestMetricsAndHealth(t *testing.T) {
-	up := echoUpstream(t)
-	s := &idpSetup{authPort: freePort(t), appPort: freePort(t)}
-	s.issuer = fmt.Sprintf("http://auth.localhost:%d", s.authPort)
-	s.appHost = fmt.Sprintf("app.localhost:%d", s.appPort)
-	s.redirect = "http://" + s.appHost + "/callback"
-	gated := fmt.Sprintf("http://gated.localhost:%d", freePort(t))
-	s.caddy = startCaddy(t, s.caddyfile("")+fmt.Sprintf("\n%s {\n\tgatehouse_gate\n\treverse_proxy %s\n}\n", gated, strings.TrimPrefix(up.URL, "http://")))
+	s, gated := newGatedIDP(t, "")
 	s.addUser(t, "alice", "correct horse battery")
 	rp := s.client(t)
 
@@ -81,6 +75,20 @@ func TestMetricsAndHealth(t *testing.T) {
 	if t.Failed() {
 		t.Logf("gatehouse metrics:\n%s", grepLines(m, "gatehouse_"))
 	}
+}
+
+// newGatedIDP is an IdP (idpSetup, with extraGlobal in its gatehouse
+// block) and a site behind a gate (its origin, returned) in front of an
+// echoing upstream.
+func newGatedIDP(t *testing.T, extraGlobal string) (*idpSetup, string) {
+	up := echoUpstream(t)
+	s := &idpSetup{authPort: freePort(t), appPort: freePort(t)}
+	s.issuer = fmt.Sprintf("http://auth.localhost:%d", s.authPort)
+	s.appHost = fmt.Sprintf("app.localhost:%d", s.appPort)
+	s.redirect = "http://" + s.appHost + "/callback"
+	gated := fmt.Sprintf("http://gated.localhost:%d", freePort(t))
+	s.caddy = startCaddy(t, s.caddyfile(extraGlobal)+fmt.Sprintf("\n%s {\n\tgatehouse_gate\n\treverse_proxy %s\n}\n", gated, strings.TrimPrefix(up.URL, "http://")))
+	return s, gated
 }
 
 // grepLines keeps the lines of s that contain sub.
