@@ -61,6 +61,20 @@ const (
 	// removed one (target: the module's id of it).
 	CredentialAdded   = "credential_added"
 	CredentialRemoved = "credential_removed"
+	// IdentityLinked: an identity at another issuer was linked to an
+	// account (reason: a just-in-time account, proven by signing in to
+	// the account, or the account page); target names it (issuer and
+	// subject).
+	IdentityLinked = "identity_linked"
+	// LinkRefused: an identity at another issuer was not linked (its
+	// address names an account it is not linked to, so the person was
+	// asked to sign in to it; or it is linked to another account).
+	LinkRefused = "link_refused"
+	// UpstreamLogout: a remote provider's back-channel logout ended
+	// sessions (reason: how many); LogoutTokenRefused: a logout token
+	// that did not verify (reason says why).
+	UpstreamLogout     = "upstream_logout"
+	LogoutTokenRefused = "logout_token_refused"
 )
 
 // Event is one line of the trail; empty fields are left out.
@@ -158,7 +172,7 @@ func (a *Log) Record(ctx context.Context, e Event) {
 	level := slog.LevelInfo
 	switch e.Event {
 	case LoginFailed, RateLimited, Banned, UnknownClient, BadRedirectURI, BadClientSecret, CodeReplayed, Busy, LogoutGivenUp,
-		RefreshReused, TokenMisuse, UserCodeFailed, MailGivenUp, ActivationRefused:
+		RefreshReused, TokenMisuse, UserCodeFailed, MailGivenUp, ActivationRefused, LinkRefused, LogoutTokenRefused:
 		level = slog.LevelWarn
 	}
 	a.l.LogAttrs(ctx, level, "gatehouse security event", attrs...)

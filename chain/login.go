@@ -318,6 +318,12 @@ func (e *Engine) serveModule(w http.ResponseWriter, r *http.Request, rest string
 			e.mailLink(w, r, n, mm)
 		}
 	}
+	if em, is := n.mod.(Endpoints); !ok && is {
+		if h := em.Endpoint(endpoint); h != nil {
+			h.ServeHTTP(w, r)
+			return
+		}
+	}
 	if !ok {
 		web.Error(w, e.opt.StaticPath, http.StatusNotFound, "Page not found", "There is nothing at this address.")
 	}
