@@ -314,6 +314,9 @@ func (e *Engine) next(ctx context.Context, subject string, passed []session.Pass
 		}
 		out = append(out, n)
 	}
+	if needMore {
+		out = append(out, e.againFor(passed, want, out)...)
+	}
 	return out, nil
 }
 

@@ -94,6 +94,23 @@ func passLevels(n *node, id Identity) ([]string, error) {
 	return slices.Clone(id.Levels), nil
 }
 
+// againFor are the modules passed with only some of their levels (a
+// remote provider's acr decided) that grant a wanted level they did not
+// reach then: offered again for a step-up, besides those in offered.
+func (e *Engine) againFor(passed []session.Passed, want map[string]bool, offered []*node) []*node {
+	var out []*node
+	for _, p := range passed {
+		n, ok := e.nodes[p.Module]
+		if !ok || n.Disabled || slices.Contains(offered, n) || slices.Contains(out, n) {
+			continue
+		}
+		if slices.ContainsFunc(n.Levels, func(l string) bool { return want[l] && !slices.Contains(p.Levels, l) }) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // rememberedLevels are the levels a remembered pass of n vouches for:
 // those it reached then that n still grants (none recorded: all of n's).
 func rememberedLevels(n *node, then []string) []string {

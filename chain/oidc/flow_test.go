@@ -212,3 +212,23 @@ func TestAllowedDomainsAndGroups(t *testing.T) {
 }
 
 func usersUser(name string) users.User { return users.User{Username: name} }
+
+// A session that reached level 1 at the provider steps up to 2 through
+// the same module: it is offered again, and the provider is asked for
+// the acr that reaches 2.
+func TestStepUpThroughTheProvider(t *testing.T) {
+	v := newEnv(t, map[string]any{"accounts": "create"})
+	b := v.browser()
+	if _, body := v.viaCorp(b, "", map[string]any{"sub": "corp-1"}); !strings.HasPrefix(body, "DONE ") {
+		t.Fatalf("sign-in: %s", body)
+	}
+	sub := v.session(b).Subject
+	st, body := v.viaCorp(b, "2", map[string]any{"sub": "corp-1", "acr": "urn:mfa"})
+	if !strings.HasPrefix(body, "DONE "+sub) || v.op.lastAuth.Get("acr_values") != "urn:mfa" {
+		t.Fatalf("step-up: %d %s (acr_values %q)", st, body, v.op.lastAuth.Get("acr_values"))
+	}
+	s := v.session(b)
+	if o, _ := v.e.Evaluate(context.Background(), s.Subject, s.Passed, []string{"2"}, time.Time{}); !o.Satisfied {
+		t.Fatalf("level 2 not reached: %+v", s.Passed)
+	}
+}
