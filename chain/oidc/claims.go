@@ -10,7 +10,7 @@ import (
 
 // mapping names the claims a module reads its profile from.
 type mapping struct {
-	username, email, name, groups string
+	username, email, name, groups, verified string
 	trustEmail                    bool
 }
 
@@ -23,7 +23,8 @@ func newMapping(s Settings) mapping {
 	}
 	return mapping{
 		username: or(s.UsernameClaim, "preferred_username"), email: or(s.EmailClaim, "email"),
-		name: or(s.NameClaim, "name"), groups: or(s.GroupsClaim, "groups"), trustEmail: s.TrustEmail,
+		name: or(s.NameClaim, "name"), groups: or(s.GroupsClaim, "groups"), verified: or(s.EmailVerifiedClaim, "email_verified"),
+		trustEmail: s.TrustEmail,
 	}
 }
 
@@ -74,7 +75,7 @@ func (m mapping) claims(issuer string, raw map[string]any) (chain.Claims, error)
 	if c.Email != "" && !strings.Contains(c.Email, "@") {
 		c.Email = "" // not an address: nothing to verify or store
 	}
-	c.EmailVerified = c.Email != "" && (m.trustEmail || truthy(raw["email_verified"]))
+	c.EmailVerified = c.Email != "" && (m.trustEmail || truthy(raw[m.verified]))
 	if c.Groups, err = stringList(raw[m.groups], m.groups); err != nil {
 		return chain.Claims{}, err
 	}

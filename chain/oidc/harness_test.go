@@ -51,7 +51,8 @@ type nopSigner struct{}
 
 func (nopSigner) SignClaims(string, any) (string, error) { return "token", nil }
 
-// env is a chain with a password module and an oidc module "Corp"
+// env is a chain with a password module and an oidc module "Corp" (of
+// kind corp["kind"] when set: a preset)
 // (levels 1 and 2; the remote acr "urn:mfa" reaches 2) against op,
 // the Linker of package linking, regulation and an audit trail.
 type env struct {
@@ -93,13 +94,18 @@ func newEnv(t *testing.T, corp map[string]any, more ...chain.ModuleConfig) *env 
 	}
 	v.op = newOP(t, v.clk.now)
 	settings := map[string]any{"issuer": v.op.URL, "client_id": "gatehouse", "client_secret": "s3cret", "acr_levels": []string{"urn:mfa=2"}, "label": "Corp IdP"}
+	kind := "oidc"
 	for k, val := range corp {
+		if k == "kind" {
+			kind = val.(string)
+			continue
+		}
 		settings[k] = val
 	}
 	raw, _ := json.Marshal(settings)
 	mods := append([]chain.ModuleConfig{
 		{Name: "Password", Kind: "password", Levels: []string{"1"}},
-		{Name: "Corp", Kind: "oidc", Levels: []string{"1", "2"}, Settings: raw},
+		{Name: "Corp", Kind: kind, Levels: []string{"1", "2"}, Settings: raw},
 	}, more...)
 	mux := http.NewServeMux()
 	v.srv = httptest.NewServer(mux)

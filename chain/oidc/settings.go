@@ -54,6 +54,12 @@ type Settings struct {
 	// "registration" (the default) creates accounts only when the chain
 	// has an enabled registration module (people may sign up anyway).
 	Accounts string `json:"accounts,omitempty"`
+	// EmailVerifiedClaim is the claim saying the address is verified:
+	// default email_verified (microsoft: xms_edov, Entra ID's "the
+	// domain owner verified it", as Entra's email claim is not).
+	EmailVerifiedClaim string `json:"email_verified_claim,omitempty"`
+	// Tenant is the Entra ID tenant (its id) of a microsoft module.
+	Tenant string `json:"tenant,omitempty"`
 	// TrustEmail treats the provider's addresses as verified even
 	// without email_verified (a provider that verifies every address
 	// but does not say so). Only set it for such a provider: a
@@ -78,6 +84,13 @@ const (
 
 // Validate checks the settings (also when `caddy adapt` reads them).
 func (s *Settings) Validate() error {
+	if s.Tenant != "" {
+		return errors.New("tenant is a setting of kind microsoft")
+	}
+	return s.validate()
+}
+
+func (s *Settings) validate() error {
 	if err := checkIssuer(s.Issuer); err != nil {
 		return err
 	}
