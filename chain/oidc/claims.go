@@ -11,7 +11,7 @@ import (
 // mapping names the claims a module reads its profile from.
 type mapping struct {
 	username, email, name, groups, verified string
-	trustEmail                    bool
+	trustEmail                              bool
 }
 
 func newMapping(s Settings) mapping {
