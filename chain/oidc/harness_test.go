@@ -71,6 +71,25 @@ type env struct {
 
 func newEnv(t *testing.T, corp map[string]any, more ...chain.ModuleConfig) *env {
 	t.Helper()
+	return newEnvWith(t, func(v *env) (string, []string, map[string]any) {
+		v.op = newOP(t, v.clk.now)
+		settings := map[string]any{"issuer": v.op.URL, "client_id": "gatehouse", "client_secret": "s3cret", "acr_levels": []string{"urn:mfa=2"}, "label": "Corp IdP"}
+		kind := "oidc"
+		for k, val := range corp {
+			if k == "kind" {
+				kind = val.(string)
+				continue
+			}
+			settings[k] = val
+		}
+		return kind, []string{"1", "2"}, settings
+	}, more...)
+}
+
+// newEnvWith is newEnv with the module Corp that corp returns (its
+// kind, levels and settings), made once the env has its clock.
+func newEnvWith(t *testing.T, corp func(v *env) (string, []string, map[string]any), more ...chain.ModuleConfig) *env {
+	t.Helper()
 	v := &env{t: t, clk: &clock{t: time.Unix(1_800_000_000, 0)}, trail: &syncBuf{}}
 	v.st = memstore.New()
 	v.st.Now = v.clk.now
@@ -92,20 +111,11 @@ func newEnv(t *testing.T, corp map[string]any, more ...chain.ModuleConfig) *env 
 	if v.alice, err = v.users.Create(ctx, users.User{Username: "alice", Email: "alice@example.com", EmailVerified: true}, "alice-pw"); err != nil {
 		t.Fatal(err)
 	}
-	v.op = newOP(t, v.clk.now)
-	settings := map[string]any{"issuer": v.op.URL, "client_id": "gatehouse", "client_secret": "s3cret", "acr_levels": []string{"urn:mfa=2"}, "label": "Corp IdP"}
-	kind := "oidc"
-	for k, val := range corp {
-		if k == "kind" {
-			kind = val.(string)
-			continue
-		}
-		settings[k] = val
-	}
+	kind, levels, settings := corp(v)
 	raw, _ := json.Marshal(settings)
 	mods := append([]chain.ModuleConfig{
 		{Name: "Password", Kind: "password", Levels: []string{"1"}},
-		{Name: "Corp", Kind: kind, Levels: []string{"1", "2"}, Settings: raw},
+		{Name: "Corp", Kind: kind, Levels: levels, Settings: raw},
 	}, more...)
 	mux := http.NewServeMux()
 	v.srv = httptest.NewServer(mux)
@@ -166,7 +176,9 @@ func (v *env) open(b *http.Client, page, name string) (int, string) {
 // at the provider as claims; it returns the last answer.
 func (v *env) viaCorp(b *http.Client, acr string, claims map[string]any) (int, string) {
 	v.t.Helper()
-	v.op.signIn(claims)
+	if v.op != nil {
+		v.op.signIn(claims)
+	}
 	_, page := v.get(b, v.srv.URL+"/start?acr="+url.QueryEscape(acr))
 	if !strings.Contains(page, `name="module" value="Corp"`) {
 		_, page = v.open(b, page, "Corp")
