@@ -20,7 +20,8 @@ func TestFederationCaddyfileErrors(t *testing.T) {
 		{"amr map", ok + "amr_levels =2", `amr_levels: "=2"`},
 		{"accounts", ok + "accounts always", "accounts is create, link_only or registration"},
 		{"domain", ok + "allowed_domains bob@corp.example", "allowed_domains"},
-		{"unknown setting", ok + "tenant x", `kind oidc has no setting "tenant"`},
+		{"tenant of microsoft", ok + "tenant x", "tenant is a setting of kind microsoft"},
+		{"unknown setting", ok + "colour red", `kind oidc has no setting "colour"`},
 		{"string list as one", ok + "client_secret a b", "takes one value"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
