@@ -36,9 +36,14 @@ type Linker struct {
 func (l *Linker) Link(ctx context.Context, a *chain.Attempt, c chain.Claims) (string, error) {
 	u, err := l.Users.LookupRemote(ctx, c.Issuer, c.Subject)
 	if err == nil {
-		return u.Subject, nil
+		return u.Subject, nil // (in an account attempt the engine refuses another's)
 	} else if !errors.Is(err, users.ErrNotFound) {
 		return "", err
+	}
+	if a.Account() {
+		// The account page: the signed-in user links it to their
+		// account (their session is the proof).
+		return l.attachOwn(ctx, a.Subject, c)
 	}
 	if c.EmailVerified && c.Email != "" {
 		owner, err := l.Users.Lookup(ctx, c.Email)
@@ -117,6 +122,25 @@ func (l *Linker) Attach(ctx context.Context, subject string, c chain.Claims) err
 		return nil
 	})
 	return err
+}
+
+// attachOwn links c to subject on the account page; an identity linked
+// to someone meanwhile is theirs.
+func (l *Linker) attachOwn(ctx context.Context, subject string, c chain.Claims) (string, error) {
+	err := l.Attach(ctx, subject, c)
+	if errors.Is(err, users.ErrLinked) {
+		u, err := l.Users.LookupRemote(ctx, c.Issuer, c.Subject)
+		if err != nil {
+			return "", err
+		}
+		return u.Subject, nil
+	} else if err != nil {
+		return "", err
+	}
+	u, _ := l.Users.Get(ctx, subject)
+	l.Audit.Record(ctx, audit.Event{Event: audit.IdentityLinked, User: u.Username, Subject: subject, Module: c.Module,
+		Target: c.Issuer + " " + c.Subject, Reason: "the account page"})
+	return subject, nil
 }
 
 func (l *Linker) remote(c chain.Claims) users.Remote {

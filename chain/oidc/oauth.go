@@ -81,6 +81,7 @@ func (s *OAuthSettings) check(p oauthProvider) error {
 
 // oauthModule is one instance of an OAuth 2 preset.
 type oauthModule struct {
+	linked
 	d       chain.Deps
 	s       OAuthSettings
 	p       oauthProvider
@@ -97,6 +98,7 @@ func newOAuth(d chain.Deps, s OAuthSettings, p oauthProvider) (chain.Module, err
 	// The identities' issuer: the provider's origin (a GitHub Enterprise
 	// server's identities are not github.com's).
 	m.issuer = u.Scheme + "://" + u.Host
+	m.linked = linked{d: d, label: s.Label, issuer: m.issuer}
 	registration := false
 	for _, mc := range d.Chain {
 		if mc.Name == d.Name {
@@ -189,4 +191,7 @@ func (m *oauthModule) getJSON(ctx context.Context, tok *oauth2.Token, path strin
 	return nil
 }
 
-var _ chain.RedirectModule = (*oauthModule)(nil)
+var (
+	_ chain.RedirectModule = (*oauthModule)(nil)
+	_ chain.AccountModule  = (*oauthModule)(nil)
+)

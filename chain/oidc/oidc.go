@@ -32,6 +32,7 @@ func init() {
 
 // Module is one oidc instance.
 type Module struct {
+	linked
 	d       chain.Deps
 	s       Settings
 	label   string
@@ -52,6 +53,7 @@ func New(d chain.Deps, s Settings) (*Module, error) {
 	if m.label == "" {
 		m.label = d.Name
 	}
+	m.linked = linked{d: d, label: m.label, issuer: s.Issuer}
 	m.acrs, _ = parseLevelMap("acr_levels", s.AcrLevels)
 	m.amrs, _ = parseLevelMap("amr_levels", s.AMRLevels)
 	m.domains, _ = parseDomains(s.AllowedDomains)
@@ -323,4 +325,5 @@ func random() string {
 var (
 	_ chain.RedirectModule = (*Module)(nil)
 	_ chain.Endpoints      = (*Module)(nil)
+	_ chain.AccountModule  = (*Module)(nil)
 )
