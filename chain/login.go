@@ -70,7 +70,9 @@ func (e *Engine) fail(w http.ResponseWriter, err error) {
 	}
 }
 
-type choice struct{ Name, URL string }
+// choice is a link to a module's page: its label, and the mark of a
+// Branded module.
+type choice struct{ Name, URL, Mark string }
 
 type loginData struct {
 	Client, Action, CSRF, Attempt, Module string
@@ -176,9 +178,9 @@ func (e *Engine) render(w http.ResponseWriter, a *Attempt, n *node, offered []*n
 		switch _, offer := o.mod.(Offerer); {
 		case o == n:
 		case offer && !onOffer:
-			d.Offers = append(d.Offers, choice{Name: label(o), URL: e.stepURL(a, o.Name)})
+			d.Offers = append(d.Offers, e.choiceOf(a, o))
 		default:
-			d.Others = append(d.Others, choice{Name: label(o), URL: e.stepURL(a, o.Name)})
+			d.Others = append(d.Others, e.choiceOf(a, o))
 		}
 	}
 	title := p.Title

@@ -160,11 +160,11 @@ func (v *env) post(b *http.Client, u string, f url.Values) (int, string) {
 
 var linkRE = regexp.MustCompile(`<a (?:class="[^"]*" )?href="([^"]+)">([^<]*)</a>`)
 
-// open follows the link labelled name on page.
+// open follows the link to module name's page on page.
 func (v *env) open(b *http.Client, page, name string) (int, string) {
 	v.t.Helper()
 	for _, m := range linkRE.FindAllStringSubmatch(page, -1) {
-		if strings.TrimSpace(html.UnescapeString(m[2])) == name {
+		if strings.HasSuffix(html.UnescapeString(m[1]), "&module="+name) {
 			return v.get(b, v.srv.URL+html.UnescapeString(m[1]))
 		}
 	}

@@ -42,7 +42,7 @@ type OAuthSettings struct {
 
 // oauthProvider is what differs between OAuth 2 providers.
 type oauthProvider struct {
-	label                     string
+	label, mark               string
 	authURL, tokenURL, apiURL string
 	scopes                    []string
 	authStyle                 oauth2.AuthStyle
@@ -113,7 +113,8 @@ func newOAuth(d chain.Deps, s OAuthSettings, p oauthProvider) (chain.Module, err
 	return m, nil
 }
 
-func (m *oauthModule) Label() string { return m.s.Label }
+// Brand is the provider's name and mark on the chooser.
+func (m *oauthModule) Brand() (string, string) { return m.s.Label, m.p.mark }
 
 func (m *oauthModule) config(callback string) *oauth2.Config {
 	return &oauth2.Config{ClientID: m.s.ClientID, ClientSecret: m.s.ClientSecret, RedirectURL: callback, Scopes: m.s.Scopes,
@@ -194,4 +195,5 @@ func (m *oauthModule) getJSON(ctx context.Context, tok *oauth2.Token, path strin
 var (
 	_ chain.RedirectModule = (*oauthModule)(nil)
 	_ chain.AccountModule  = (*oauthModule)(nil)
+	_ chain.Branded        = (*oauthModule)(nil)
 )

@@ -31,7 +31,7 @@ type XSettings OAuthSettings
 type FacebookSettings OAuthSettings
 
 var github = oauthProvider{
-	label: "GitHub", authURL: "https://github.com/login/oauth/authorize", tokenURL: "https://github.com/login/oauth/access_token",
+	label: "GitHub", mark: "github", authURL: "https://github.com/login/oauth/authorize", tokenURL: "https://github.com/login/oauth/access_token",
 	apiURL: "https://api.github.com", scopes: []string{"read:user", "user:email"}, authStyle: oauth2.AuthStyleInParams,
 	profile: func(ctx context.Context, m *oauthModule, tok *oauth2.Token) (map[string]any, error) {
 		h := http.Header{"Accept": {"application/vnd.github+json"}, "X-Github-Api-Version": {"2022-11-28"}}
@@ -62,7 +62,7 @@ var github = oauthProvider{
 }
 
 var xcom = oauthProvider{
-	label: "X", authURL: "https://x.com/i/oauth2/authorize", tokenURL: "https://api.x.com/2/oauth2/token",
+	label: "X", mark: "x", authURL: "https://x.com/i/oauth2/authorize", tokenURL: "https://api.x.com/2/oauth2/token",
 	apiURL: "https://api.x.com", scopes: []string{"users.read", "tweet.read"}, authStyle: oauth2.AuthStyleInHeader,
 	profile: func(ctx context.Context, m *oauthModule, tok *oauth2.Token) (map[string]any, error) {
 		var me struct {
@@ -80,7 +80,7 @@ var xcom = oauthProvider{
 }
 
 var facebook = oauthProvider{
-	label: "Facebook", authURL: "https://www.facebook.com/v21.0/dialog/oauth", tokenURL: "https://graph.facebook.com/v21.0/oauth/access_token",
+	label: "Facebook", mark: "facebook", authURL: "https://www.facebook.com/v21.0/dialog/oauth", tokenURL: "https://graph.facebook.com/v21.0/oauth/access_token",
 	apiURL: "https://graph.facebook.com/v21.0", scopes: []string{"public_profile", "email"}, authStyle: oauth2.AuthStyleInParams,
 	profile: func(ctx context.Context, m *oauthModule, tok *oauth2.Token) (map[string]any, error) {
 		// appsecret_proof: a token taken elsewhere is no use without the

@@ -27,7 +27,7 @@ import (
 const Kind = "oidc"
 
 func init() {
-	chain.Register(Kind, func(d chain.Deps, s Settings) (chain.Module, error) { return New(d, s) })
+	chain.Register(Kind, func(d chain.Deps, s Settings) (chain.Module, error) { return New(d, s, "oidc") })
 }
 
 // Module is one oidc instance.
@@ -36,6 +36,7 @@ type Module struct {
 	d       chain.Deps
 	s       Settings
 	label   string
+	mark    string
 	levels  []string
 	acrs    levelMap
 	amrs    levelMap
@@ -47,9 +48,10 @@ type Module struct {
 	provider *gooidc.Provider
 }
 
-// New builds an instance from its settings (checked by Validate).
-func New(d chain.Deps, s Settings) (*Module, error) {
-	m := &Module{d: d, s: s, label: s.Label, mapping: newMapping(s)}
+// New builds an instance from its settings (checked by Validate); mark
+// is the provider's mark on its button (web.Marks).
+func New(d chain.Deps, s Settings, mark string) (*Module, error) {
+	m := &Module{d: d, s: s, label: s.Label, mark: mark, mapping: newMapping(s)}
 	if m.label == "" {
 		m.label = d.Name
 	}
@@ -83,8 +85,8 @@ func New(d chain.Deps, s Settings) (*Module, error) {
 	return m, nil
 }
 
-// Label is the provider's name for people.
-func (m *Module) Label() string { return m.label }
+// Brand is the provider's name and mark on the chooser.
+func (m *Module) Brand() (string, string) { return m.label, m.mark }
 
 // discover returns the provider's discovery, read at first use (a
 // provider that is down when the server starts does not stop it) and
@@ -326,4 +328,5 @@ var (
 	_ chain.RedirectModule = (*Module)(nil)
 	_ chain.Endpoints      = (*Module)(nil)
 	_ chain.AccountModule  = (*Module)(nil)
+	_ chain.Branded        = (*Module)(nil)
 )

@@ -77,8 +77,8 @@ func preset(s *Settings, issuer, label string) error {
 }
 
 func init() {
-	chain.Register("google", func(d chain.Deps, s GoogleSettings) (chain.Module, error) { return New(d, Settings(s)) })
-	chain.Register("microsoft", func(d chain.Deps, s MicrosoftSettings) (chain.Module, error) { return New(d, Settings(s)) })
-	chain.Register("gitlab", func(d chain.Deps, s GitLabSettings) (chain.Module, error) { return New(d, Settings(s)) })
-	chain.Register("linkedin", func(d chain.Deps, s LinkedInSettings) (chain.Module, error) { return New(d, Settings(s)) })
+	chain.Register("google", func(d chain.Deps, s GoogleSettings) (chain.Module, error) { return New(d, Settings(s), "google") })
+	chain.Register("microsoft", func(d chain.Deps, s MicrosoftSettings) (chain.Module, error) { return New(d, Settings(s), "microsoft") })
+	chain.Register("gitlab", func(d chain.Deps, s GitLabSettings) (chain.Module, error) { return New(d, Settings(s), "gitlab") })
+	chain.Register("linkedin", func(d chain.Deps, s LinkedInSettings) (chain.Module, error) { return New(d, Settings(s), "linkedin") })
 }

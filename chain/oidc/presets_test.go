@@ -3,6 +3,7 @@ package oidc_test
 import (
 	"context"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -63,5 +64,29 @@ func TestPresetSettings(t *testing.T) {
 		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%s %s: %v, want %q", tc.kind, tc.settings, err, tc.want)
 		}
+	}
+}
+
+// The chooser shows each provider as its button: its name and the mark
+// the stylesheet draws.
+func TestChooserButtons(t *testing.T) {
+	for kind, want := range map[string]string{
+		"oidc":     `<li class="provider mark-oidc"><a class="button" href="[^"]*module=Corp">Corp IdP</a>`,
+		"google":   `<li class="provider mark-google"><a class="button" href="[^"]*module=Corp">Google</a>`,
+		"linkedin": `<li class="provider mark-linkedin"><a class="button" href="[^"]*module=Corp">LinkedIn</a>`,
+	} {
+		settings := map[string]any{"kind": kind}
+		if kind != "oidc" {
+			settings["label"] = ""
+		}
+		v := newEnv(t, settings)
+		_, page := v.get(v.browser(), v.srv.URL+"/start")
+		if !regexp.MustCompile(want).MatchString(page) {
+			t.Fatalf("%s: no %s in\n%s", kind, want, page)
+		}
+	}
+	v, _ := socialEnv(t, "github", nil)
+	if _, page := v.get(v.browser(), v.srv.URL+"/start"); !strings.Contains(page, `<li class="provider mark-github"><a class="button"`) {
+		t.Fatalf("github:\n%s", page)
 	}
 }
