@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"html"
 	"net/http"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -217,5 +219,51 @@ func TestFederationWithCorporateIdP(t *testing.T) {
 	}
 	if !strings.Contains(s.ours.log.String(), `"event":"link_refused"`) || !strings.Contains(s.ours.log.String(), "proven by signing in to the account") {
 		t.Fatalf("trail lacks the refusal and the link:\n%s", s.ours.log)
+	}
+}
+
+// TestFederationAccountLinking: on the account page a signed-in user
+// links their corporate identity (which then signs in to their account)
+// and removes it again (after which it is someone new here).
+func TestFederationAccountLinking(t *testing.T) {
+	t.Setenv("CORP_TEST_SECRET", "corp-secret")
+	s := newFedSetup(t)
+	b := newBrowser(t)
+	resp, page := b.get(s.issuer + "/account")
+	resp, page = choose(t, b, resp.Request.URL.String(), page, "password")
+	resp, page = b.submitLogin(resp.Request.URL.String(), page, "alice", "correct horse battery")
+	if !strings.Contains(page, "Link your Corp account") {
+		t.Fatalf("account page (%d %s):\n%s", resp.StatusCode, resp.Request.URL, page)
+	}
+	add := regexp.MustCompile(`<a class="button" href="([^"]+)">Link your Corp account</a>`).FindStringSubmatch(page)
+	resp, page = b.get(s.issuer + html.UnescapeString(add[1]))
+	resp, page = b.submitForm(resp.Request.URL.String(), page, nil)
+	resp, page = signInPasswords(t, b, resp, page, "carol", "corp password one")
+	if !strings.HasPrefix(resp.Request.URL.String(), s.issuer+"/account") || !strings.Contains(page, "carol@corp.example") {
+		t.Fatalf("after linking (%d %s):\n%s", resp.StatusCode, resp.Request.URL, page)
+	}
+	// Carol's corporate sign-in is alice's account now.
+	resp, body := s.viaCorp(t, newBrowser(t), s.app+"/x", "carol")
+	if echo := echoOf(t, resp, body); echo["Remote-User"] != "alice" {
+		t.Fatalf("linked sign-in: %v", echo)
+	}
+
+	// Remove it (alice keeps her password).
+	item := regexp.MustCompile(`name="item" value="([^"]+)"`).FindStringSubmatch(page)
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
+	if item == nil || csrf == nil {
+		t.Fatalf("no remove form:\n%s", page)
+	}
+	resp, page = b.postForm(s.issuer+"/account", url.Values{"csrf": {html.UnescapeString(csrf[1])}, "module": {"Corp"},
+		"item": {html.UnescapeString(item[1])}, "action": {"remove"}})
+	if resp.StatusCode != http.StatusOK || strings.Contains(page, "carol@corp.example") || !strings.Contains(page, "Link your Corp account") {
+		t.Fatalf("after removing (%d %s):\n%s", resp.StatusCode, resp.Request.URL, page)
+	}
+	resp, body = s.viaCorp(t, newBrowser(t), s.app+"/x", "carol")
+	if echo := echoOf(t, resp, body); echo["Remote-User"] != "carol" {
+		t.Fatalf("unlinked identity: %v", echo)
+	}
+	if log := s.ours.log.String(); !strings.Contains(log, `"event":"credential_added"`) || !strings.Contains(log, `"event":"credential_removed"`) {
+		t.Fatalf("trail:\n%s", log)
 	}
 }
