@@ -62,6 +62,12 @@ func (m *Module) backchannel(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		sub, sid, err = m.verifyLogout(ctx, r.PostForm.Get("logout_token"))
 	}
+	var down unavailable
+	if errors.As(err, &down) {
+		m.d.Logger.Error("oidc: back-channel logout", "error", err)
+		backchannelError(w, http.StatusServiceUnavailable, "the logout could not be checked now")
+		return
+	}
 	if err != nil {
 		m.d.Audit.Record(ctx, audit.Event{Event: audit.LogoutTokenRefused, Module: m.d.Name, Reason: err.Error()})
 		backchannelError(w, http.StatusBadRequest, "the logout token is not valid")
@@ -108,7 +114,7 @@ func (m *Module) verifyLogout(ctx context.Context, raw string) (sub, sid string,
 	}
 	p, err := m.discover()
 	if err != nil {
-		return "", "", err
+		return "", "", unavailable{err}
 	}
 	ctx = gooidc.ClientContext(ctx, m.d.HTTP)
 	lt, err := p.VerifierContext(ctx, &gooidc.Config{ClientID: m.s.ClientID, Now: m.d.Now}).VerifyLogout(ctx, raw)
@@ -134,7 +140,7 @@ func (m *Module) verifyLogout(ctx context.Context, raw string) (sub, sid string,
 	if err := m.d.Store.Create(ctx, "jti:"+hex.EncodeToString(h[:]), []byte{1}, jtiTTL); errors.Is(err, store.ErrExists) {
 		return "", "", errors.New("jti replayed")
 	} else if err != nil {
-		return "", "", err
+		return "", "", unavailable{err}
 	}
 	sub, sid = lt.Subject, lt.SessionID
 	if sub == "" {
@@ -142,12 +148,19 @@ func (m *Module) verifyLogout(ctx context.Context, raw string) (sub, sid string,
 		if errors.Is(err, store.ErrNotFound) {
 			return "", sid, nil // no sign-in here came from that session
 		} else if err != nil {
-			return "", "", err
+			return "", "", unavailable{err}
 		}
 		sub = string(b)
 	}
 	return sub, sid, nil
 }
+
+// unavailable is a failure to check a logout token that is not the
+// token's (the provider's keys or the store out of reach): the provider
+// is told to try again (5xx), and nothing is audited as refused.
+type unavailable struct{ error }
+
+func (u unavailable) Unwrap() error { return u.error }
 
 func jsonObject(b json.RawMessage) bool {
 	var v map[string]any

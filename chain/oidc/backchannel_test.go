@@ -4,8 +4,10 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -96,5 +98,31 @@ func TestBackchannelLogout(t *testing.T) {
 	}
 	if !strings.Contains(v.trail.String(), `"event":"upstream_logout"`) {
 		t.Fatalf("trail:\n%s", v.trail)
+	}
+}
+
+// A provider that is down is not asked again at every request: a
+// failed discovery waits before the next.
+func TestDiscoveryFailureIsNotRetriedAtOnce(t *testing.T) {
+	var hits atomic.Int32
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	v := newEnv(t, map[string]any{"issuer": down.URL})
+	endpoint := v.srv.URL + "/login/m/Corp/backchannel_logout"
+	for range 5 {
+		if st, _ := v.post(v.browser(), endpoint, url.Values{"logout_token": {v.op.sign(v.op.logoutToken("s", ""), "logout+jwt")}}); st != http.StatusServiceUnavailable {
+			t.Fatalf("status %d", st)
+		}
+	}
+	if n := hits.Load(); n != 1 || strings.Contains(v.trail.String(), "logout_token_refused") {
+		t.Fatalf("discovery asked %d times", n)
+	}
+	v.clk.add(11 * time.Second)
+	v.post(v.browser(), endpoint, url.Values{"logout_token": {v.op.sign(v.op.logoutToken("s", ""), "logout+jwt")}})
+	if n := hits.Load(); n != 2 {
+		t.Fatalf("discovery asked %d times after the wait", n)
 	}
 }

@@ -46,7 +46,15 @@ type Module struct {
 
 	mu       sync.Mutex
 	provider *gooidc.Provider
+	// failedAt is when discovery last failed: it is not tried again
+	// for a while, so that requests (a logout token posted by anyone)
+	// cannot make this server hammer a provider that is down.
+	failedAt time.Time
+	failure  error
 }
+
+// discoveryRetry is how long a failed discovery is not tried again.
+const discoveryRetry = 10 * time.Second
 
 // New builds an instance from its settings (checked by Validate); mark
 // is the provider's mark on its button (web.Marks).
@@ -97,12 +105,17 @@ func (m *Module) discover() (*gooidc.Provider, error) {
 	if m.provider != nil {
 		return m.provider, nil
 	}
+	if m.failure != nil && m.d.Now().Sub(m.failedAt) < discoveryRetry {
+		return nil, m.failure
+	}
 	// Not the request's context: the provider keeps it to fetch its
 	// keys later.
 	ctx := gooidc.ClientContext(context.Background(), m.d.HTTP)
 	p, err := gooidc.NewProvider(ctx, m.s.Issuer)
 	if err != nil {
-		return nil, fmt.Errorf("oidc module %q: discovery at %s: %w", m.d.Name, m.s.Issuer, err)
+		m.failedAt = m.d.Now()
+		m.failure = fmt.Errorf("oidc module %q: discovery at %s: %w", m.d.Name, m.s.Issuer, err)
+		return nil, m.failure
 	}
 	m.provider = p
 	return p, nil
