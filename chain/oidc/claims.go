@@ -11,6 +11,7 @@ import (
 // mapping names the claims a module reads its profile from.
 type mapping struct {
 	username, email, name, groups, verified string
+	prefix                                  string
 	trustEmail                              bool
 }
 
@@ -24,7 +25,7 @@ func newMapping(s Settings) mapping {
 	return mapping{
 		username: or(s.UsernameClaim, "preferred_username"), email: or(s.EmailClaim, "email"),
 		name: or(s.NameClaim, "name"), groups: or(s.GroupsClaim, "groups"), verified: or(s.EmailVerifiedClaim, "email_verified"),
-		trustEmail: s.TrustEmail,
+		trustEmail: s.TrustEmail, prefix: s.UsernamePrefix,
 	}
 }
 
@@ -76,6 +77,16 @@ func (m mapping) claims(issuer string, raw map[string]any) (chain.Claims, error)
 		c.Email = "" // not an address: nothing to verify or store
 	}
 	c.EmailVerified = c.Email != "" && (m.trustEmail || truthy(raw[m.verified]))
+	if m.prefix != "" {
+		base := c.PreferredUsername
+		if base == "" {
+			base, _, _ = strings.Cut(c.Email, "@")
+		}
+		if base == "" {
+			base = c.Subject
+		}
+		c.PreferredUsername = m.prefix + base
+	}
 	if c.Groups, err = stringList(raw[m.groups], m.groups); err != nil {
 		return chain.Claims{}, err
 	}

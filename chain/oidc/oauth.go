@@ -32,7 +32,10 @@ type OAuthSettings struct {
 	TokenURL string `json:"token_url,omitempty"`
 	APIURL   string `json:"api_url,omitempty"`
 	// Accounts, AllowedDomains, Label: as for oidc.
-	Accounts       string   `json:"accounts,omitempty"`
+	Accounts string `json:"accounts,omitempty"`
+	// UsernamePrefix: as for oidc; default the provider's ("github-",
+	// "x-", "facebook-"): names there are anyone's choice.
+	UsernamePrefix *string  `json:"username_prefix,omitempty"`
 	AllowedDomains []string `json:"allowed_domains,omitempty"`
 	Label          string   `json:"label,omitempty"`
 	// TrustEmail (facebook): its API does not say whether an address
@@ -74,6 +77,13 @@ func (s *OAuthSettings) check(p oauthProvider) error {
 	}
 	if s.Label == "" {
 		s.Label = p.label
+	}
+	if s.UsernamePrefix == nil {
+		def := p.mark + "-"
+		s.UsernamePrefix = &def
+	}
+	if err := checkPrefix(*s.UsernamePrefix); err != nil {
+		return err
 	}
 	_, err := parseDomains(s.AllowedDomains)
 	return err
@@ -153,6 +163,9 @@ func (m *oauthModule) Callback(ctx context.Context, _ *chain.Attempt, r *http.Re
 		return chain.Identity{}, err
 	}
 	mp := mapping{username: "preferred_username", email: "email", name: "name", verified: "email_verified", trustEmail: m.s.TrustEmail}
+	if m.s.UsernamePrefix != nil {
+		mp.prefix = *m.s.UsernamePrefix
+	}
 	c, err := mp.claims(m.issuer, raw)
 	if err != nil {
 		m.d.Logger.Warn("oauth: profile refused", "error", err)

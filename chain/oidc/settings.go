@@ -3,6 +3,7 @@ package oidc
 import (
 	"errors"
 	"fmt"
+	"github.com/gatehouse-idp/gatehouse/users"
 	"net/url"
 	"slices"
 	"strings"
@@ -41,6 +42,12 @@ type Settings struct {
 	EmailClaim    string `json:"email_claim,omitempty"`
 	NameClaim     string `json:"name_claim,omitempty"`
 	GroupsClaim   string `json:"groups_claim,omitempty"`
+	// UsernamePrefix is put before the username of an account made at
+	// a first sign-in (from the username claim, else the address's
+	// local part): a provider's users choose their names there, and a
+	// prefix keeps them from taking one that means something here
+	// ("admin") to an application reading Remote-User.
+	UsernamePrefix string `json:"username_prefix,omitempty"`
 	// AllowedDomains admits only people whose verified address is at
 	// one of these domains ("acme.example", or "*.acme.example" for its
 	// subdomains).
@@ -111,10 +118,21 @@ func (s *Settings) validate() error {
 	if _, err := parseDomains(s.AllowedDomains); err != nil {
 		return err
 	}
+	if err := checkPrefix(s.UsernamePrefix); err != nil {
+		return err
+	}
 	for _, sc := range s.Scopes {
 		if sc == "" || strings.ContainsAny(sc, " \t\n\"\\") {
 			return fmt.Errorf("scopes: %q is no scope", sc)
 		}
+	}
+	return nil
+}
+
+// checkPrefix: a username prefix holds what usernames may.
+func checkPrefix(p string) error {
+	if p != "" && (len(p) > 16 || users.ValidateUsername(p) != nil || strings.Contains(p, "@")) {
+		return fmt.Errorf("username_prefix %q: up to 16 letters, digits, '.', '_', '-'", p)
 	}
 	return nil
 }

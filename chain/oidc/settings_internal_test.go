@@ -48,6 +48,26 @@ func TestLevelMapAndReached(t *testing.T) {
 	}
 }
 
+func TestUsernamePrefix(t *testing.T) {
+	m := newMapping(Settings{UsernamePrefix: "corp."})
+	for raw, want := range map[string]string{
+		`{"sub":"1","preferred_username":"admin"}`: "corp.admin",
+		`{"sub":"2","email":"root@corp.example"}`:  "corp.root",
+		`{"sub":"3"}`: "corp.3",
+	} {
+		var claims map[string]any
+		_ = json.Unmarshal([]byte(raw), &claims)
+		if c, err := m.claims("https://i", claims); err != nil || c.PreferredUsername != want {
+			t.Errorf("%s: %q %v, want %q", raw, c.PreferredUsername, err, want)
+		}
+	}
+	for _, bad := range []string{"a b", "x@", "waytoolongprefix-x"} {
+		if err := (&Settings{Issuer: "https://i.example", ClientID: "c", UsernamePrefix: bad}).Validate(); err == nil {
+			t.Errorf("prefix %q accepted", bad)
+		}
+	}
+}
+
 func FuzzLevelMap(f *testing.F) {
 	for _, s := range []string{"urn:mfa=2", "=", "a==b", "x= 2", "http://a/b?c=d=hi"} {
 		f.Add(s)

@@ -184,7 +184,7 @@ func TestGitHub(t *testing.T) {
 		t.Fatalf("sign-in: %s", body)
 	}
 	u, err := v.users.LookupRemote(ctx, s.URL, "583231")
-	if err != nil || u.Username != "octocat" || u.Email != "octocat@github.example" || !u.EmailVerified || u.Name != "The Octocat" {
+	if err != nil || u.Username != "github-octocat" || u.Email != "octocat@github.example" || !u.EmailVerified || u.Name != "The Octocat" {
 		t.Fatalf("account %+v %v", u, err)
 	}
 	// A primary address GitHub has not verified names nobody.
@@ -220,7 +220,7 @@ func TestX(t *testing.T) {
 	if _, body := v.viaCorp(b, "", nil); !strings.HasPrefix(body, "DONE ") {
 		t.Fatalf("sign-in: %s", body)
 	}
-	if u, err := v.users.LookupRemote(context.Background(), s.URL, "2244994945"); err != nil || u.Username != "XDevelopers" || u.Email != "" {
+	if u, err := v.users.LookupRemote(context.Background(), s.URL, "2244994945"); err != nil || u.Username != "x-XDevelopers" || u.Email != "" {
 		t.Fatalf("account %+v %v", u, err)
 	}
 }
@@ -237,6 +237,16 @@ func TestFacebook(t *testing.T) {
 		if asked != trust || (!trust && !strings.HasPrefix(body, "DONE ")) {
 			t.Fatalf("trust_email %v: %d %q", trust, st, alert(body))
 		}
+	}
+}
+
+// username_prefix "" keeps the provider's names as they are.
+func TestSocialUsernamePrefix(t *testing.T) {
+	v, s := socialEnv(t, "github", map[string]any{"username_prefix": ""})
+	s.user, s.emails = `{"login":"octocat","id":1}`, `[]`
+	v.viaCorp(v.browser(), "", nil)
+	if u, err := v.users.LookupRemote(context.Background(), s.URL, "1"); err != nil || u.Username != "octocat" {
+		t.Fatalf("account %+v %v", u, err)
 	}
 }
 
