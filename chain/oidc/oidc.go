@@ -53,6 +53,10 @@ type Module struct {
 	failure  error
 }
 
+// authTimeSkew is how far the provider's clock may be behind ours when
+// its auth_time is compared with when a fresh sign-in was asked.
+const authTimeSkew = time.Minute
+
 // discoveryRetry is how long a failed discovery is not tried again.
 const discoveryRetry = 10 * time.Second
 
@@ -248,7 +252,7 @@ func (m *Module) Callback(ctx context.Context, a *chain.Attempt, r *http.Request
 	}
 	if !k.Since.IsZero() {
 		at, ok := claims["auth_time"].(float64)
-		if !ok || time.Unix(int64(at), 0).Before(k.Since.Truncate(time.Second)) {
+		if !ok || time.Unix(int64(at), 0).Before(k.Since.Add(-authTimeSkew).Truncate(time.Second)) {
 			return chain.Identity{}, chain.Reject(m.label + " did not sign you in again, as this sign-in needs.")
 		}
 	}
