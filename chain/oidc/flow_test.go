@@ -2,6 +2,8 @@ package oidc_test
 
 import (
 	"context"
+	"github.com/gatehouse-idp/gatehouse/chain"
+	_ "github.com/gatehouse-idp/gatehouse/chain/registration"
 	"net/http"
 	"strings"
 	"testing"
@@ -230,5 +232,17 @@ func TestStepUpThroughTheProvider(t *testing.T) {
 	s := v.session(b)
 	if o, _ := v.e.Evaluate(context.Background(), s.Subject, s.Passed, []string{"2"}, time.Time{}); !o.Satisfied {
 		t.Fatalf("level 2 not reached: %+v", s.Passed)
+	}
+}
+
+// accounts registration (the default) makes accounts when the chain has
+// an enabled sign-up module: people may make one anyway.
+func TestAccountsFollowRegistration(t *testing.T) {
+	for _, disabled := range []bool{false, true} {
+		v := newEnv(t, nil, chain.ModuleConfig{Name: "Signup", Kind: "registration", Levels: []string{"1"}, Disabled: disabled})
+		_, body := v.viaCorp(v.browser(), "", map[string]any{"sub": "r-1", "email": "r@corp.example", "email_verified": true})
+		if made := strings.HasPrefix(body, "DONE "); made == disabled {
+			t.Fatalf("sign-up disabled %v: %s", disabled, body)
+		}
 	}
 }

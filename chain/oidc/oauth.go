@@ -58,10 +58,8 @@ func (s *OAuthSettings) check(p oauthProvider) error {
 	if s.ClientID == "" {
 		return errors.New("client_id is required")
 	}
-	switch s.Accounts {
-	case "", AccountsCreate, AccountsLinkOnly, AccountsRegistration:
-	default:
-		return fmt.Errorf("accounts is create, link_only or registration, not %q", s.Accounts)
+	if err := checkAccounts(s.Accounts); err != nil {
+		return err
 	}
 	for name, u := range map[string]*string{"auth_url": &s.AuthURL, "token_url": &s.TokenURL, "api_url": &s.APIURL} {
 		def := map[string]string{"auth_url": p.authURL, "token_url": p.tokenURL, "api_url": p.apiURL}[name]
@@ -109,17 +107,10 @@ func newOAuth(d chain.Deps, s OAuthSettings, p oauthProvider) (chain.Module, err
 	// server's identities are not github.com's).
 	m.issuer = u.Scheme + "://" + u.Host
 	m.linked = linked{d: d, label: s.Label, issuer: m.issuer}
-	registration := false
-	for _, mc := range d.Chain {
-		if mc.Name == d.Name {
-			m.levels = mc.Levels
-		}
-		registration = registration || (mc.Kind == "registration" && !mc.Disabled)
-	}
+	m.levels, m.create = place(d, s.Accounts)
 	if len(m.levels) != 1 {
 		return nil, fmt.Errorf("module %q grants %d levels: an OAuth 2 provider says nothing of how the person signed in, so it grants one", d.Name, len(m.levels))
 	}
-	m.create = s.Accounts == AccountsCreate || (s.Accounts != AccountsLinkOnly && registration)
 	return m, nil
 }
 

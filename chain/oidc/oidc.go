@@ -71,15 +71,7 @@ func New(d chain.Deps, s Settings, mark string) (*Module, error) {
 	m.acrs, _ = parseLevelMap("acr_levels", s.AcrLevels)
 	m.amrs, _ = parseLevelMap("amr_levels", s.AMRLevels)
 	m.domains, _ = parseDomains(s.AllowedDomains)
-	registration := false
-	for _, mc := range d.Chain {
-		if mc.Name == d.Name {
-			m.levels = mc.Levels
-		}
-		if mc.Kind == "registration" && !mc.Disabled {
-			registration = true
-		}
-	}
+	m.levels, m.create = place(d, s.Accounts)
 	if len(m.levels) == 0 {
 		return nil, fmt.Errorf("module %q grants no level", d.Name)
 	}
@@ -87,12 +79,6 @@ func New(d chain.Deps, s Settings, mark string) (*Module, error) {
 		if !slices.Contains(m.levels, l) {
 			return nil, fmt.Errorf("acr_levels/amr_levels name level %q, which module %q does not grant (levels: %s)", l, d.Name, strings.Join(m.levels, " "))
 		}
-	}
-	switch s.Accounts {
-	case AccountsCreate:
-		m.create = true
-	case "", AccountsRegistration:
-		m.create = registration
 	}
 	return m, nil
 }

@@ -93,6 +93,13 @@ func (p *op) authorize(w http.ResponseWriter, r *http.Request) {
 	p.lastAuth = q
 	p.codes[code] = grant{claims: p.next, nonce: q.Get("nonce"), challenge: q.Get("code_challenge"), redirectURI: q.Get("redirect_uri")}
 	p.mu.Unlock()
+	sendBack(w, r, code)
+}
+
+// sendBack sends the browser of authorization request r back to its
+// redirect_uri with code and its state.
+func sendBack(w http.ResponseWriter, r *http.Request, code string) {
+	q := r.URL.Query()
 	back, _ := url.Parse(q.Get("redirect_uri"))
 	v := back.Query()
 	v.Set("code", code)

@@ -3,6 +3,7 @@ package oidc
 import (
 	"errors"
 	"fmt"
+	"github.com/gatehouse-idp/gatehouse/chain"
 	"github.com/gatehouse-idp/gatehouse/users"
 	"net/url"
 	"slices"
@@ -104,10 +105,8 @@ func (s *Settings) validate() error {
 	if s.ClientID == "" {
 		return errors.New("client_id is required")
 	}
-	switch s.Accounts {
-	case "", AccountsCreate, AccountsLinkOnly, AccountsRegistration:
-	default:
-		return fmt.Errorf("accounts is create, link_only or registration, not %q", s.Accounts)
+	if err := checkAccounts(s.Accounts); err != nil {
+		return err
 	}
 	if _, err := parseLevelMap("acr_levels", s.AcrLevels); err != nil {
 		return err
@@ -127,6 +126,28 @@ func (s *Settings) validate() error {
 		}
 	}
 	return nil
+}
+
+func checkAccounts(a string) error {
+	switch a {
+	case "", AccountsCreate, AccountsLinkOnly, AccountsRegistration:
+		return nil
+	}
+	return fmt.Errorf("accounts is create, link_only or registration, not %q", a)
+}
+
+// place reads where instance d stands in its chain: its levels, and
+// whether its accounts setting lets it make accounts (registration:
+// when the chain has an enabled sign-up module).
+func place(d chain.Deps, accounts string) (levels []string, create bool) {
+	registration := false
+	for _, mc := range d.Chain {
+		if mc.Name == d.Name {
+			levels = mc.Levels
+		}
+		registration = registration || (mc.Kind == "registration" && !mc.Disabled)
+	}
+	return levels, accounts == AccountsCreate || ((accounts == "" || accounts == AccountsRegistration) && registration)
 }
 
 // checkPrefix: a username prefix holds what usernames may.

@@ -98,12 +98,7 @@ func (s *social) authorize(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.codes[code] = q.Get("code_challenge")
 	s.mu.Unlock()
-	back, _ := url.Parse(q.Get("redirect_uri"))
-	v := back.Query()
-	v.Set("code", code)
-	v.Set("state", q.Get("state"))
-	back.RawQuery = v.Encode()
-	http.Redirect(w, r, back.String(), http.StatusFound)
+	sendBack(w, r, code)
 }
 
 func (s *social) exchange(w http.ResponseWriter, r *http.Request) {
