@@ -40,6 +40,11 @@ func (e *Engine) link(ctx context.Context, a *Attempt, n *node, c Claims) (strin
 	switch {
 	case errors.As(err, &prove):
 		a.Pending = &PendingLink{Claims: c, Subject: prove.Subject}
+		// The proof is a sign-in now, in this attempt: what the
+		// browser's session or trusted devices passed does not count
+		// (a session cookie alone, in an unattended browser, must not
+		// plant a lasting way in).
+		a.Subject, a.Passed, a.FromSession, a.SessionID, a.Fresh = "", nil, nil, "", false
 		e.opt.Audit.Record(ctx, audit.Event{Event: audit.LinkRefused, Module: n.Name, Subject: prove.Subject,
 			Target: c.Issuer + " " + c.Subject, Reason: "the identity's address names an account it is not linked to: asked to sign in to it"})
 		if err := e.saveAttempt(ctx, a); err != nil {
@@ -65,8 +70,8 @@ func (e *Engine) attachPending(ctx context.Context, a *Attempt, g guard) error {
 	}
 	a.Pending = nil
 	target := p.Claims.Issuer + " " + p.Claims.Subject
-	if p.Subject != a.Subject {
-		e.record(ctx, audit.Event{Event: audit.LinkRefused, Target: target, Reason: "signed in to another account than the one to link"}, g, a, nil)
+	if p.Subject != a.Subject || !a.Fresh {
+		e.record(ctx, audit.Event{Event: audit.LinkRefused, Target: target, Reason: "not signed in to the account to link in this sign-in"}, g, a, nil)
 		return nil
 	}
 	err := e.opt.Linker.Attach(ctx, a.Subject, p.Claims)

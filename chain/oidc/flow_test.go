@@ -4,6 +4,7 @@ import (
 	"context"
 	"github.com/gatehouse-idp/gatehouse/chain"
 	_ "github.com/gatehouse-idp/gatehouse/chain/registration"
+	"github.com/gatehouse-idp/gatehouse/internal/chaintest"
 	"net/http"
 	"strings"
 	"testing"
@@ -244,5 +245,31 @@ func TestAccountsFollowRegistration(t *testing.T) {
 		if made := strings.HasPrefix(body, "DONE "); made == disabled {
 			t.Fatalf("sign-up disabled %v: %s", disabled, body)
 		}
+	}
+}
+
+// A session of the account is no proof for linking: the person signs in
+// to it again in the sign-in that links.
+func TestProofIsAFreshSignIn(t *testing.T) {
+	v := newEnv(t, map[string]any{"accounts": "create"})
+	b := v.browser()
+	_, page := v.get(b, v.srv.URL+"/start")
+	v.password(b, page, "alice", "alice-pw")
+	v.clk.add(time.Hour)
+	v.op.signIn(map[string]any{"sub": "corp-m", "email": "alice@example.com", "email_verified": true})
+	_, page = v.get(b, v.srv.URL+"/fresh")
+	_, page = v.open(b, page, "Corp")
+	_, page = v.post(b, v.srv.URL+"/login", chaintest.Form(page))
+	if !strings.Contains(alert(page), "already has the address") {
+		t.Fatalf("no proof asked of a signed-in browser:\n%s", page)
+	}
+	if _, err := v.users.LookupRemote(context.Background(), v.op.URL, "corp-m"); err == nil {
+		t.Fatal("linked on the strength of the session")
+	}
+	if _, body := v.password(b, page, "alice", "alice-pw"); !strings.HasPrefix(body, "DONE "+v.alice.Subject) {
+		t.Fatalf("proof: %s", body)
+	}
+	if u, err := v.users.LookupRemote(context.Background(), v.op.URL, "corp-m"); err != nil || u.Subject != v.alice.Subject {
+		t.Fatalf("not linked after the fresh sign-in: %v", err)
 	}
 }

@@ -128,6 +128,13 @@ func newEnvWith(t *testing.T, corp func(v *env) (string, []string, map[string]an
 		t.Fatal(err)
 	}
 	chaintest.Serve(t, mux, v.e, v.sessions, chain.Request{ReturnTo: "/done", Client: "Wiki", ClientID: "wiki"})
+	// /fresh begins a sign-in that counts only what is passed from now
+	// on (max_age 0 without prompt=login: the session is read).
+	mux.HandleFunc("/fresh", func(w http.ResponseWriter, r *http.Request) {
+		if err := v.e.Start(w, r, chain.Request{ReturnTo: "/done", Since: v.clk.now()}); err != nil {
+			t.Error(err)
+		}
+	})
 	return v
 }
 
