@@ -165,3 +165,41 @@ func (p passedSessions) EndPassed(ctx context.Context, subject, ref string, reas
 type Endpoints interface {
 	Endpoint(path string) http.Handler
 }
+
+// UpstreamLogout is a module whose sign-ins can be ended at the other
+// site too (a remote provider's end_session_endpoint): after a sign-out
+// here the person is offered to sign out there as well.
+type UpstreamLogout interface {
+	// LogoutURL is where to sign out at the other site after pass p of
+	// this module ended here, and the site's name; "" for nowhere.
+	LogoutURL(ctx context.Context, p session.Passed) (name, to string, err error)
+}
+
+// Upstream is a place to sign out at too.
+type Upstream struct{ Name, URL string }
+
+// UpstreamLogouts are the other sites where the passes of an ended
+// session can be ended too, one per module. A site that cannot be
+// reached now is left out (logged): the sign-out here is done anyway.
+func (e *Engine) UpstreamLogouts(ctx context.Context, passed []session.Passed) []Upstream {
+	var out []Upstream
+	for _, p := range passed {
+		n, ok := e.nodes[p.Module]
+		if !ok || n.Disabled {
+			continue
+		}
+		ul, ok := n.mod.(UpstreamLogout)
+		if !ok {
+			continue
+		}
+		name, to, err := ul.LogoutURL(ctx, p)
+		if err != nil {
+			e.opt.Logger.Warn("gatehouse chain: signing out upstream", "module", n.Name, "error", err)
+			continue
+		}
+		if to != "" {
+			out = append(out, Upstream{Name: name, URL: to})
+		}
+	}
+	return out
+}

@@ -82,6 +82,7 @@ func newFedSetup(t *testing.T) *fedSetup {
 				client_secret {env.CORP_TEST_SECRET}
 				acr_levels 2=2
 				accounts create
+				logout_upstream
 			}
 		}
 	}
@@ -219,6 +220,23 @@ func TestFederationWithCorporateIdP(t *testing.T) {
 	}
 	if !strings.Contains(s.ours.log.String(), `"event":"link_refused"`) || !strings.Contains(s.ours.log.String(), "proven by signing in to the account") {
 		t.Fatalf("trail lacks the refusal and the link:\n%s", s.ours.log)
+	}
+
+	// Signing out here offers signing out at the corporate IdP too
+	// (logout_upstream), which ends the session there.
+	resp, page := b4.get(s.issuer + "/logout")
+	resp, page = b4.submitForm(resp.Request.URL.String(), page, nil)
+	up := regexp.MustCompile(`<a class="button" href="([^"]+)">Sign out of Corp too</a>`).FindStringSubmatch(page)
+	if up == nil || !strings.HasPrefix(html.UnescapeString(up[1]), s.corpIssuer+"/logout?client_id=gatehouse") {
+		t.Fatalf("signed-out page (%d):\n%s", resp.StatusCode, page)
+	}
+	resp, page = b4.get(html.UnescapeString(up[1]))
+	resp, page = b4.submitForm(resp.Request.URL.String(), page, nil)
+	if !strings.Contains(page, "You are signed out") {
+		t.Fatalf("corporate sign-out (%d %s):\n%s", resp.StatusCode, resp.Request.URL, page)
+	}
+	if _, page = b4.get(s.corpIssuer + "/account"); !strings.Contains(page, `name="password"`) {
+		t.Fatalf("still signed in at the corporate IdP:\n%s", page)
 	}
 }
 

@@ -1,11 +1,14 @@
 package oidc_test
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"github.com/gatehouse-idp/gatehouse/chain"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -124,5 +127,23 @@ func TestDiscoveryFailureIsNotRetriedAtOnce(t *testing.T) {
 	v.post(v.browser(), endpoint, url.Values{"logout_token": {v.op.sign(v.op.logoutToken("s", ""), "logout+jwt")}})
 	if n := hits.Load(); n != 2 {
 		t.Fatalf("discovery asked %d times after the wait", n)
+	}
+}
+
+// logout_upstream offers the provider's end_session_endpoint (with our
+// client_id) after a sign-out of a session that came through it.
+func TestUpstreamLogoutURL(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		v := newEnv(t, map[string]any{"accounts": "create", "logout_upstream": on})
+		b := v.browser()
+		v.viaCorp(b, "", map[string]any{"sub": "corp-1"})
+		got := v.e.UpstreamLogouts(context.Background(), v.session(b).Passed)
+		want := []chain.Upstream{{Name: "Corp IdP", URL: v.op.URL + "/logout?client_id=gatehouse&ui=1"}}
+		if !on {
+			want = nil
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("logout_upstream %v: %+v", on, got)
+		}
 	}
 }

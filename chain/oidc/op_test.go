@@ -56,7 +56,7 @@ func newOP(t *testing.T, now func() time.Time) *op {
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{
 			"issuer": p.URL, "authorization_endpoint": p.URL + "/authorize", "token_endpoint": p.URL + "/token",
-			"userinfo_endpoint": p.URL + "/userinfo", "jwks_uri": p.URL + "/jwks",
+			"userinfo_endpoint": p.URL + "/userinfo", "jwks_uri": p.URL + "/jwks", "end_session_endpoint": p.URL + "/logout?ui=1",
 			"id_token_signing_alg_values_supported": []string{"RS256"}, "response_types_supported": []string{"code"},
 			"subject_types_supported": []string{"public"},
 		})

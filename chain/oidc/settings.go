@@ -76,6 +76,10 @@ type Settings struct {
 	// Label is the provider's name on the sign-in button ("Sign in
 	// with <label>"); default the module's name.
 	Label string `json:"label,omitempty"`
+	// LogoutUpstream: after signing out here, a person who signed in
+	// through this provider is offered to sign out there too (its
+	// end_session_endpoint, RP-Initiated Logout 1.0).
+	LogoutUpstream bool `json:"logout_upstream,omitempty"`
 	// LogoutEvery: a back-channel logout token naming only the remote
 	// subject (no sid) ends every session that came through this
 	// module for that person (the default); false: such a token ends
