@@ -80,3 +80,23 @@ func TestRemoteIdentityIndex(t *testing.T) {
 		}
 	}
 }
+
+// Deleting an account frees its linked identities for another.
+func TestDeleteFreesRemoteIdentities(t *testing.T) {
+	ctx := context.Background()
+	d, _, _ := newDir(t)
+	g := Remote{Issuer: "https://idp.example", Subject: "r-1"}
+	a, err := d.Create(ctx, User{Username: "a", Remotes: []Remote{g}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Delete(ctx, a.Subject); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.LookupRemote(ctx, g.Issuer, g.Subject); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("lookup after delete: %v", err)
+	}
+	if _, err := d.Create(ctx, User{Username: "b", Remotes: []Remote{g}}, ""); err != nil {
+		t.Fatalf("identity not free after delete: %v", err)
+	}
+}
