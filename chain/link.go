@@ -38,6 +38,11 @@ func (e *Engine) link(ctx context.Context, a *Attempt, n *node, c Claims) (strin
 	sub, err := e.opt.Linker.Link(ctx, a, c)
 	var prove *ProveAccount
 	switch {
+	case errors.As(err, &prove) && a.Account():
+		// On the account page the signed-in user is the proof; a Linker
+		// that asks for another account's is answered as one that
+		// names another account.
+		return "", errOtherAccount
 	case errors.As(err, &prove):
 		a.Pending = &PendingLink{Claims: c, Subject: prove.Subject}
 		// The proof is a sign-in now, in this attempt: what the

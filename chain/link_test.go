@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-idp/gatehouse/chain"
+	"github.com/gatehouse-idp/gatehouse/internal/chaintest"
 )
 
 // partial passes as alice with only some of its levels (as a remote
@@ -84,5 +85,41 @@ func TestModuleEndpoints(t *testing.T) {
 		if st, _ := get(t, c.client(), c.srv.URL+"/login/m/Partial/other"); st != http.StatusNotFound {
 			t.Fatalf("unknown endpoint: %d", st)
 		}
+	}
+}
+
+// proveLinker asks for proof of alice's account for every identity.
+type proveLinker struct{ alice string }
+
+func (l proveLinker) Link(context.Context, *chain.Attempt, chain.Claims) (string, error) {
+	return "", &chain.ProveAccount{Subject: l.alice, Message: "Sign in to the account first."}
+}
+
+func (proveLinker) Attach(context.Context, string, chain.Claims) error { return nil }
+
+// On the account page a Linker asking for proof of an account is
+// refused as another account's identity (the signed-in user is the
+// only proof there); at a sign-in it asks for that account's sign-in.
+func TestProveAccount(t *testing.T) {
+	idp := chaintest.NewIdP()
+	defer idp.Close()
+	l := &proveLinker{}
+	c := newCEnv(t, []chain.ModuleConfig{
+		mod("Password", "password", []string{"1"}),
+		{Name: "Remote", Kind: "test-remote", Levels: []string{"1"}, Settings: settings(fmt.Sprintf(`{"url": %q, "account": true}`, idp.URL))},
+	}, func(o *chain.Options) { o.Linker = l })
+	l.alice = c.alice.Subject
+	idp.SignIn(chaintest.Claims{Sub: "r-1", Email: "alice@example.com"})
+	b := c.client()
+	c.passwordIn(b, "alice", "pw")
+	_, page := get(t, b, c.srv.URL+"/add?module=Remote")
+	if st, _ := post(t, b, c.srv.URL+"/login", form(page)); st != http.StatusConflict {
+		t.Fatalf("account page: %d", st)
+	}
+	k := c.client()
+	_, page = get(t, k, c.srv.URL+"/start")
+	_, page = c.choose(k, page, "Remote")
+	if _, body := post(t, k, c.srv.URL+"/login", form(page)); !strings.Contains(body, "Sign in to the account first.") || strings.HasPrefix(body, "DONE") {
+		t.Fatalf("sign-in: %s", body)
 	}
 }
