@@ -71,6 +71,20 @@ const (
 	PasskeyRemoved    = "passkey_removed"       // reason: by the user or by an administrator
 	PasskeyRefused    = "passkey_refused"       // an assertion or registration refused (reason says why)
 	PasskeyCloned     = "passkey_clone_warning" // its signature counter went backwards
+	// IdentityLinked: an identity at another issuer was linked to an
+	// account (reason: a just-in-time account, proven by signing in to
+	// the account, or the account page); target names it (issuer and
+	// subject).
+	IdentityLinked = "identity_linked"
+	// LinkRefused: an identity at another issuer was not linked (its
+	// address names an account it is not linked to, so the person was
+	// asked to sign in to it; or it is linked to another account).
+	LinkRefused = "link_refused"
+	// UpstreamLogout: a remote provider's back-channel logout ended
+	// sessions (reason: how many); LogoutTokenRefused: a logout token
+	// that did not verify (reason says why).
+	UpstreamLogout     = "upstream_logout"
+	LogoutTokenRefused = "logout_token_refused"
 )
 
 // Event is one line of the trail; empty fields are left out.
@@ -183,7 +197,8 @@ func (a *Log) Record(ctx context.Context, e Event) {
 	level := slog.LevelInfo
 	switch e.Event {
 	case LoginFailed, RateLimited, Banned, UnknownClient, BadRedirectURI, BadClientSecret, CodeReplayed, Busy, LogoutGivenUp,
-		RefreshReused, TokenMisuse, UserCodeFailed, MailGivenUp, ActivationRefused, SETGivenUp, PasskeyRefused, PasskeyCloned:
+		RefreshReused, TokenMisuse, UserCodeFailed, MailGivenUp, ActivationRefused, SETGivenUp, PasskeyRefused, PasskeyCloned,
+		LinkRefused, LogoutTokenRefused:
 		level = slog.LevelWarn
 	}
 	a.l.LogAttrs(ctx, level, "gatehouse security event", attrs...)

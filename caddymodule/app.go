@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse-idp/gatehouse/chain"
 	_ "github.com/gatehouse-idp/gatehouse/chain/activation"     // activation module kind
 	_ "github.com/gatehouse-idp/gatehouse/chain/magic_link"     // magic_link module kind
+	_ "github.com/gatehouse-idp/gatehouse/chain/oidc"           // oidc module kind (remote OpenID providers)
 	_ "github.com/gatehouse-idp/gatehouse/chain/password"       // password module kind
 	_ "github.com/gatehouse-idp/gatehouse/chain/password_reset" // password_reset module kind
 	_ "github.com/gatehouse-idp/gatehouse/chain/registration"   // registration module kind
@@ -30,6 +31,7 @@ import (
 	"github.com/gatehouse-idp/gatehouse/gate"
 	"github.com/gatehouse-idp/gatehouse/internal/memstore"
 	"github.com/gatehouse-idp/gatehouse/internal/netguard"
+	"github.com/gatehouse-idp/gatehouse/linking"
 	"github.com/gatehouse-idp/gatehouse/logout"
 	"github.com/gatehouse-idp/gatehouse/mail"
 	"github.com/gatehouse-idp/gatehouse/metrics"
@@ -408,7 +410,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Store: st, Sessions: a.sessions, Users: a.users, Logout: a.logout, Regulate: a.regulate, Audit: a.audit,
 		Issuer: a.Issuer, LoginPath: provider.LoginPath(a.Issuer), StaticPath: provider.StaticPath(a.Issuer),
 		KeepSessionsOnPasswordChange: a.KeepSessionsOnPasswordChange, Logger: a.logger,
-		Mailer: chainMailer{a.mailer},
+		Mailer: chainMailer{a.mailer}, Linker: &linking.Linker{Users: a.users, Audit: a.audit},
 	})
 	if err != nil {
 		return fmt.Errorf("gatehouse: chain: %w", err)

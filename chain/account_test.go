@@ -246,3 +246,7 @@ func (l *accountLinker) Link(_ context.Context, a *chain.Attempt, c chain.Claims
 	l.links[c.Subject] = a.Subject
 	return a.Subject, nil
 }
+
+func (l *accountLinker) Attach(context.Context, string, chain.Claims) error {
+	return errors.New("not used")
+}

@@ -46,7 +46,10 @@ type Attempt struct {
 	SessionID   string    `json:"sid,omitempty"`
 	FromSession []string  `json:"from_session,omitempty"`
 	Expires     time.Time `json:"expires"`
-	stored      bool
+	// Pending is an identity at another issuer waiting to be linked to
+	// the account the person signs in to in this attempt (see link).
+	Pending *PendingLink `json:"pending_link,omitempty"`
+	stored  bool
 }
 
 type attemptRequest struct {

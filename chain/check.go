@@ -105,18 +105,15 @@ func (e *Engine) accept(w http.ResponseWriter, r *http.Request, a *Attempt, n *n
 	if err := checkIdentity(n.Name, id); err != nil {
 		return false, err
 	}
+	levels, err := passLevels(n, id)
+	if err != nil {
+		return false, err
+	}
 	sub := id.Subject
 	if id.Unlinked != nil {
-		if e.opt.Linker == nil {
-			return false, errNotLinked
-		}
-		s, err := e.opt.Linker.Link(ctx, a, *id.Unlinked)
-		if errors.Is(err, ErrNotLinked) {
-			return false, errNotLinked
-		} else if err != nil {
+		if sub, err = e.link(ctx, a, n, *id.Unlinked); err != nil {
 			return false, err
 		}
-		sub = s
 	}
 	if a.Account() && sub != a.Subject {
 		// Adding to an account: what passed must be this user's.
@@ -142,7 +139,7 @@ func (e *Engine) accept(w http.ResponseWriter, r *http.Request, a *Attempt, n *n
 	}
 	firstID := a.Subject != sub // first identified, or another person
 	a.Subject = sub
-	passed := session.Passed{Module: n.Name, Kind: n.Kind, Levels: n.Levels, AMR: id.AMR, At: e.opt.Sessions.Now().Truncate(time.Second)}
+	passed := session.Passed{Module: n.Name, Kind: n.Kind, Levels: levels, AMR: id.AMR, At: e.opt.Sessions.Now().Truncate(time.Second), Ref: id.Ref}
 	a.Passed = append(slices.DeleteFunc(a.Passed, func(p session.Passed) bool { return p.Module == n.Name }), passed)
 	if a.Account() {
 		// Nothing of an account attempt reaches a session or the
@@ -204,7 +201,13 @@ func (e *Engine) conclude(w http.ResponseWriter, r *http.Request, a *Attempt, n 
 		return
 	}
 	passed, err := e.accept(w, r, a, n, id, remember)
-	if err != nil {
+	var prove *ProveAccount
+	if errors.As(err, &prove) {
+		// Not passed: the person signs in to the account first (the
+		// attempt keeps the identity to link, see link).
+		e.showAttempt(w, r, a, "", prove.Message)
+		return
+	} else if err != nil {
 		e.fail(w, err)
 		return
 	}

@@ -188,6 +188,10 @@ func (l *emailLinker) Link(ctx context.Context, _ *chain.Attempt, c chain.Claims
 	return u.Subject, nil
 }
 
+func (l *emailLinker) Attach(context.Context, string, chain.Claims) error {
+	return errors.New("not used")
+}
+
 // With a Linker, an identity at another issuer becomes a local user's.
 func TestLinkerLinksUnlinkedIdentities(t *testing.T) {
 	idp := chaintest.NewIdP()

@@ -50,6 +50,8 @@ type Deps struct {
 	Now func() time.Time
 	// Audit takes the instance's security events (a factor enrolled).
 	Audit *audit.Log
+	// Sessions ends the SSO sessions in which this instance passed.
+	Sessions PassedSessions
 	// Chain is the whole chain's configuration, this instance's among
 	// it (read only): for a kind whose behaviour depends on the others
 	// (registration leaves new accounts inactive when the chain has an
@@ -102,6 +104,7 @@ func (e *Engine) deps(name string, cfg Config) Deps {
 			d.KindStore = store.WithPrefix(e.opt.Store, kindPrefix(mc.Kind))
 		}
 	}
+	d.Sessions = passedSessions{e: e, module: name}
 	if e.origin != "" {
 		d.CallbackURL = e.origin + e.moduleBase(name) + "/callback"
 	}

@@ -66,6 +66,8 @@ type Ender interface {
 	// EndAll ends every session of a user (a module reset their
 	// password).
 	EndAll(ctx context.Context, subject string, reason logout.Reason) (int, error)
+	// End ends one session (a remote provider logged the person out).
+	End(ctx context.Context, sid string, reason logout.Reason) error
 }
 
 // Options configure an Engine.
@@ -311,6 +313,9 @@ func (e *Engine) next(ctx context.Context, subject string, passed []session.Pass
 			}
 		}
 		out = append(out, n)
+	}
+	if needMore {
+		out = append(out, e.againFor(passed, want, out)...)
 	}
 	return out, nil
 }

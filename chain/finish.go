@@ -61,6 +61,11 @@ func (e *Engine) finish(w http.ResponseWriter, r *http.Request, a *Attempt) {
 		e.fail(w, errNotActivated)
 		return
 	}
+	// The identity this sign-in proved the account for is linked now.
+	if err := e.attachPending(ctx, a, g); err != nil {
+		e.fail(w, err)
+		return
+	}
 	// One use only: a finished attempt cannot be finished again.
 	if err := e.markFinished(ctx, a); err != nil {
 		e.fail(w, err)

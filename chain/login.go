@@ -70,7 +70,9 @@ func (e *Engine) fail(w http.ResponseWriter, err error) {
 	}
 }
 
-type choice struct{ Name, URL string }
+// choice is a link to a module's page: its label, and the mark of a
+// Branded module.
+type choice struct{ Name, URL, Mark string }
 
 type loginData struct {
 	Client, Action, CSRF, Attempt, Module string
@@ -176,9 +178,9 @@ func (e *Engine) render(w http.ResponseWriter, a *Attempt, n *node, offered []*n
 		switch _, offer := o.mod.(Offerer); {
 		case o == n:
 		case offer && !onOffer:
-			d.Offers = append(d.Offers, choice{Name: label(o), URL: e.stepURL(a, o.Name)})
+			d.Offers = append(d.Offers, e.choiceOf(a, o))
 		default:
-			d.Others = append(d.Others, choice{Name: label(o), URL: e.stepURL(a, o.Name)})
+			d.Others = append(d.Others, e.choiceOf(a, o))
 		}
 	}
 	title := p.Title
@@ -318,6 +320,12 @@ func (e *Engine) serveModule(w http.ResponseWriter, r *http.Request, rest string
 		var mm MailModule
 		if mm, ok = n.mod.(MailModule); ok {
 			e.mailLink(w, r, n, mm)
+		}
+	}
+	if em, is := n.mod.(Endpoints); !ok && is {
+		if h := em.Endpoint(endpoint); h != nil {
+			h.ServeHTTP(w, r)
+			return
 		}
 	}
 	if !ok {

@@ -47,6 +47,30 @@ func autofills(n *node) bool {
 	return ok && af.Autofill() != ""
 }
 
+// Branded is a module that signs in at another site (a remote
+// provider): where it is offered it is that site's button, with the
+// site's name and mark.
+type Branded interface {
+	// Brand is the site's name and mark: a mark the stylesheet draws
+	// (web.Marks), "" for none.
+	Brand() (name, mark string)
+}
+
+// choiceOf is the link to module n's page in attempt a.
+func (e *Engine) choiceOf(a *Attempt, n *node) choice {
+	c := choice{Name: label(n), URL: e.stepURL(a, n.Name)}
+	if b, ok := n.mod.(Branded); ok {
+		name, mark := b.Brand()
+		if name != "" {
+			c.Name = name
+		}
+		if web.KnownMark(mark) {
+			c.Mark = mark
+		}
+	}
+	return c
+}
+
 // label is how a module is named where it is offered: its offer's label,
 // else its name.
 func label(n *node) string {
@@ -64,7 +88,7 @@ func label(n *node) string {
 func (e *Engine) chooseMethod(w http.ResponseWriter, a *Attempt, offered []*node, message string) {
 	var methods, offers []choice
 	for _, o := range offered {
-		c := choice{Name: label(o), URL: e.stepURL(a, o.Name)}
+		c := e.choiceOf(a, o)
 		if _, offer := o.mod.(Offerer); offer {
 			offers = append(offers, c)
 		} else {

@@ -134,7 +134,7 @@ func (e *Engine) addRemembered(ctx context.Context, r *http.Request, a *Attempt)
 			_ = e.opt.Store.Delete(ctx, key)
 			continue
 		}
-		a.Passed = append(a.Passed, session.Passed{Module: n.Name, Kind: n.Kind, Levels: n.Levels, AMR: rec.AMR, At: rec.At})
+		a.Passed = append(a.Passed, session.Passed{Module: n.Name, Kind: n.Kind, Levels: rememberedLevels(n, rec.Levels), AMR: rec.AMR, At: rec.At})
 	}
 	return nil
 }

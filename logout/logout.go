@@ -31,6 +31,7 @@ const (
 	Expired    Reason = "expired"           // idle or absolute expiry
 	UserLogout Reason = "user_logout"       // sign-out at the provider, confirmed by the person
 	TooMany    Reason = "too_many_sessions" // the user's oldest session beyond the cap
+	Upstream   Reason = "upstream_logout"   // the remote provider the session came from logged the person out
 )
 
 // Ended is the news that a session ended. SID is empty when every

@@ -85,10 +85,7 @@ func (p *Provider) account(w http.ResponseWriter, r *http.Request) {
 			if len(frames) > 0 {
 				web.Render(w, http.StatusOK, "logged_out.html", web.Page{Title: "Signed out", Static: p.staticPath(),
 					Message: "The applications of those sessions are being signed out.", FrameSrc: slices.Compact(origins), Refresh: p.prefix + PathAccount,
-					Data: struct {
-						Frames   []string
-						Continue string
-					}{frames, p.prefix + PathAccount}})
+					Data: loggedOut{Frames: frames, Continue: p.prefix + PathAccount}})
 				return
 			}
 		case "withdraw":

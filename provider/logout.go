@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/gatehouse-idp/gatehouse/chain"
 	"net/http"
 	"net/url"
 	"slices"
@@ -190,19 +191,34 @@ func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 		redirect = appendQuery(redirect, v)
 	}
 	frames, origins := p.frontchannel(ctx, s)
-	if redirect != "" && len(frames) == 0 {
+	// Remote providers the session came through (logout_upstream): the
+	// person is offered to sign out there too, so the page waits.
+	var upstream []chain.Upstream
+	if s != nil {
+		upstream = p.cfg.Chain.UpstreamLogouts(ctx, s.Passed)
+	}
+	if redirect != "" && len(frames) == 0 && len(upstream) == 0 {
 		http.Redirect(w, r, redirect, http.StatusFound)
 		return
+	}
+	refresh := redirect
+	if len(upstream) > 0 {
+		refresh = ""
 	}
 	// Front-channel logout (OpenID Connect Front-Channel Logout 1.0): one
 	// hidden iframe per client, then on to the client (meta refresh, so
 	// no JavaScript is needed).
 	web.Render(w, http.StatusOK, "logged_out.html", web.Page{Title: "Signed out", Static: p.staticPath(),
-		Message: "You are signed out of every application that used this sign-in.", FrameSrc: origins, Refresh: redirect,
-		Data: struct {
-			Frames   []string
-			Continue string
-		}{frames, redirect}})
+		Message: "You are signed out of every application that used this sign-in.", FrameSrc: origins, Refresh: refresh,
+		Data: loggedOut{Frames: frames, Continue: redirect, Upstream: upstream}})
+}
+
+// loggedOut is the signed-out page: the front-channel frames, where to
+// go on, and the remote providers to sign out of too.
+type loggedOut struct {
+	Frames   []string
+	Continue string
+	Upstream []chain.Upstream
 }
 
 // logoutFailed tells the person the sign-out did not happen (the store

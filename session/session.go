@@ -27,6 +27,9 @@ type Passed struct {
 	Levels []string  `json:"levels"`
 	AMR    []string  `json:"amr,omitempty"`
 	At     time.Time `json:"at"`
+	// Ref is what the module knows the pass by at another site (a
+	// remote provider's session id), for its logout from there.
+	Ref string `json:"ref,omitempty"`
 }
 
 // Session is an IdP single sign-on session.

@@ -24,6 +24,9 @@ func (d *Directory) Delete(ctx context.Context, sub string) error {
 		if e := claimed(u); e != "" {
 			idx = append(idx, keyEmail+fold(e))
 		}
+		for k := range remoteKeys(u) {
+			idx = append(idx, k) // its linked identities are free again
+		}
 		for _, k := range idx {
 			owner, err := d.st.Get(ctx, k)
 			switch {

@@ -62,6 +62,10 @@ type User struct {
 	// not claimed: several inactive accounts may name one address, and
 	// the one activated first claims it (see Create).
 	Inactive bool `json:"inactive,omitempty"`
+
+	// Remotes are the identities at other issuers linked to the
+	// account (see Remote).
+	Remotes []Remote `json:"remotes,omitempty"`
 }
 
 // Address is a postal address (OIDC Core §5.1.1).
@@ -192,6 +196,9 @@ func (d *Directory) Create(ctx context.Context, u User, password string) (User, 
 	if u.Email != "" && !strings.Contains(u.Email, "@") {
 		return User{}, fmt.Errorf("email %q is not an email address", u.Email)
 	}
+	if err := checkRemotes(u.Remotes); err != nil {
+		return User{}, err
+	}
 	if password != "" {
 		h, err := d.newHash(ctx, password, u)
 		if err != nil {
@@ -225,11 +232,12 @@ func (d *Directory) Create(ctx context.Context, u User, password string) (User, 
 	if e := pending(u); e != "" {
 		ops = append(ops, store.SetAdd(setPending+fold(e), u.Subject))
 	}
+	ops = append(ops, remoteOps(User{}, u)...)
 	ops = append(ops,
 		store.Create(keyUser+u.Subject, rec, 0),
 		store.SetAdd(setUsers, u.Subject))
 	if err := d.st.Apply(ctx, ops...); errors.Is(err, store.ErrExists) {
-		return User{}, ErrTaken
+		return User{}, d.taken(ctx, User{}, u)
 	} else if err != nil {
 		return User{}, fmt.Errorf("creating user: %w", err)
 	}
@@ -371,7 +379,11 @@ func (d *Directory) tryUpdate(ctx context.Context, sub string, fn func(*User) er
 	}
 	u := old
 	u.Groups = slices.Clone(old.Groups)
+	u.Remotes = slices.Clone(old.Remotes)
 	if err := fn(&u); err != nil {
+		return User{}, false, err
+	}
+	if err := checkRemotes(u.Remotes); err != nil {
 		return User{}, false, err
 	}
 	u.Subject = old.Subject
@@ -441,13 +453,14 @@ func (d *Directory) tryUpdate(ctx context.Context, sub string, fn func(*User) er
 			ops = append(ops, store.SetAdd(setPending+fold(q), sub))
 		}
 	}
+	ops = append(ops, remoteOps(old, u)...)
 	switch err := d.st.Apply(ctx, ops...); {
 	case err == nil:
 		return u, false, nil
 	case errors.Is(err, store.ErrConflict):
 		return User{}, true, nil
 	case errors.Is(err, store.ErrExists):
-		return User{}, false, ErrTaken
+		return User{}, false, d.taken(ctx, old, u)
 	default:
 		return User{}, false, fmt.Errorf("saving user: %w", err)
 	}
