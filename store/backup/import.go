@@ -48,7 +48,7 @@ type ConflictError struct {
 }
 
 func (e *ConflictError) Error() string {
-	return fmt.Sprintf("%d keys of the file already exist in the store (%q…); nothing was imported: import with replace to overwrite them (a freshly started Gatehouse has already made its own signing keys, cookie keys and salt, which a restore replaces)", e.Count, e.Keys)
+	return fmt.Sprintf("%d keys of the file already exist in the store (%q…); nothing was imported: import with --replace to overwrite them (a freshly started Gatehouse has already made its own signing keys, cookie keys and salt, which a restore replaces)", e.Count, e.Keys)
 }
 
 // Import reads the export in src into st. It reads src twice: first
