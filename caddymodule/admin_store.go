@@ -31,19 +31,24 @@ func exportStore(a *App, w http.ResponseWriter, r *http.Request) error {
 	setAdminTarget(r, "store export")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "application/jsonl")
-	var out io.Writer = w
+	sent := &countingWriter{w: w}
+	var out io.Writer = sent
 	if r.URL.Query().Get("gzip") == "1" {
 		w.Header().Set("Content-Type", "application/gzip")
-		zw := gzip.NewWriter(w)
+		zw := gzip.NewWriter(sent)
 		defer zw.Close()
 		out = zw
 	}
 	sum, err := backup.Export(r.Context(), a.store, out, a.Issuer)
 	if err != nil {
-		// The header line went out with the first write: the file ends
-		// without its end line, which import refuses.
-		a.logger.Error("gatehouse: store export failed part-way", "error", err)
 		setAdminTarget(r, fmt.Sprintf("store export (failed after %d values, %d sets)", sum.Values, sum.Sets))
+		if sent.n == 0 {
+			return err // nothing sent yet: an error answer
+		}
+		// Part of the file went out with a 200: the connection is cut,
+		// so the client sees a broken response, and the file lacks its
+		// end line, which import refuses.
+		a.logger.Error("gatehouse: store export failed part-way", "error", err)
 		return fmt.Errorf("%w: %v", errStreamCut, err)
 	}
 	setAdminTarget(r, fmt.Sprintf("store export: %d values, %d sets", sum.Values, sum.Sets))
@@ -100,4 +105,16 @@ func importStore(a *App, w http.ResponseWriter, r *http.Request) error {
 	}
 	writeAdminJSON(w, http.StatusOK, res)
 	return nil
+}
+
+// countingWriter counts the bytes that went to w.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }

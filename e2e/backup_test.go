@@ -1,7 +1,12 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	goredis "github.com/redis/go-redis/v9"
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-idp/gatehouse/store/backup"
@@ -176,5 +182,54 @@ func TestBackupEmbeddedToRedis(t *testing.T) {
 		return strings.HasPrefix(target, "store import: ")
 	}) {
 		t.Fatalf("no audit line for the import: %v", ev)
+	}
+}
+
+// TestExportCutShort: Redis goes away while an export streams. The
+// response is cut (a client sees an error, not a short file that looks
+// whole), the failure is audited, and an export asked for while Redis is
+// down gets an error answer and leaves no file.
+func TestExportCutShort(t *testing.T) {
+	redisAddr := startRedisServer(t)
+	s := newIDP(t, "store redis redis://"+redisAddr+"/0")
+	ctx := context.Background()
+	rdb := goredis.NewClient(&goredis.Options{Addr: redisAddr})
+	defer rdb.Close()
+	// Enough records in Gatehouse's key space that the export is still
+	// reading Redis when the test has read its first line.
+	for i := 0; i < 300_000; i += 10_000 {
+		p := rdb.Pipeline()
+		for j := i; j < i+10_000; j++ {
+			p.Set(ctx, fmt.Sprintf("gatehouse:kv:filler:%06d", j), "x", 0)
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := http.Get("http://" + s.caddy.admin + "/gatehouse/store/export")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("export: %v %v", err, resp)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if line, err := br.ReadString('\n'); err != nil || !strings.Contains(line, backup.Format) {
+		t.Fatalf("first line %q: %v", line, err)
+	}
+	rdb.Shutdown(ctx) // the server stops; the error is its goodbye
+	if _, err := io.Copy(io.Discard, br); err == nil {
+		t.Fatal("the export ended cleanly although Redis went away part-way")
+	}
+	if ev := findAudit(t, s.caddy, "admin_action", nil); !slices.ContainsFunc(ev, func(m map[string]any) bool {
+		target, _ := m["target"].(string)
+		return strings.HasPrefix(target, "store export (failed after ")
+	}) {
+		t.Fatalf("the failed export is not in the audit trail: %v", ev)
+	}
+	out := filepath.Join(t.TempDir(), "down.jsonl")
+	if msg, err := s.caddy.cli("", "store", "export", "--out", out); err == nil || !strings.Contains(msg, "exporting the store") {
+		t.Fatalf("export with Redis down: %v\n%s", err, msg)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(out)); len(entries) != 0 {
+		t.Fatalf("a failed export left %v", entries)
 	}
 }
