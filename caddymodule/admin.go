@@ -50,7 +50,9 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 				var target adminTarget
 				r = r.WithContext(context.WithValue(sets.WithTxn(r.Context()), adminTargetKey{}, &target))
 				err = h(app, w, r)
-				if r.Method != http.MethodGet {
+				// Reads are not audited, except those that name what they
+				// read (a store export).
+				if r.Method != http.MethodGet || target.name != "" {
 					ev := audit.Event{Event: audit.AdminAction, Admin: r.RemoteAddr, Target: target.name, Subject: target.subject,
 						Reason: r.Method + " " + r.URL.Path}
 					if err != nil {
@@ -58,6 +60,9 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 					}
 					app.audit.Record(r.Context(), ev)
 				}
+			}
+			if errors.Is(err, errStreamCut) {
+				panic(http.ErrAbortHandler) // the client must not take it for complete
 			}
 			if err != nil {
 				var apiErr caddy.APIError
@@ -91,6 +96,8 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 	handle("POST /gatehouse/clients", addClient)
 	handle("POST /gatehouse/registration-tokens", createRegistrationToken)
 	handle("POST /gatehouse/keys/rotate", rotateKeys)
+	handle("GET /gatehouse/store/export", exportStore)
+	handle("POST /gatehouse/store/import", importStore)
 	handle("GET /gatehouse/bans", listBans)
 	handle("POST /gatehouse/bans", addBan)
 	handle("POST /gatehouse/bans/lift", liftBan)

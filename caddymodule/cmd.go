@@ -22,7 +22,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "gatehouse",
-		Usage: "user|client|session|keys|bans ...",
+		Usage: "user|client|session|keys|bans|store ...",
 		Short: "Manages Gatehouse users, clients and signing keys in a running Caddy",
 		Long: `
 Manages Gatehouse through the admin API of the running Caddy (the store is
@@ -49,6 +49,8 @@ a file that the running Caddy holds open, so changes go through it).
   caddy gatehouse bans list
   caddy gatehouse bans add --user U | --ip A | --client C [--for 1h]
   caddy gatehouse bans remove --user U | --ip A | --client C | --key K
+  caddy gatehouse store export [--out FILE] [--gzip]
+  caddy gatehouse store import <file> [--replace] [--force] [--no-reload]
 
 Passwords are asked on the terminal, or read from the first line of
 standard input with --password-stdin. The admin address is found like
@@ -320,7 +322,7 @@ func buildCommand(cmd *cobra.Command) {
 			return nil
 		},
 	})
-	cmd.AddCommand(user, client, sessions, keys, bansCommand())
+	cmd.AddCommand(user, client, sessions, keys, bansCommand(), storeCommand())
 }
 
 // readPassword asks twice on a terminal, or reads one line from stdin.
@@ -363,14 +365,6 @@ func readPassword(c *cobra.Command) (string, error) {
 
 // adminCall sends a request to the running Caddy's admin API.
 func adminCall(c *cobra.Command, method, path string, body, out any) error {
-	f := c.Flags()
-	address, _ := f.GetString("address")
-	config, _ := f.GetString("config")
-	adapter, _ := f.GetString("adapter")
-	addr, err := caddycmd.DetermineAdminAPIAddress(address, nil, config, adapter)
-	if err != nil {
-		return fmt.Errorf("finding the admin API address: %w", err)
-	}
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -379,18 +373,36 @@ func adminCall(c *cobra.Command, method, path string, body, out any) error {
 		}
 		rd = bytes.NewReader(b)
 	}
-	resp, err := caddycmd.AdminAPIRequest(addr, method, path, nil, rd)
+	resp, err := adminRequest(c, method, path, nil, rd)
 	if err != nil {
-		if strings.HasPrefix(err.Error(), "performing request") {
-			return fmt.Errorf("caddy is not running, or its admin API is not at %s (start it with 'caddy run', or pass --address or --config): %w", addr, err)
-		}
-		return apiMessage(err)
+		return err
 	}
 	defer resp.Body.Close()
 	if out == nil {
 		return nil
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// adminRequest sends a raw request to the running Caddy's admin API; an
+// error answer becomes its message.
+func adminRequest(c *cobra.Command, method, path string, hdr http.Header, body io.Reader) (*http.Response, error) {
+	f := c.Flags()
+	address, _ := f.GetString("address")
+	config, _ := f.GetString("config")
+	adapter, _ := f.GetString("adapter")
+	addr, err := caddycmd.DetermineAdminAPIAddress(address, nil, config, adapter)
+	if err != nil {
+		return nil, fmt.Errorf("finding the admin API address: %w", err)
+	}
+	resp, err := caddycmd.AdminAPIRequest(addr, method, path, hdr, body)
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "performing request") {
+			return nil, fmt.Errorf("caddy is not running, or its admin API is not at %s (start it with 'caddy run', or pass --address or --config): %w", addr, err)
+		}
+		return nil, apiMessage(err)
+	}
+	return resp, nil
 }
 
 // apiMessage turns Caddy's "HTTP 400: {"error":"…"}" into the message.

@@ -118,6 +118,27 @@ func (t *timed) Publish(ctx context.Context, channel string, msg []byte) error {
 	return err
 }
 
+// Scan is measured without the time fn takes (the caller's work, an
+// HTTP client reading an export, is not the store's latency), and fn's
+// own error is not counted as the store's.
+func (t *timed) Scan(ctx context.Context, prefix string, fn func(store.Record) error) error {
+	var inFn time.Duration
+	var refused error
+	start := time.Now()
+	err := t.Store.Scan(ctx, prefix, func(r store.Record) error {
+		s := time.Now()
+		refused = fn(r)
+		inFn += time.Since(s)
+		return refused
+	})
+	if refused != nil {
+		t.done("scan", start.Add(inFn), nil)
+	} else {
+		t.done("scan", start.Add(inFn), err)
+	}
+	return err
+}
+
 func (t *timed) Ping(ctx context.Context) error {
 	start := time.Now()
 	err := t.Store.Ping(ctx)

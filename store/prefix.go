@@ -164,6 +164,18 @@ func (p *Prefixed) Subscribe(ctx context.Context, channel string) (<-chan []byte
 	return ch, nil
 }
 
+// Scan implements Store within the view: keys and set names are
+// reported without the view's prefix.
+func (p *Prefixed) Scan(ctx context.Context, prefix string, fn func(Record) error) error {
+	if err := p.check(); err != nil {
+		return err
+	}
+	return p.base.Scan(ctx, p.prefix+prefix, func(r Record) error {
+		r.Key = r.Key[len(p.prefix):]
+		return fn(r)
+	})
+}
+
 // Ping implements Store.
 func (p *Prefixed) Ping(ctx context.Context) error {
 	if err := p.check(); err != nil {

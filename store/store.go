@@ -82,11 +82,42 @@ type Store interface {
 	// channel is closed when ctx is done or the store is closed.
 	Subscribe(ctx context.Context, channel string) (<-chan []byte, error)
 
+	// Scan calls fn once for every live record whose key, or set name,
+	// starts with prefix ("" for all): each key with its value and
+	// remaining time to live, each non-empty set with its members. It is
+	// for backups and migrations (it reads the whole key space under
+	// prefix), never for a request path.
+	//
+	// Scan reads in batches and is not a snapshot: a record written or
+	// deleted while it runs may or may not be reported, but a record live
+	// for the whole scan is reported exactly once. fn runs outside any
+	// transaction or lock of the backend, so it may call the store. The
+	// order is unspecified. If fn returns an error, Scan stops and
+	// returns it.
+	Scan(ctx context.Context, prefix string, fn func(Record) error) error
+
 	// Ping reports whether the backend is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the backend.
 	Close() error
 }
+
+// Record is one live record as Scan reports it: a key and its value, or
+// a set (Members not nil). Its slices belong to the callee.
+type Record struct {
+	// Key is the key, or the set's name.
+	Key string
+	// Value is a key's value (never nil for a key; nil for a set).
+	Value []byte
+	// TTL is a key's remaining time to live when it was read; 0 means no
+	// expiry (sets never expire).
+	TTL time.Duration
+	// Members are a set's members in lexical order (nil for a key).
+	Members []string
+}
+
+// IsSet reports whether r is a set rather than a key.
+func (r Record) IsSet() bool { return r.Members != nil }
 
 // OpKind is what an Op does. The zero OpKind is no valid kind, so a zero
 // Op is refused by every backend.

@@ -16,7 +16,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -318,6 +320,46 @@ func (s *Store) SetMembers(ctx context.Context, set string) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// Scan implements store.Store: keys then sets, each in lexical order,
+// copied out under the lock and handed to fn after it is released.
+func (s *Store) Scan(ctx context.Context, prefix string, fn func(store.Record) error) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return store.ErrClosed
+	}
+	var recs []store.Record
+	now := s.now()
+	for k := range s.kv {
+		if v, ok := s.live(k); ok && strings.HasPrefix(k, prefix) {
+			var ttl time.Duration
+			if e := s.kv[k].expires; !e.IsZero() {
+				ttl = e.Sub(now)
+			}
+			recs = append(recs, store.Record{Key: k, Value: bytes.Clone(v), TTL: ttl})
+		}
+	}
+	slices.SortFunc(recs, func(a, b store.Record) int { return strings.Compare(a.Key, b.Key) })
+	n := len(recs)
+	for name, m := range s.sets {
+		if len(m) > 0 && strings.HasPrefix(name, prefix) {
+			members := slices.Sorted(maps.Keys(m))
+			recs = append(recs, store.Record{Key: name, Members: members})
+		}
+	}
+	slices.SortFunc(recs[n:], func(a, b store.Record) int { return strings.Compare(a.Key, b.Key) })
+	s.mu.Unlock()
+	for _, r := range recs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Publish implements store.Store. It never blocks: a subscriber whose

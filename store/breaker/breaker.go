@@ -209,6 +209,28 @@ func (s *Store) Publish(ctx context.Context, channel string, msg []byte) error {
 	return callErr(s, ctx, func(ctx context.Context) error { return s.Store.Publish(ctx, channel, msg) })
 }
 
+// Scan implements store.Store. The scan is one call for the breaker, but
+// CallTimeout does not bound it (a whole scan takes longer than one
+// call should); the backend's own timeouts bound each of its round trips.
+func (s *Store) Scan(ctx context.Context, prefix string, fn func(store.Record) error) error {
+	ok, probe := s.allow()
+	if !ok {
+		return ErrOpen
+	}
+	// fn's own error is not the backend failing.
+	var refused error
+	err := s.Store.Scan(ctx, prefix, func(r store.Record) error {
+		refused = fn(r)
+		return refused
+	})
+	if refused != nil {
+		s.done(ctx, nil, probe)
+	} else {
+		s.done(ctx, err, probe)
+	}
+	return err
+}
+
 // Ping implements store.Store. It always reaches the backend (it is how
 // health checks see that it is back), and counts as a probe.
 func (s *Store) Ping(ctx context.Context) error {

@@ -338,6 +338,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		waitClosed(t, ch, "subscription with a cancelled context")
 	})
 	runApply(t, newStore)
+	runScan(t, newStore)
 	t.Run("Ping", func(t *testing.T) {
 		must(t, newStore(t).Ping(ctx))
 	})
@@ -366,6 +367,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 			"Publish":    func() error { return s.Publish(ctx, "ch", []byte("m")) },
 			"Subscribe":  func() error { _, err := s.Subscribe(ctx, "ch"); return err },
 			"Ping":       func() error { return s.Ping(ctx) },
+			"Scan":       func() error { return s.Scan(ctx, "", func(store.Record) error { return nil }) },
 		}
 		for name, call := range calls {
 			if err := call(); !errors.Is(err, store.ErrClosed) {
