@@ -66,6 +66,9 @@ func init() {
 //			receiver <url> { events <kind>...  audience <aud>  authorization <value>  private_networks }
 //			max_queued <n>
 //		}
+//		admin_console off | {              # <issuer>/admin, on by default
+//			group <group>  acr <level>  max_age <d>  audit_events <n>
+//		}
 //		client <id> {
 //			name <display name>
 //			secret <secret> | public
@@ -284,6 +287,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "events":
 			if err := a.parseEvents(d); err != nil {
+				return err
+			}
+		case "admin_console":
+			if err := a.parseConsole(d); err != nil {
 				return err
 			}
 		case "client":
