@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 
 	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/chain"
@@ -151,7 +152,7 @@ func (s *Service) SetDisabled(ctx context.Context, u users.User, disabled bool) 
 
 func checkGroups(groups []string) error {
 	for _, g := range groups {
-		if g == "" || strings.ContainsAny(g, ", \t\r\n") || len(g) > 128 {
+		if g == "" || len(g) > 128 || strings.ContainsFunc(g, func(r rune) bool { return r == ',' || r == ' ' || unicode.IsControl(r) }) {
 			return refuse(Invalid, "bad group name %q", g)
 		}
 	}

@@ -341,7 +341,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if u, err := url.Parse(a.Issuer); devAt != nil && err == nil && !strings.Contains(a.Issuer, "{") && !isLocalHost(u.Hostname()) {
 		return devAt(fmt.Errorf("dev (cookies without Secure, plain http) is only for an issuer on localhost, not %s: remove dev, and serve the issuer over https", u.Hostname()))
 	}
-	return nil
+	return a.checkConsoleLevel()
 }
 
 // at returns what places an error at d's current token, for checks made

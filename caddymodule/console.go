@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/gatehouse-idp/gatehouse/admin"
+	"github.com/gatehouse-idp/gatehouse/chain"
 	"github.com/gatehouse-idp/gatehouse/console"
 	"github.com/gatehouse-idp/gatehouse/provider"
 )
@@ -31,6 +32,9 @@ type ConsoleConfig struct {
 	// AuditEvents is how many recent audit events each instance keeps
 	// for the audit page; default 1000.
 	AuditEvents int `json:"audit_events,omitempty"`
+
+	// acrAt places an error about acr at its Caddyfile line.
+	acrAt func(error) error
 }
 
 // parseConsole parses:
@@ -68,7 +72,7 @@ func (a *App) parseConsole(d *caddyfile.Dispenser) error {
 			}
 			cc.Group = v
 		case "acr":
-			cc.ACR = v
+			cc.ACR, cc.acrAt = v, at(d)
 		case "max_age":
 			dur, err := caddy.ParseDuration(v)
 			if err != nil || dur <= 0 {
@@ -89,6 +93,31 @@ func (a *App) parseConsole(d *caddyfile.Dispenser) error {
 		}
 	}
 	a.AdminConsole = cc
+	return nil
+}
+
+// checkConsoleLevel refuses, at adapt, an admin_console acr that no
+// module of the chain grants (checked again at provision).
+func (a *App) checkConsoleLevel() error {
+	cc := a.AdminConsole
+	if cc == nil || cc.ACR == "" || cc.acrAt == nil {
+		return nil
+	}
+	levels := []string{}
+	for _, m := range a.Chain {
+		for _, l := range m.Levels {
+			if !slices.Contains(levels, l) {
+				levels = append(levels, l)
+			}
+		}
+	}
+	if len(a.Chain) == 0 {
+		levels = chain.DefaultConfig().Modules[0].Levels
+	}
+	if !slices.Contains(levels, cc.ACR) {
+		return cc.acrAt(fmt.Errorf("admin_console: acr %q is not a level of the chain (levels: %s): use one of them, or give the chain a module of that level",
+			cc.ACR, strings.Join(levels, ", ")))
+	}
 	return nil
 }
 
