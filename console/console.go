@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/gatehouse-idp/gatehouse/admin"
+	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/chain"
 	"github.com/gatehouse-idp/gatehouse/provider"
+	"github.com/gatehouse-idp/gatehouse/regulate"
 	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/sets"
 	"github.com/gatehouse-idp/gatehouse/users"
@@ -93,8 +95,11 @@ func New(cfg Config) (*Console, error) {
 	return c, nil
 }
 
-// ServeHTTP serves the console's pages.
-func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) { c.mux.ServeHTTP(w, r) }
+// ServeHTTP serves the console's pages. The admin's address (as Caddy
+// determined it) goes on every audit line the request records.
+func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.mux.ServeHTTP(w, r.WithContext(audit.WithIP(r.Context(), regulate.ClientIP(r))))
+}
 
 // req is an admitted request: the admin and the page's CSRF token.
 type req struct {

@@ -13,7 +13,7 @@ import (
 	"github.com/gatehouse-idp/gatehouse/console"
 )
 
-// auditLines are the admin_action lines of the audit log.
+// adminLines are the admin_action lines of the audit log.
 func (e *env) adminLines() []map[string]string {
 	var out []map[string]string
 	sc := bufio.NewScanner(strings.NewReader(e.auditLog()))
@@ -33,8 +33,8 @@ func (e *env) adminLines() []map[string]string {
 	return out
 }
 
-// lastAdminLine is the newest admin_action line; it must name admin and
-// target.
+// wantAdminLine: the newest admin_action line names admin, target and
+// the admin's address, and its reason says reasonHas.
 func (e *env) wantAdminLine(admin, target, reasonHas string) {
 	e.t.Helper()
 	lines := e.adminLines()
@@ -42,8 +42,8 @@ func (e *env) wantAdminLine(admin, target, reasonHas string) {
 		e.t.Fatalf("no admin_action line; log:\n%s", e.auditLog())
 	}
 	l := lines[len(lines)-1]
-	if l["admin"] != admin || l["target"] != target || !strings.Contains(l["reason"], reasonHas) {
-		e.t.Fatalf("last admin_action line %v, want admin %q target %q reason with %q", l, admin, target, reasonHas)
+	if l["admin"] != admin || l["target"] != target || !strings.Contains(l["reason"], reasonHas) || l["ip"] != "127.0.0.1" {
+		e.t.Fatalf("last admin_action line %v, want admin %q target %q reason with %q from 127.0.0.1", l, admin, target, reasonHas)
 	}
 }
 
