@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse-idp/gatehouse/audit"
 )
 
 // act posts one console form with the page's CSRF token and follows
@@ -36,7 +38,7 @@ func TestConsoleUserActions(t *testing.T) {
 	if err != nil || strings.Join(carol.Groups, ",") != "staff,ops" {
 		t.Fatalf("carol: %v %v", carol, err)
 	}
-	e.wantAdminLine("root", "user:carol", "console create user")
+	e.wantAdminLine("root", "user:carol", audit.ConsoleUserCreated)
 	// The same again is refused, and audited as refused.
 	resp, _ = e.act(b, token, "/admin/users", url.Values{"action": {"create"}, "username": {"carol"}, "password": {"carol password 1"}})
 	if resp.StatusCode != http.StatusConflict {
@@ -59,7 +61,7 @@ func TestConsoleUserActions(t *testing.T) {
 	if !strings.Contains(page, "User bob disabled.") || !strings.Contains(resp.Request.URL.RawQuery, "name=bob") {
 		t.Fatalf("disable: %d %s\n%s", resp.StatusCode, resp.Request.URL, page)
 	}
-	e.wantAdminLine("root", "user:bob", "console disable user")
+	e.wantAdminLine("root", "user:bob", audit.ConsoleUserDisabled)
 	if u, _ := e.svc.FindUser(ctx, "bob"); !u.Disabled {
 		t.Fatal("bob is not disabled")
 	}
@@ -70,6 +72,7 @@ func TestConsoleUserActions(t *testing.T) {
 	if u, _ := e.svc.FindUser(ctx, "bob"); u.Disabled {
 		t.Fatal("bob is still disabled")
 	}
+	e.wantAdminLine("root", "user:bob", audit.ConsoleUserEnabled)
 
 	// Groups: a bad name is refused, good ones saved.
 	if resp, _ := e.act(b, token, "/admin/user", url.Values{"action": {"groups"}, "username": {"carol"}, "groups": {"ok,\x00bad"}}); resp.StatusCode != http.StatusBadRequest {
@@ -79,7 +82,7 @@ func TestConsoleUserActions(t *testing.T) {
 	if u, _ := e.svc.FindUser(ctx, "carol"); strings.Join(u.Groups, ",") != "admins,staff" {
 		t.Fatalf("carol's groups: %v", u.Groups)
 	}
-	e.wantAdminLine("root", "user:carol", "console groups user")
+	e.wantAdminLine("root", "user:carol", audit.ConsoleUserChanged)
 
 	// Reset TOTP through the module's admin action (root's own).
 	_, page = b.get(e.issuer + "/admin/user?name=root")
@@ -111,7 +114,7 @@ func TestConsoleUserActions(t *testing.T) {
 	if _, err := e.svc.FindUser(ctx, "carol"); err == nil {
 		t.Fatal("carol still exists")
 	}
-	e.wantAdminLine("root", "user:carol", "console delete user")
+	e.wantAdminLine("root", "user:carol", audit.ConsoleUserDeleted)
 
 	// A note cannot be forged in a link.
 	_, page = b.get(e.issuer + "/admin/users?note=Your+account+is+compromised")
@@ -214,7 +217,22 @@ func TestConsoleSessionsClientsBansKeys(t *testing.T) {
 	}
 	e.wantAdminLine("root", "signing-keys", "console rotate keys")
 
-	// Unknown actions and methods.
+	// Unknown actions and methods; what an attacker types is not written
+	// to the audit trail as it came.
+	for _, a := range []string{"<script>", strings.Repeat("x", 5000), "END"} {
+		resp, _ := e.act(b, token, "/admin/users", url.Values{"action": {a}})
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("action %.20q: %d", a, resp.StatusCode)
+		}
+		e.wantAdminLine("root", "console", "console POST /idp/admin/users (refused: unknown action)")
+	}
+	if strings.Contains(e.auditLog(), "xxxxxxxxxx") || strings.Contains(e.auditLog(), "script") {
+		t.Fatal("a typed action reached the audit log")
+	}
+	resp, _ = e.act(b, token, "/admin/user", url.Values{"action": {"module"}, "username": {"bob"}, "module": {strings.Repeat("m", 100)}, "module_action": {"reset"}})
+	if resp.StatusCode != http.StatusBadRequest || strings.Contains(e.auditLog(), "mmmmmmmmmm") {
+		t.Fatalf("a long module name: %d", resp.StatusCode)
+	}
 	if resp, _ := e.act(b, token, "/admin/keys", url.Values{"action": {"drop"}}); resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("unknown action: %d", resp.StatusCode)
 	}

@@ -154,6 +154,13 @@ func (c *Console) post(r *req, path string, fn act) {
 		return
 	}
 	action := r.PostForm.Get("action")
+	if !isAction(action) {
+		// The action names a button; anything else is not written to
+		// the audit trail as it came.
+		r.record(c, "console", "", "console POST "+r.URL.Path, errors.New("unknown action"))
+		c.errorPage(r.w, http.StatusBadRequest, "Unknown action", "Go back and use one of the buttons.")
+		return
+	}
 	// One action is one transaction of Security Event Tokens (a deleted
 	// account and its ended sessions).
 	r.Request = r.WithContext(sets.WithTxn(r.Context()))
@@ -173,12 +180,26 @@ func (c *Console) post(r *req, path string, fn act) {
 	}
 }
 
+// isAction: a button's action is a short word of lowercase letters and
+// dashes.
+func isAction(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for _, r := range s {
+		if (r < 'a' || r > 'z') && r != '-' {
+			return false
+		}
+	}
+	return true
+}
+
 var refusedStatus = map[admin.Kind]int{admin.Invalid: http.StatusBadRequest, admin.NotFound: http.StatusNotFound, admin.Conflict: http.StatusConflict}
 
-// record writes the admin_action line of an action on target.
+// record writes the admin_action line of an action on target; what
+// starts with "console " (audit.ConsoleUser… for changes to accounts).
 func (r *req) record(c *Console, target, subject, what string, err error) {
-	c.cfg.Admin.Record(r.Context(), admin.Action{Admin: r.admin.Username, Target: target, Subject: subject,
-		What: "console " + what}, err)
+	c.cfg.Admin.Record(r.Context(), admin.Action{Admin: r.admin.Username, Target: target, Subject: subject, What: what}, err)
 }
 
 // noteTTL is how long the note after an action can be shown.

@@ -66,7 +66,7 @@ func (c *Console) sessionsAction(r *req, action string) (string, error) {
 	}
 	sid := r.PostForm.Get("sid")
 	sub, err := c.cfg.Admin.EndSession(r.Context(), sid)
-	r.record(c, "session:"+shortSID(sid), sub, "end session", err)
+	r.record(c, "session:"+shortSID(sid), sub, "console end session", err)
 	if err != nil {
 		return "", err
 	}
@@ -130,7 +130,7 @@ func (c *Console) clientsAction(r *req, action string) (string, error) {
 			cl.TokenEndpointAuthMethod = provider.AuthNone
 		}
 		got, secret, err := c.cfg.Admin.AddClient(r.Context(), cl)
-		r.record(c, "client:"+id, "", "create client", err)
+		r.record(c, "client:"+id, "", "console create client", err)
 		if err != nil {
 			return "", err
 		}
@@ -139,7 +139,7 @@ func (c *Console) clientsAction(r *req, action string) (string, error) {
 		return "", nil
 	case "delete":
 		err := c.cfg.Admin.DeleteClient(r.Context(), id)
-		r.record(c, "client:"+id, "", "delete client", err)
+		r.record(c, "client:"+id, "", "console delete client", err)
 		if err != nil {
 			return "", err
 		}
@@ -190,7 +190,7 @@ func (c *Console) bansAction(r *req, action string) (string, error) {
 	}
 	k, err := c.cfg.Admin.BanKey(ctx, t)
 	if err != nil {
-		r.record(c, t.Key+t.User+t.IP+t.Client, "", action+" ban", err)
+		r.record(c, t.Key+t.User+t.IP+t.Client, "", "console "+action+" ban", err)
 		return "", err
 	}
 	switch action {
@@ -199,19 +199,19 @@ func (c *Console) bansAction(r *req, action string) (string, error) {
 		if s := strings.TrimSpace(f.Get("duration")); s != "" {
 			if d, err = time.ParseDuration(s); err != nil || d <= 0 || d > maxBan {
 				err = &admin.Error{Kind: admin.Invalid, Msg: "the duration is like 30m, 2h or 48h, at most a year"}
-				r.record(c, k.String(), "", "add ban", err)
+				r.record(c, k.String(), "", "console add ban", err)
 				return "", err
 			}
 		}
 		b, err := c.cfg.Admin.Ban(ctx, r.admin.Username, k, d)
-		r.record(c, k.String(), "", "add ban", err)
+		r.record(c, k.String(), "", "console add ban", err)
 		if err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("%s banned until %s.", b.Key, when(b.Until)), nil
 	case "lift":
 		was, err := c.cfg.Admin.Lift(ctx, r.admin.Username, k)
-		r.record(c, k.String(), "", "lift ban", err)
+		r.record(c, k.String(), "", "console lift ban", err)
 		if err != nil {
 			return "", err
 		}
@@ -221,7 +221,7 @@ func (c *Console) bansAction(r *req, action string) (string, error) {
 		return "Ban of " + k.String() + " lifted.", nil
 	}
 	err = &admin.Error{Kind: admin.Invalid, Msg: "unknown action"}
-	r.record(c, k.String(), "", action+" ban", err)
+	r.record(c, k.String(), "", "console "+action+" ban", err)
 	return "", err
 }
 
@@ -234,7 +234,7 @@ func (c *Console) keysAction(r *req, action string) (string, error) {
 		return "", &admin.Error{Kind: admin.Invalid, Msg: "unknown action"}
 	}
 	kid, err := c.cfg.Admin.RotateKeys(r.Context())
-	r.record(c, "signing-keys", "", "rotate keys", err)
+	r.record(c, "signing-keys", "", "console rotate keys", err)
 	if err != nil {
 		return "", err
 	}

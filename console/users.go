@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse-idp/gatehouse/admin"
+	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/chain"
 	"github.com/gatehouse-idp/gatehouse/users"
 )
@@ -73,7 +74,7 @@ func (c *Console) usersAction(r *req, action string) (string, error) {
 	u, err := c.cfg.Admin.CreateUser(r.Context(), users.User{Username: name, Email: strings.TrimSpace(f.Get("email")),
 		EmailVerified: f.Get("email_verified") != "", Name: strings.TrimSpace(f.Get("name")), Groups: splitGroups(f.Get("groups"))},
 		f.Get("password"))
-	r.record(c, "user:"+name, u.Subject, "create user", err)
+	r.record(c, "user:"+name, u.Subject, audit.ConsoleUserCreated, err)
 	if err != nil {
 		return "", err
 	}
@@ -117,18 +118,24 @@ func (c *Console) userAction(r *req, action string) (string, error) {
 	ctx := r.Context()
 	u, err := c.cfg.Admin.FindUser(ctx, r.PostForm.Get("username"))
 	if err != nil {
-		r.record(c, "user:"+r.PostForm.Get("username"), "", action+" user", err)
+		r.record(c, "user:"+r.PostForm.Get("username"), "", "console "+action+" user", err)
 		return "", err
 	}
 	var note string
+	what := "console " + action + " user"
 	switch action {
 	case "disable", "enable":
+		what = audit.ConsoleUserEnabled
+		if action == "disable" {
+			what = audit.ConsoleUserDisabled
+		}
 		_, err = c.cfg.Admin.SetDisabled(ctx, u, action == "disable")
 		note = "User " + u.Username + " " + action + "d."
 		if action == "disable" {
 			note += " Their sessions have ended."
 		}
 	case "groups":
+		what = audit.ConsoleUserChanged
 		_, err = c.cfg.Admin.SetGroups(ctx, u, splitGroups(r.PostForm.Get("groups")))
 		note = "Groups of " + u.Username + " saved."
 	case "password":
@@ -136,7 +143,11 @@ func (c *Console) userAction(r *req, action string) (string, error) {
 		note = "New password set for " + u.Username + "."
 	case "module":
 		mod, name := r.PostForm.Get("module"), r.PostForm.Get("module_action")
-		action += " " + mod + " " + name
+		if len(mod) > 64 || len(name) > 64 {
+			err = &admin.Error{Kind: admin.Invalid, Msg: "unknown module action"}
+			break
+		}
+		what = "console module " + mod + " " + name + " user"
 		var res chain.ActionResult
 		res, err = c.cfg.Admin.Act(ctx, u, mod, name)
 		note = res.Message
@@ -159,13 +170,13 @@ func (c *Console) userAction(r *req, action string) (string, error) {
 		var n int
 		n, err = c.cfg.Admin.DeleteUser(ctx, u)
 		if err == nil {
-			r.record(c, "user:"+u.Username, u.Subject, "delete user", nil)
+			r.record(c, "user:"+u.Username, u.Subject, audit.ConsoleUserDeleted, nil)
 			c.redirect(r, "/users", fmt.Sprintf("User %s deleted; %d sessions ended.", u.Username, n))
 			return "", nil
 		}
 	default:
 		err = &admin.Error{Kind: admin.Invalid, Msg: "unknown action"}
 	}
-	r.record(c, "user:"+u.Username, u.Subject, action+" user", err)
+	r.record(c, "user:"+u.Username, u.Subject, what, err)
 	return note, err
 }

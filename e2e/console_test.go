@@ -161,6 +161,14 @@ func TestConsoleBrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("event"), "admin_action"),
 		chromedp.SendKeys(chromedp.ID("a-user"), "root"),
 		chromedp.Submit(chromedp.ID("a-user")))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if loc, _ := chromedp.Run(ctx, chromedp.Location()); strings.Contains(loc, "event=admin_action") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the audit search did not load")
+		}
+	}
 	notice("on user:carol console create user")
 	if body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("tbody"))); strings.Contains(body, "login_succeeded") {
 		t.Fatal("the search by event shows other events")
