@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -83,6 +84,21 @@ func TestConsoleUserActions(t *testing.T) {
 		t.Fatalf("carol's groups: %v", u.Groups)
 	}
 	e.wantAdminLine("root", "user:carol", audit.ConsoleUserChanged)
+
+	// An admin cannot lock themselves out by a slip.
+	for _, f := range []url.Values{{"action": {"disable"}}, {"action": {"delete"}, "confirm": {"root"}}, {"action": {"groups"}, "groups": {"staff"}}} {
+		f.Set("username", "root")
+		if resp, _ := e.act(b, token, "/admin/user", f); resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("root %s on themselves: %d", f.Get("action"), resp.StatusCode)
+		}
+		e.wantAdminLine("root", "user:root", "refused: you cannot")
+	}
+	if u, err := e.svc.FindUser(ctx, "root"); err != nil || u.Disabled || !slices.Contains(u.Groups, "admins") {
+		t.Fatalf("root after the refused changes: %+v %v", u, err)
+	}
+	if _, page := e.act(b, token, "/admin/user", url.Values{"action": {"groups"}, "username": {"root"}, "groups": {"admins ops"}}); !strings.Contains(page, "Groups of root saved.") {
+		t.Fatal("root cannot add a group to themselves")
+	}
 
 	// Reset TOTP through the module's admin action (root's own).
 	_, page = b.get(e.issuer + "/admin/user?name=root")

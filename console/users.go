@@ -121,6 +121,14 @@ func (c *Console) userAction(r *req, action string) (string, error) {
 		r.record(c, "user:"+r.PostForm.Get("username"), "", "console "+action+" user", err)
 		return "", err
 	}
+	if u.Subject == r.admin.Subject && (action == "disable" || action == "delete" ||
+		action == "groups" && !slices.Contains(splitGroups(r.PostForm.Get("groups")), c.cfg.Group)) {
+		// An admin does not lock themselves out by a slip: another
+		// admin (or the CLI) does it.
+		err := &admin.Error{Kind: admin.Invalid, Msg: "you cannot disable or delete your own account, or leave the " + c.cfg.Group + " group, here"}
+		r.record(c, "user:"+u.Username, u.Subject, "console "+action+" user", err)
+		return "", err
+	}
 	var note string
 	what := "console " + action + " user"
 	switch action {
