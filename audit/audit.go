@@ -87,6 +87,17 @@ const (
 	LogoutTokenRefused = "logout_token_refused"
 )
 
+// Reasons of the admin_action lines the admin console writes for changes
+// to an account; Security Event Tokens are made from them (as from the
+// admin API's "POST /gatehouse/users…").
+const (
+	ConsoleUserCreated  = "console create user"
+	ConsoleUserChanged  = "console groups user"
+	ConsoleUserDisabled = "console disable user"
+	ConsoleUserEnabled  = "console enable user"
+	ConsoleUserDeleted  = "console delete user"
+)
+
 // Event is one line of the trail; empty fields are left out.
 type Event struct {
 	Event     string

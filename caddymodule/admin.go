@@ -7,16 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
-	"github.com/gatehouse-idp/gatehouse/audit"
-	"github.com/gatehouse-idp/gatehouse/chain"
-	"github.com/gatehouse-idp/gatehouse/logout"
+	"github.com/gatehouse-idp/gatehouse/admin"
 	"github.com/gatehouse-idp/gatehouse/provider"
-	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/sets"
 	"github.com/gatehouse-idp/gatehouse/users"
 )
@@ -53,12 +48,8 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 				// Reads are not audited, except those that name what they
 				// read (a store export).
 				if r.Method != http.MethodGet || target.name != "" {
-					ev := audit.Event{Event: audit.AdminAction, Admin: r.RemoteAddr, Target: target.name, Subject: target.subject,
-						Reason: r.Method + " " + r.URL.Path}
-					if err != nil {
-						ev.Reason += " (refused: " + err.Error() + ")"
-					}
-					app.audit.Record(r.Context(), ev)
+					app.admin.Record(r.Context(), admin.Action{Admin: r.RemoteAddr, Target: target.name, Subject: target.subject,
+						What: r.Method + " " + r.URL.Path}, err)
 				}
 			}
 			if errors.Is(err, errStreamCut) {
@@ -66,7 +57,12 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 			}
 			if err != nil {
 				var apiErr caddy.APIError
-				if !errors.As(err, &apiErr) {
+				var refused *admin.Error
+				switch {
+				case errors.As(err, &apiErr):
+				case errors.As(err, &refused):
+					apiErr = caddy.APIError{HTTPStatus: refusedStatus[refused.Kind], Message: refused.Msg}
+				default:
 					apiErr = caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
 				}
 				msg := apiErr.Message
@@ -155,13 +151,9 @@ type userRequest struct {
 }
 
 func listUsers(a *App, w http.ResponseWriter, r *http.Request) error {
-	list, err := a.users.List(r.Context())
+	out, err := a.admin.ListUsers(r.Context())
 	if err != nil {
 		return err
-	}
-	out := make([]users.User, 0, len(list))
-	for _, u := range list {
-		out = append(out, u.Public())
 	}
 	writeAdminJSON(w, http.StatusOK, out)
 	return nil
@@ -172,30 +164,17 @@ func addUser(a *App, w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
-	if req.Password == "" {
-		return badRequest("a password is required")
-	}
 	setAdminTarget(r, "user:"+req.Username)
-	u, err := a.users.Create(r.Context(), users.User{
+	u, err := a.admin.CreateUser(r.Context(), users.User{
 		Username: req.Username, Email: req.Email, EmailVerified: req.EmailVerified, Name: req.Name,
 		GivenName: req.GivenName, FamilyName: req.FamilyName, Groups: req.Groups,
 	}, req.Password)
-	if errors.Is(err, users.ErrTaken) {
-		return caddy.APIError{HTTPStatus: http.StatusConflict, Message: err.Error()}
-	} else if err != nil {
-		return badRequest("%v", err)
+	if err != nil {
+		return err
 	}
 	setAdminSubject(r, u.Subject)
-	writeAdminJSON(w, http.StatusCreated, u.Public())
+	writeAdminJSON(w, http.StatusCreated, u)
 	return nil
-}
-
-func findUser(a *App, r *http.Request, username string) (users.User, error) {
-	u, err := a.users.Lookup(r.Context(), username)
-	if errors.Is(err, users.ErrNotFound) {
-		return u, caddy.APIError{HTTPStatus: http.StatusNotFound, Message: fmt.Sprintf("no user %q", username)}
-	}
-	return u, err
 }
 
 // userHandler is an admin action on one user named in the body.
@@ -208,7 +187,7 @@ func onUser(fn userHandler) func(*App, http.ResponseWriter, *http.Request) error
 		if err := decodeBody(r, &req); err != nil {
 			return err
 		}
-		u, err := findUser(a, r, req.Username)
+		u, err := a.admin.FindUser(r.Context(), req.Username)
 		if err != nil {
 			return err
 		}
@@ -224,109 +203,30 @@ func onUser(fn userHandler) func(*App, http.ResponseWriter, *http.Request) error
 }
 
 var setPassword = onUser(func(a *App, r *http.Request, req userRequest, u users.User) (any, error) {
-	if req.Password == "" {
-		return nil, badRequest("a password is required")
-	}
-	u, err := a.users.SetPassword(r.Context(), u.Subject, req.Password)
-	if err != nil {
-		return nil, badRequest("%v", err)
-	}
-	a.audit.Record(r.Context(), audit.Event{Event: audit.PasswordChanged, User: u.Username, Subject: u.Subject, Admin: r.RemoteAddr})
-	// A new password ends every session: whoever knew the old one is out.
-	if !a.KeepSessionsOnPasswordChange {
-		if _, err := a.logout.EndAll(r.Context(), u.Subject, logout.Password); err != nil {
-			return nil, err
-		}
-	}
-	return u.Public(), nil
+	return a.admin.SetPassword(r.Context(), r.RemoteAddr, u, req.Password)
 })
 
 var setDisabled = onUser(func(a *App, r *http.Request, req userRequest, u users.User) (any, error) {
-	u, err := a.users.Update(r.Context(), u.Subject, func(u *users.User) error {
-		u.Disabled = req.Disabled
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	if u.Disabled {
-		if _, err := a.logout.EndAll(r.Context(), u.Subject, logout.Disabled); err != nil {
-			return nil, err
-		}
-	}
-	return u.Public(), nil
+	return a.admin.SetDisabled(r.Context(), u, req.Disabled)
 })
 
 var setGroups = onUser(func(a *App, r *http.Request, req userRequest, u users.User) (any, error) {
-	for _, g := range req.Groups {
-		if g == "" || strings.ContainsAny(g, ", \t") {
-			return nil, badRequest("bad group name %q", g)
-		}
-	}
-	u, err := a.users.Update(r.Context(), u.Subject, func(u *users.User) error {
-		u.Groups = req.Groups
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return u.Public(), nil
+	return a.admin.SetGroups(r.Context(), u, req.Groups)
 })
 
 var forgetDevices = onUser(func(a *App, r *http.Request, _ userRequest, u users.User) (any, error) {
-	return forgetDevicesOf(a, r, u)
-})
-
-func forgetDevicesOf(a *App, r *http.Request, u users.User) (any, error) {
-	n, err := chain.Forget(r.Context(), a.state.st, u.Subject)
+	n, err := a.admin.ForgetDevices(r.Context(), u)
 	if err != nil {
 		return nil, err
 	}
 	return map[string]any{"username": u.Username, "devices_forgotten": n}, nil
-}
-
-type sessionInfo struct {
-	SID      string    `json:"sid"`
-	Username string    `json:"username"`
-	Created  time.Time `json:"created"`
-	LastSeen time.Time `json:"last_seen"`
-	Expires  time.Time `json:"expires"`
-	Clients  []string  `json:"clients"`
-	Modules  []string  `json:"modules"`
-	Device   string    `json:"device,omitempty"`
-	IP       string    `json:"ip,omitempty"`
-}
+})
 
 // listSessions lists the sessions of ?user=, or of every user.
 func listSessions(a *App, w http.ResponseWriter, r *http.Request) error {
-	var who []users.User
-	if name := r.URL.Query().Get("user"); name != "" {
-		u, err := findUser(a, r, name)
-		if err != nil {
-			return err
-		}
-		who = append(who, u)
-	} else {
-		all, err := a.users.List(r.Context())
-		if err != nil {
-			return err
-		}
-		who = all
-	}
-	out := []sessionInfo{}
-	for _, u := range who {
-		list, err := a.sessions.ListFor(r.Context(), u.Subject)
-		if err != nil {
-			return err
-		}
-		for _, s := range list {
-			var mods []string
-			for _, p := range s.Passed {
-				mods = append(mods, p.Module)
-			}
-			out = append(out, sessionInfo{SID: s.ID, Username: u.Username, Created: s.Created, LastSeen: s.LastSeen,
-				Expires: s.Expires, Clients: s.Clients, Modules: mods, Device: s.Device, IP: s.IP})
-		}
+	out, err := a.admin.ListSessions(r.Context(), r.URL.Query().Get("user"))
+	if err != nil {
+		return err
 	}
 	writeAdminJSON(w, http.StatusOK, out)
 	return nil
@@ -343,22 +243,20 @@ func revokeSessions(a *App, w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	switch {
 	case req.SID != "" && req.Username == "":
-		s, err := a.sessions.Get(ctx, req.SID)
-		if errors.Is(err, session.ErrNoSession) {
-			return caddy.APIError{HTTPStatus: http.StatusNotFound, Message: "no live session with that sid"}
-		} else if err != nil {
-			return err
-		}
-		if err := a.logout.End(ctx, s.ID, logout.ByAdmin); err != nil {
-			return err
-		}
-		writeAdminJSON(w, http.StatusOK, map[string]int{"revoked": 1})
-	case req.Username != "" && req.SID == "":
-		u, err := findUser(a, r, req.Username)
+		sub, err := a.admin.EndSession(ctx, req.SID)
 		if err != nil {
 			return err
 		}
-		n, err := a.logout.EndAll(ctx, u.Subject, logout.ByAdmin)
+		setAdminSubject(r, sub)
+		writeAdminJSON(w, http.StatusOK, map[string]int{"revoked": 1})
+	case req.Username != "" && req.SID == "":
+		u, err := a.admin.FindUser(ctx, req.Username)
+		if err != nil {
+			return err
+		}
+		setAdminTarget(r, "user:"+u.Username)
+		setAdminSubject(r, u.Subject)
+		n, err := a.admin.EndSessions(ctx, u)
 		if err != nil {
 			return err
 		}
@@ -390,7 +288,7 @@ type clientResponse struct {
 }
 
 func listClients(a *App, w http.ResponseWriter, r *http.Request) error {
-	list, err := a.clients.List(r.Context())
+	list, err := a.admin.ListClients(r.Context())
 	if err != nil {
 		return err
 	}
@@ -403,15 +301,8 @@ func addClient(a *App, w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &c); err != nil {
 		return err
 	}
-	var secret string
-	if !c.Public {
-		secret = provider.NewClientSecret()
-	}
-	c.SecretHash = nil
-	if err := a.clients.Add(r.Context(), c, secret); err != nil {
-		return badRequest("%v", err)
-	}
-	got, err := a.clients.Get(r.Context(), c.ID)
+	setAdminTarget(r, "client:"+c.ID)
+	got, secret, err := a.admin.AddClient(r.Context(), c)
 	if err != nil {
 		return err
 	}
@@ -420,12 +311,15 @@ func addClient(a *App, w http.ResponseWriter, r *http.Request) error {
 }
 
 func rotateKeys(a *App, w http.ResponseWriter, r *http.Request) error {
-	kid, err := a.keys.Rotate(r.Context())
+	kid, err := a.admin.RotateKeys(r.Context())
 	if err != nil {
 		return err
 	}
 	writeAdminJSON(w, http.StatusOK, map[string]string{"active_kid": kid})
 	return nil
 }
+
+// refusedStatus is the HTTP status of each kind of refusal.
+var refusedStatus = map[admin.Kind]int{admin.Invalid: http.StatusBadRequest, admin.NotFound: http.StatusNotFound, admin.Conflict: http.StatusConflict}
 
 var _ caddy.AdminRouter = AdminAPI{}

@@ -1,10 +1,7 @@
 package caddymodule
 
 import (
-	"errors"
 	"net/http"
-
-	"github.com/caddyserver/caddy/v2"
 
 	"github.com/gatehouse-idp/gatehouse/chain"
 	"github.com/gatehouse-idp/gatehouse/users"
@@ -30,11 +27,7 @@ type moduleActionResponse struct {
 }
 
 func listModuleActions(a *App, w http.ResponseWriter, _ *http.Request) error {
-	acts := a.chain.Actions()
-	if acts == nil {
-		acts = []chain.ModuleAction{}
-	}
-	writeAdminJSON(w, http.StatusOK, acts)
+	writeAdminJSON(w, http.StatusOK, a.admin.ModuleActions())
 	return nil
 }
 
@@ -43,15 +36,14 @@ func runModuleAction(a *App, w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
-	u, err := findUser(a, r, req.Username)
+	u, err := a.admin.FindUser(r.Context(), req.Username)
 	if err != nil {
 		return err
 	}
 	setAdminTarget(r, "user:"+u.Username)
-	res, err := a.chain.Act(r.Context(), req.Module, req.Action, u)
-	if errors.Is(err, chain.ErrNoAction) {
-		return caddy.APIError{HTTPStatus: http.StatusNotFound, Message: err.Error()}
-	} else if err != nil {
+	setAdminSubject(r, u.Subject)
+	res, err := a.admin.Act(r.Context(), u, req.Module, req.Action)
+	if err != nil {
 		return err
 	}
 	writeAdminJSON(w, http.StatusOK, moduleActionResponse{Username: u.Username, Module: req.Module, Action: req.Action, ActionResult: res})
@@ -61,17 +53,9 @@ func runModuleAction(a *App, w http.ResponseWriter, r *http.Request) error {
 // resetTOTP runs "reset" on every totp module of the chain; the answer
 // keeps its old shape (username, devices_forgotten).
 var resetTOTP = onUser(func(a *App, r *http.Request, _ userRequest, u users.User) (any, error) {
-	mods := a.chain.ModulesOfKind("totp")
-	if len(mods) == 0 {
-		return nil, caddy.APIError{HTTPStatus: http.StatusNotFound, Message: "the chain has no totp module"}
-	}
-	forgotten := 0
-	for _, m := range mods {
-		res, err := a.chain.Act(r.Context(), m, "reset", u)
-		if err != nil {
-			return nil, err
-		}
-		forgotten += res.DevicesForgotten
+	forgotten, err := a.admin.ResetTOTP(r.Context(), u)
+	if err != nil {
+		return nil, err
 	}
 	return map[string]any{"username": u.Username, "devices_forgotten": forgotten}, nil
 })

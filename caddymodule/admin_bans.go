@@ -1,14 +1,12 @@
 package caddymodule
 
 import (
-	"context"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
-	"github.com/gatehouse-idp/gatehouse/audit"
+	"github.com/gatehouse-idp/gatehouse/admin"
 	"github.com/gatehouse-idp/gatehouse/regulate"
 )
 
@@ -23,61 +21,13 @@ type banRequest struct {
 }
 
 func (a *App) banKey(r *http.Request, req banRequest) (regulate.Key, error) {
-	n := 0
-	for _, v := range []string{req.Key, req.User, req.IP, req.Client} {
-		if v != "" {
-			n++
-		}
-	}
-	if n != 1 {
-		return regulate.Key{}, badRequest("name one of key, user, ip or client")
-	}
-	switch {
-	case req.User != "":
-		u, err := findUser(a, r, req.User)
-		if err != nil {
-			return regulate.Key{}, err
-		}
-		return regulate.User(u.Subject), nil
-	case req.IP != "":
-		return regulate.IP(req.IP), nil
-	case req.Client != "":
-		return regulate.Client(req.Client), nil
-	}
-	k, err := regulate.ParseKey(req.Key)
-	if err != nil {
-		return k, badRequest("%v", err)
-	}
-	return k, nil
-}
-
-// banInfo is a ban as the admin API shows it.
-type banInfo struct {
-	Key    string    `json:"key"`
-	User   string    `json:"user,omitempty"`
-	Until  time.Time `json:"until"`
-	Bans   int       `json:"bans"`
-	Manual bool      `json:"manual,omitempty"`
-}
-
-func (a *App) banInfo(ctx context.Context, b regulate.Ban) banInfo {
-	bi := banInfo{Key: b.Key.String(), Until: b.Until, Bans: b.Bans, Manual: b.Manual}
-	if b.Key.Kind == regulate.KindUser && !strings.HasPrefix(b.Key.Value, "name-") {
-		if u, err := a.users.Get(ctx, b.Key.Value); err == nil {
-			bi.User = u.Username
-		}
-	}
-	return bi
+	return a.admin.BanKey(r.Context(), admin.BanTarget{Key: req.Key, User: req.User, IP: req.IP, Client: req.Client})
 }
 
 func listBans(a *App, w http.ResponseWriter, r *http.Request) error {
-	bans, err := a.regulate.Bans(r.Context())
+	out, err := a.admin.Bans(r.Context())
 	if err != nil {
 		return err
-	}
-	out := []banInfo{}
-	for _, b := range bans {
-		out = append(out, a.banInfo(r.Context(), b))
 	}
 	writeAdminJSON(w, http.StatusOK, out)
 	return nil
@@ -92,17 +42,12 @@ func addBan(a *App, w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	d := time.Duration(req.Duration)
-	if d == 0 {
-		d = time.Hour
-	}
-	ban, err := a.regulate.BanKey(r.Context(), k, d)
-	if err != nil {
-		return badRequest("%v", err)
-	}
 	setAdminTarget(r, k.String())
-	a.audit.Record(r.Context(), audit.Event{Event: audit.Banned, Key: k.String(), Until: ban.Until, Reason: "admin", Admin: r.RemoteAddr})
-	writeAdminJSON(w, http.StatusCreated, a.banInfo(r.Context(), ban))
+	ban, err := a.admin.Ban(r.Context(), r.RemoteAddr, k, time.Duration(req.Duration))
+	if err != nil {
+		return err
+	}
+	writeAdminJSON(w, http.StatusCreated, ban)
 	return nil
 }
 
@@ -115,12 +60,11 @@ func liftBan(a *App, w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	was, err := a.regulate.Lift(r.Context(), k)
+	setAdminTarget(r, k.String())
+	was, err := a.admin.Lift(r.Context(), r.RemoteAddr, k)
 	if err != nil {
 		return err
 	}
-	setAdminTarget(r, k.String())
-	a.audit.Record(r.Context(), audit.Event{Event: audit.BanLifted, Key: k.String(), Admin: r.RemoteAddr})
 	writeAdminJSON(w, http.StatusOK, map[string]any{"key": k.String(), "was_banned": was})
 	return nil
 }

@@ -43,7 +43,7 @@ func setProfile(a *App, w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
-	u, err := findUser(a, r, req.Username)
+	u, err := a.admin.FindUser(r.Context(), req.Username)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/gatehouse-idp/gatehouse/admin"
 	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/browser"
 	"github.com/gatehouse-idp/gatehouse/chain"
@@ -118,6 +119,9 @@ type App struct {
 	Branding *BrandingConfig `json:"branding,omitempty"`
 	// Events pushes Security Event Tokens to receivers (webhooks).
 	Events *EventsConfig `json:"events,omitempty"`
+	// AdminConsole is the admin console at <issuer>/admin; on by
+	// default for the group "admins" at level 2.
+	AdminConsole *ConsoleConfig `json:"admin_console,omitempty"`
 
 	state *sharedState
 	// store is the shared store as this configuration uses it (its
@@ -137,6 +141,7 @@ type App struct {
 	clients  *provider.Clients
 	keys     *provider.Keys
 	chain    *chain.Engine
+	admin    *admin.Service
 	logger   *slog.Logger
 	ctx      caddy.Context
 	// gates provisioned in this config, bound to their hosts at Start.
@@ -420,7 +425,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	a.provider, err = provider.New(provider.Config{
+	cons, err := a.provisionConsole()
+	if err != nil {
+		return err
+	}
+	pc := provider.Config{
 		Issuer: a.Issuer, Store: st, Users: a.users, Clients: a.clients, Keys: a.keys,
 		Sessions: a.sessions, Chain: a.chain, Logout: a.logout, Regulate: a.regulate, Audit: a.audit, HSTS: hstsHeader(a.HSTS),
 		AccessTokenTTL: time.Duration(a.AccessTokenTTL), IDTokenTTL: time.Duration(a.IDTokenTTL),
@@ -429,10 +438,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Scopes: a.Scopes, RequirePAR: a.RequirePAR, Logger: a.logger,
 		Registration: a.Registration.Policy, RegistrationsPerIP: a.Registration.PerIP, MaxRegisteredClients: a.Registration.MaxClients,
 		RegistrationPrivateNetworks: a.Registration.PrivateNetworks, Metrics: a.metrics,
-	})
-	if err != nil {
+	}
+	if cons != nil {
+		pc.Console = cons // a nil *Console in the interface would not be nil
+	}
+	if a.provider, err = provider.New(pc); err != nil {
 		return fmt.Errorf("gatehouse: %w", err)
 	}
+	a.admin.Provider = a.provider
 	if err := a.metrics.Watch(metrics.Sources{Audit: a.audit, Logout: a.logout.Queue(), Hasher: a.users.Hasher(), SETs: a.sets}); err != nil {
 		return fmt.Errorf("gatehouse: metrics: %w", err)
 	}

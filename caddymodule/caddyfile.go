@@ -66,6 +66,9 @@ func init() {
 //			receiver <url> { events <kind>...  audience <aud>  authorization <value>  private_networks }
 //			max_queued <n>
 //		}
+//		admin_console off | {              # <issuer>/admin, on by default
+//			group <group>  acr <level>  max_age <d>  audit_events <n>
+//		}
 //		client <id> {
 //			name <display name>
 //			secret <secret> | public
@@ -286,6 +289,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := a.parseEvents(d); err != nil {
 				return err
 			}
+		case "admin_console":
+			if err := a.parseConsole(d); err != nil {
+				return err
+			}
 		case "client":
 			c, err := parseClient(d)
 			if err != nil {
@@ -334,7 +341,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if u, err := url.Parse(a.Issuer); devAt != nil && err == nil && !strings.Contains(a.Issuer, "{") && !isLocalHost(u.Hostname()) {
 		return devAt(fmt.Errorf("dev (cookies without Secure, plain http) is only for an issuer on localhost, not %s: remove dev, and serve the issuer over https", u.Hostname()))
 	}
-	return nil
+	return a.checkConsoleLevel()
 }
 
 // at returns what places an error at d's current token, for checks made

@@ -17,6 +17,8 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+
+	"github.com/gatehouse-idp/gatehouse/admin"
 )
 
 func init() {
@@ -273,7 +275,7 @@ func buildCommand(cmd *cobra.Command) {
 			if user != "" {
 				path += "?user=" + url.QueryEscape(user)
 			}
-			var list []sessionInfo
+			var list []admin.SessionInfo
 			if err := adminCall(c, http.MethodGet, path, nil, &list); err != nil {
 				return err
 			}

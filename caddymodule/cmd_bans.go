@@ -9,6 +9,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/spf13/cobra"
+
+	"github.com/gatehouse-idp/gatehouse/admin"
 )
 
 // bansCommand is `caddy gatehouse bans list|add|remove`.
@@ -34,7 +36,7 @@ func bansCommand() *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "List active bans", Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			var out []banInfo
+			var out []admin.BanInfo
 			if err := adminCall(c, http.MethodGet, "/gatehouse/bans", nil, &out); err != nil {
 				return err
 			}
@@ -59,7 +61,7 @@ func bansCommand() *cobra.Command {
 			}
 			d, _ := c.Flags().GetDuration("for")
 			req.Duration = caddy.Duration(d)
-			var out banInfo
+			var out admin.BanInfo
 			if err := adminCall(c, http.MethodPost, "/gatehouse/bans", req, &out); err != nil {
 				return err
 			}

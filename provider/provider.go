@@ -93,6 +93,9 @@ type Config struct {
 	RequirePAR bool
 	// Metrics counts token grants (nil: none).
 	Metrics *metrics.Set
+	// Console, when set, is the admin console, served at /admin below
+	// the issuer (package console); it checks its own access.
+	Console http.Handler
 
 	Logger *slog.Logger
 }
@@ -108,6 +111,7 @@ const (
 	PathLogin      = "/login"
 	PathEndSession = "/logout"
 	PathStatic     = "/static/"
+	PathConsole    = "/admin"
 )
 
 // Provider is the OpenID Connect provider. It is an http.Handler for every
@@ -222,6 +226,10 @@ func New(cfg Config) (*Provider, error) {
 		return nil, err
 	}
 	p.mux.Handle(prefix+PathStatic, p.static)
+	if cfg.Console != nil {
+		p.mux.Handle(prefix+PathConsole, cfg.Console)
+		p.mux.Handle(prefix+PathConsole+"/", cfg.Console)
+	}
 	p.mux.HandleFunc("/", p.home)
 	return p, nil
 }

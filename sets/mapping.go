@@ -55,13 +55,13 @@ func classify(e audit.Event) string {
 			return ""
 		}
 		switch strings.TrimPrefix(e.Reason, "POST ") {
-		case "/gatehouse/users":
+		case "/gatehouse/users", audit.ConsoleUserCreated:
 			return UserCreated
-		case "/gatehouse/users/groups", "/gatehouse/users/profile":
+		case "/gatehouse/users/groups", "/gatehouse/users/profile", audit.ConsoleUserChanged:
 			return UserChanged
-		case "/gatehouse/users/disabled":
+		case "/gatehouse/users/disabled", audit.ConsoleUserDisabled, audit.ConsoleUserEnabled:
 			return UserDisabled // or UserEnabled: the account says which
-		case "/gatehouse/users/delete":
+		case "/gatehouse/users/delete", audit.ConsoleUserDeleted:
 			return UserDeleted
 		}
 	}

@@ -14,6 +14,7 @@ import (
 // (or that none is queued): kind, event type URI, payload and subject.
 func TestMapping(t *testing.T) {
 	admin := audit.Event{Event: audit.AdminAction, Admin: "127.0.0.1:5000", Target: "user:alice", Subject: alice.Subject}
+	console := audit.Event{Event: audit.AdminAction, Admin: "root", Target: "user:alice", Subject: alice.Subject}
 	with := func(e audit.Event, reason string) audit.Event { e.Reason = reason; return e }
 	cases := []struct {
 		name     string
@@ -38,6 +39,13 @@ func TestMapping(t *testing.T) {
 			map[string]any{"claims": map[string]any{"preferred_username": "alice", "groups": []any{"staff"}}}, "aliases"},
 		{"admin disables", with(admin, "POST /gatehouse/users/disabled"), true, RISCAccountDisabled, map[string]any{}, "aliases"},
 		{"admin enables", with(admin, "POST /gatehouse/users/disabled"), false, RISCAccountEnabled, map[string]any{}, "aliases"},
+		{"console creates", with(console, audit.ConsoleUserCreated), false, issuer + AccountCreatedPath, map[string]any{"initiating_entity": "admin"}, "aliases"},
+		{"console groups", with(console, audit.ConsoleUserChanged), false, CAEPTokenClaimsChange,
+			map[string]any{"claims": map[string]any{"preferred_username": "alice", "groups": []any{"staff"}}}, "aliases"},
+		{"console disables", with(console, audit.ConsoleUserDisabled), true, RISCAccountDisabled, map[string]any{}, "aliases"},
+		{"console enables", with(console, audit.ConsoleUserEnabled), false, RISCAccountEnabled, map[string]any{}, "aliases"},
+		{"console deletes", with(console, audit.ConsoleUserDeleted), false, RISCAccountPurged, map[string]any{}, "iss_sub"},
+		{"refused console action", with(console, audit.ConsoleUserDisabled+" (refused: no user)"), true, "", nil, ""},
 		{"activation", audit.Event{Event: audit.AccountActivated, Subject: alice.Subject}, false, RISCAccountEnabled, map[string]any{}, "aliases"},
 		{"admin deletes", with(admin, "POST /gatehouse/users/delete"), false, RISCAccountPurged, map[string]any{}, "iss_sub"},
 		{"admin password", audit.Event{Event: audit.PasswordChanged, User: "alice", Subject: alice.Subject, Admin: "127.0.0.1:1"}, false, CAEPCredentialChange,
@@ -67,7 +75,7 @@ func TestMapping(t *testing.T) {
 				lookup := c.Lookup
 				c.Lookup = func(ctx context.Context, sub, username string) (Person, bool) {
 					p, ok := lookup(ctx, sub, username)
-					if tc.name == "admin deletes" {
+					if tc.name == "admin deletes" || tc.name == "console deletes" {
 						return Person{}, false // gone
 					}
 					p.Disabled = tc.disabled
