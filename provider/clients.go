@@ -307,6 +307,12 @@ func validateRedirectURI(raw string) error {
 	if u.Fragment != "" || strings.Contains(raw, "#") {
 		return fmt.Errorf("redirect URI %q must not contain a fragment", raw)
 	}
+	switch strings.ToLower(u.Scheme) {
+	case "javascript", "data", "vbscript", "file", "blob", "about", "view-source":
+		// A browser runs or shows these itself: a code or token sent
+		// there would be the page's to read.
+		return fmt.Errorf("redirect URI %q uses the %s scheme, which no client can receive at", raw, u.Scheme)
+	}
 	if (u.Scheme == "http" || u.Scheme == "https") && u.Host == "" {
 		return fmt.Errorf("redirect URI %q has no host", raw)
 	}
