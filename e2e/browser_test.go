@@ -60,6 +60,7 @@ func TestBrowserLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	screenshot(t, ctx, "sign-in.png")
 	err = chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.ID("f-username"), "alice"),
 		chromedp.SendKeys(chromedp.ID("f-password"), "correct horse battery"),
@@ -159,6 +160,7 @@ func TestBrowserTOTPEnrolment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	screenshot(t, ctx, "totp-enrolment.png")
 	qrWidth, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`document.querySelector("figure.qr img").naturalWidth`))
 	if err != nil || qrWidth < 100 {
 		t.Fatalf("QR image not rendered (natural width %v): %v", qrWidth, err)

@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -39,23 +37,10 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Fatalf("alice at the console: %d\n%s", resp.StatusCode, page)
 	}
 
-	shots := os.Getenv("GATEHOUSE_SCREENSHOTS")
 	ctx := newChromium(t)
 	ctx, cancel := context.WithTimeout(ctx, 50*time.Second)
 	defer cancel()
-	shot := func(name string) {
-		t.Helper()
-		if shots == "" {
-			return
-		}
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(shots, name), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	shot := func(name string) { t.Helper(); screenshot(t, ctx, name) }
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(ctx, steps...); err != nil {
