@@ -54,8 +54,15 @@ http://:{noop} {
 	respond 200
 }
 
+# The same routes as the gated site, without the gates: the pair differs
+# only by the gate.
 http://plain.localhost:{plain} {
-	reverse_proxy 127.0.0.1:{up}
+	handle /store/* {
+		reverse_proxy 127.0.0.1:{up}
+	}
+	handle {
+		reverse_proxy 127.0.0.1:{up}
+	}
 }
 
 http://gated.localhost:{gated} {
