@@ -9,6 +9,7 @@
 package metrics
 
 import (
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -124,7 +125,12 @@ func (s *Set) Gate(name func() string) func(result string) {
 		return nil
 	}
 	var known atomic.Pointer[string]
+	var counters sync.Map // result → prometheus.Counter, once the name is known
 	return func(result string) {
+		if c, ok := counters.Load(result); ok {
+			c.(prometheus.Counter).Inc()
+			return
+		}
 		l := known.Load()
 		if l == nil {
 			n := name()
@@ -133,7 +139,11 @@ func (s *Set) Gate(name func() string) func(result string) {
 			}
 			l = &n
 		}
-		s.gate.WithLabelValues(*l, result).Inc()
+		c := s.gate.WithLabelValues(*l, result)
+		if *l != "" {
+			counters.Store(result, c)
+		}
+		c.Inc()
 	}
 }
 
