@@ -161,8 +161,10 @@ func (p *Provider) account(w http.ResponseWriter, r *http.Request) {
 // accountApp is an application with access: consented to, or holding
 // refresh tokens.
 type accountApp struct {
-	ClientID, Name, Granted string
-	Offline                 bool
+	ClientID, Name string
+	// Granted are what the application was allowed (texts pages translate).
+	Granted []string
+	Offline bool
 }
 
 // appsWithAccess lists the clients sub consented to or that hold its
@@ -196,7 +198,7 @@ func (p *Provider) appsWithAccess(ctx context.Context, sub string) ([]accountApp
 				what = append(what, strings.TrimPrefix(it, claimItem))
 			}
 		}
-		app(c.ClientID).Granted = strings.Join(what, "; ")
+		app(c.ClientID).Granted = what
 	}
 	for _, f := range fams {
 		if f.Offline {

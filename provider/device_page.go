@@ -252,7 +252,7 @@ func (p *Provider) deviceConfirm(w http.ResponseWriter, r *http.Request, sealed 
 		}
 	}
 	browser := p.cfg.Sessions.BrowserID(w, r)
-	web.Render(w, http.StatusOK, "device_allow.html", web.Page{Title: "Allow " + client + " on your device?", Static: p.staticPath(),
+	web.Render(w, http.StatusOK, "device_allow.html", web.Page{Title: web.Sprintf("Allow %s on your device?", client), Static: p.staticPath(),
 		Data: struct {
 			Action, CSRF, Req, Client, User, Code string
 			Scopes                                []string
