@@ -20,11 +20,11 @@ func Duration(d time.Duration) string {
 		return Sprintf("%s minutes", round(time.Minute))
 	case d < 90*time.Minute:
 		return Sprintf("an hour")
-	case d < 36*time.Hour:
+	case d < 22*time.Hour+30*time.Minute:
 		return Sprintf("%s hours", round(time.Hour))
-	case d < 48*time.Hour:
+	case d < 36*time.Hour:
 		return Sprintf("a day")
 	default:
-		return Sprintf("%s days", strconv.Itoa(int(d/(24*time.Hour))))
+		return Sprintf("%s days", round(24*time.Hour))
 	}
 }
