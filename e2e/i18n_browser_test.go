@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -117,15 +115,7 @@ func TestBrowserGermanLogin(t *testing.T) {
 	if page.Labels["f-username"] != "Benutzername oder E-Mail" || page.Labels["f-password"] != "Passwort" || len(page.Unlabelled) > 0 {
 		t.Fatalf("labels: %v, fields without a label: %v", page.Labels, page.Unlabelled)
 	}
-	if dir := os.Getenv("GATEHOUSE_SCREENSHOTS"); dir != "" {
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err == nil {
-			err = os.WriteFile(filepath.Join(dir, "login-de.png"), png, 0o644)
-		}
-		if err != nil {
-			t.Errorf("screenshot: %v", err)
-		}
-	}
+	screenshot(t, ctx, "login-de.png")
 
 	checkTabOrder(t, ctx)
 	checkContrast(t, ctx, [][2]string{{"the heading", "h1"}, {"a label", "label[for=f-username]"}, {"the field text", "#f-username"},
