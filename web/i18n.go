@@ -254,10 +254,10 @@ func Sprintf(format string, args ...any) string {
 	return textMark + string(b)
 }
 
-// English is a text as the English page shows it (a Sprintf text
+// english is a text as the English page shows it (a Sprintf text
 // formatted; any other string as it is), for logs and plain-text
 // answers.
-func English(s string) string { return translate(language.English, s, 0) }
+func english(s string) string { return translate(language.English, s, 0) }
 
 // translate is s in tag: s itself when the catalogue has no
 // translation. The arguments of a Sprintf text are data (names,

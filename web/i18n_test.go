@@ -127,7 +127,7 @@ func sameArgs(a, b string) bool {
 
 func TestSprintf(t *testing.T) {
 	s := Sprintf("Sign out of %s too", "Wiki <b>")
-	if got := English(s); got != "Sign out of Wiki <b> too" {
+	if got := english(s); got != "Sign out of Wiki <b> too" {
 		t.Fatalf("English: %q", got)
 	}
 	if got := translate(language.German, s, 0); got != "Auch von Wiki <b> abmelden" {
@@ -169,7 +169,7 @@ func TestDuration(t *testing.T) {
 		time.Second: "a second", 10 * time.Second: "10 seconds", time.Minute: "a minute", 15 * time.Minute: "15 minutes",
 		time.Hour: "an hour", 5 * time.Hour: "5 hours", 24 * time.Hour: "a day", 30 * 24 * time.Hour: "30 days",
 	} {
-		if got := English(Duration(d)); got != want {
+		if got := english(Duration(d)); got != want {
 			t.Errorf("Duration(%s) = %q, want %q", d, got, want)
 		}
 	}
