@@ -235,6 +235,10 @@ func pageLanguage(w http.ResponseWriter, p Page) language.Tag {
 	return negotiate("", "")
 }
 
+// Text is s in the language of the pages rendered on w (see Localize),
+// for texts a page's script shows: the answers of its JSON endpoints.
+func Text(w http.ResponseWriter, s string) string { return translate(pageLanguage(w, Page{}), s, 0) }
+
 // textMark starts a text made by Sprintf: the mark, then a JSON array of
 // the format and its arguments. JSON escapes control characters, so a
 // Sprintf text nests inside another as an argument.

@@ -19,6 +19,9 @@ var samplePages = []struct {
 		"Intro": "Enter your username and password.", "Submit": "Sign in", "Remember": Sprintf("Trust this browser for %s", Duration(30*24*3600e9)),
 		"Fields": []m{{"Name": "username", "Label": "Username or email", "Type": "text"}, {"Name": "password", "Label": "Password", "Type": "password"}},
 		"Offers": []m{{"Name": "Forgot password?", "URL": "/x"}}, "Others": []m{{"Name": Sprintf("Sign in with %s", "Google"), "URL": "/y", "Mark": "google"}}}}},
+	{"login.html", Page{Title: "Add a passkey", Data: m{"Intro": "Create a passkey for your account: your device will ask for your fingerprint, face, PIN or a touch of your key.",
+		"NoSubmit": true, "ScriptButton": "Create a passkey", "NoScript": "Passkeys need JavaScript, which is off in this browser. Turn it on, or use another method below.",
+		"Fields": []m{{"Name": "keyname", "Label": "Name of this passkey (optional)", "Type": "text", "Placeholder": "My laptop", "MaxLength": 64, "Optional": true}}}}},
 	{"methods.html", Page{Title: "Sign in", Data: m{"Client": "Wiki", "Choices": []m{{"Name": "Email me a sign-in link", "URL": "/x"}}}}},
 	{"choose.html", Page{Title: "Choose an account", Data: m{"Client": "Wiki", "Choices": []m{{"Name": "alice", "URL": "/x"}}}}},
 	{"consent.html", Page{Title: "Allow access?", Data: m{"Client": "Wiki", "Offline": true,
@@ -69,5 +72,30 @@ func TestPagesInEveryLanguage(t *testing.T) {
 	}
 	if g := Gaps(); len(g) > 0 {
 		t.Fatalf("texts of the built-in pages without a translation:\n%s", strings.Join(g, "\n"))
+	}
+}
+
+// A field can be optional, bounded and have a placeholder (translated).
+func TestOptionalField(t *testing.T) {
+	p := samplePages[1].page
+	p.Lang = "fr"
+	body := render(t, "login.html", p)
+	want := `<input id="f-keyname" name="keyname" type="text" dir="auto" placeholder="Mon ordinateur portable" maxlength="64">`
+	if !strings.Contains(body, want) || !strings.Contains(body, `data-failed="La clé d’accès n’a pas fonctionné." hidden>Créer une clé d’accès</button>`) ||
+		!strings.Contains(body, "<noscript><p class=\"message\" role=\"alert\">Les clés d’accès nécessitent JavaScript") {
+		t.Fatalf("passkey page in French:\n%s", body)
+	}
+}
+
+// Text translates the answers a page's script shows.
+func TestText(t *testing.T) {
+	r := httptest.NewRequest("POST", "/", nil)
+	r.Header.Set("Accept-Language", "es")
+	w := Localize(httptest.NewRecorder(), r)
+	if got := Text(w, "This passkey is registered already."); got != "Esta llave de acceso ya está registrada." {
+		t.Fatalf("Text: %q", got)
+	}
+	if got := Text(httptest.NewRecorder(), "This passkey is registered already."); got != "This passkey is registered already." {
+		t.Fatalf("Text without Localize: %q", got)
 	}
 }
