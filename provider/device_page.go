@@ -108,7 +108,7 @@ func (p *Provider) deviceEnterCode(w http.ResponseWriter, r *http.Request) {
 		if blocked != nil {
 			p.cfg.Audit.Record(ctx, audit.Event{Event: audit.RateLimited, IP: ip, Key: blocked.Key.String(), Reason: "device user code"})
 			p.deviceCodeForm(w, r, http.StatusTooManyRequests, typed,
-				"Too many wrong codes were typed from your network. Try again in "+blocked.RetryAfter.Round(time.Second).String()+".")
+				web.Sprintf("Too many wrong codes were typed from your network. Try again in %s.", web.Duration(blocked.RetryAfter)))
 			return
 		}
 	}
