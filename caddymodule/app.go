@@ -45,6 +45,7 @@ import (
 	"github.com/gatehouse-idp/gatehouse/store/embedded"
 	redisstore "github.com/gatehouse-idp/gatehouse/store/redis"
 	"github.com/gatehouse-idp/gatehouse/users"
+	"github.com/gatehouse-idp/gatehouse/web"
 )
 
 func init() {
@@ -117,6 +118,10 @@ type App struct {
 	// Branding is how the pages look (name, logo, colour, CSS,
 	// templates); default Gatehouse's own.
 	Branding *BrandingConfig `json:"branding,omitempty"`
+	// Lang are the languages pages may be shown in (BCP 47 tags of
+	// shipped languages), the default first; default: every shipped
+	// language, English first.
+	Lang []string `json:"lang,omitempty"`
 	// Events pushes Security Event Tokens to receivers (webhooks).
 	Events *EventsConfig `json:"events,omitempty"`
 	// AdminConsole is the admin console at <issuer>/admin; on by
@@ -387,6 +392,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 
 	if err := a.Branding.apply(); err != nil {
 		return fmt.Errorf("gatehouse: %w", err)
+	}
+	if err := web.SetLanguages(a.Lang); err != nil {
+		return fmt.Errorf("gatehouse: lang: %w", err)
 	}
 	if a.mailer, err = a.newMailer(st); err != nil {
 		return err

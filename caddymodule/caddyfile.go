@@ -41,6 +41,7 @@ func init() {
 //		device_code_ttl <duration>         # a device code waits for the person (10m)
 //		device_poll_interval <duration>    # least time between a device's polls (5s)
 //		demo_user <username> <password>
+//		lang <tag>...                    # languages of the pages, the default first (all, English)
 //		regulation {                     # guessing: slowed, then banned
 //			user|ip|client {
 //				max_retries <n>  find_time <d>  ban_time <d>  max_ban_time <d>
@@ -283,6 +284,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "branding":
 			if err := a.parseBranding(d); err != nil {
+				return err
+			}
+		case "lang":
+			if err := a.parseLang(d); err != nil {
 				return err
 			}
 		case "events":

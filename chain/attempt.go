@@ -15,6 +15,7 @@ import (
 	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/store"
 	"github.com/gatehouse-idp/gatehouse/users"
+	"github.com/gatehouse-idp/gatehouse/web"
 )
 
 // Attempt is one browser's walk through the chain. Until a form is
@@ -119,6 +120,8 @@ func (e *Engine) loadAttempt(w http.ResponseWriter, r *http.Request, token strin
 	if token == "" || len(token) > maxTokenBytes || e.opt.Sessions.Open(purposeAttempt, token, &tok) != nil {
 		return nil, errAttemptGone
 	}
+	// The application's ui_locales choose the language of the pages.
+	web.PreferLocales(w, tok.Req.UILocales)
 	// An attempt started in another browser is not this browser's to
 	// finish (login CSRF and session fixation).
 	if tok.Browser == "" || tok.Browser != e.opt.Sessions.BrowserID(w, r) {

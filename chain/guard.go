@@ -109,7 +109,7 @@ func (e *Engine) refused(ctx context.Context, blocked *regulate.Blocked, err err
 func tooManyAttempts(w http.ResponseWriter, static string, after time.Duration) {
 	retryAfter(w, after)
 	web.Error(w, static, http.StatusTooManyRequests, "Too many attempts",
-		"There were too many failed sign-in attempts. Wait "+regulate.Describe(after)+", then try again.")
+		web.Sprintf("There were too many failed sign-in attempts. Wait %s, then try again.", web.Duration(after)))
 }
 
 func retryAfter(w http.ResponseWriter, after time.Duration) {

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +26,7 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// for events modules record, and modules read it
 	// (regulate.IPFromContext: a sign-up counts them per address).
 	ip := regulate.ClientIP(r)
+	w = web.Localize(w, r)
 	r = r.WithContext(regulate.WithClientIP(audit.WithIP(r.Context(), ip), ip))
 	if r.URL.Path != e.opt.LoginPath {
 		if rest, ok := strings.CutPrefix(r.URL.EscapedPath(), e.opt.LoginPath+"/m/"); ok {
@@ -161,17 +161,18 @@ func (e *Engine) render(w http.ResponseWriter, a *Attempt, n *node, offered []*n
 	case a.Account():
 		// Adding to an account trusts no browser.
 	case n.Remember == RememberPersistent:
-		d.Remember = "Trust this browser for " + days(n.RememberFor)
+		d.Remember = web.Sprintf("Trust this browser for %s", days(n.RememberFor))
 	case n.Remember == RememberSession:
 		d.Remember = "Trust this browser until it is closed"
 	}
 	d.Others = extra
 	if len(a.FromSession) > 0 && len(a.Req.AcrValues) > 0 && !a.Account() {
-		who := a.Req.Client
-		if who == "" {
-			who = "This page"
+		levels := strings.Join(a.Req.AcrValues, " / ")
+		if a.Req.Client == "" {
+			d.Need = web.Sprintf("You are signed in, but this page asks for more than your sign-in so far (level %s).", levels)
+		} else {
+			d.Need = web.Sprintf("You are signed in, but %s asks for more than your sign-in so far (level %s).", a.Req.Client, levels)
 		}
-		d.Need = "You are signed in, but " + who + " asks for more than your sign-in so far (level " + strings.Join(a.Req.AcrValues, " or ") + ")."
 	}
 	_, onOffer := n.mod.(Offerer)
 	for _, o := range offered {
@@ -338,8 +339,5 @@ func days(d time.Duration) string {
 	if d <= 0 {
 		d = defaultRemember
 	}
-	if n := int(d / (24 * time.Hour)); n > 1 {
-		return strconv.Itoa(n) + " days"
-	}
-	return "a day"
+	return web.Duration(max(d, 24*time.Hour))
 }

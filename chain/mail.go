@@ -128,19 +128,12 @@ func (e *Engine) sendMail(w http.ResponseWriter, r *http.Request, a *Attempt, n 
 // the module gives codes.
 func (e *Engine) showMailSent(w http.ResponseWriter, a *Attempt, n *node, offered []*node, message string) {
 	p := Prompt{Title: "Check your mail", Step: stepCode, NoSubmit: !n.mailing.Code,
-		Intro: "If the address is known here, a message with a link is on its way. The link works once, for " + minutes(n.mailing.TTL) + "."}
+		Intro: web.Sprintf("If the address is known here, a message with a link is on its way. The link works once, for %s.", web.Duration(n.mailing.TTL))}
 	if n.mailing.Code {
-		p.Intro += " Or enter the code from the message here."
+		p.Intro = web.Sprintf("If the address is known here, a message with a link is on its way. The link works once, for %s. Or enter the code from the message here.", web.Duration(n.mailing.TTL))
 		p.Fields = []Field{{Name: "mail_code", Label: "Code", Type: "text", InputMode: "numeric", Autocomplete: "one-time-code", Autofocus: true}}
 	}
 	e.render(w, a, n, offered, p, message, choice{Name: "Send a new message", URL: e.stepURL(a, n.Name) + "&again=1"})
-}
-
-func minutes(d time.Duration) string {
-	if m := int(d / time.Minute); m > 1 {
-		return fmt.Sprintf("%d minutes", m)
-	}
-	return "a minute"
 }
 
 // enterCode checks a mailed code typed in the browser that asked.

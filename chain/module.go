@@ -292,12 +292,21 @@ type Prompt struct {
 	NoSubmit bool
 	// Step is what the button does; "" is StepVerify.
 	Step Step
+	// ScriptButton, for a ScriptedModule, labels the button its script
+	// wires up (hidden until the script runs), and NoScript is what the
+	// page says when JavaScript is off. Pages translate both.
+	ScriptButton, NoScript string
 }
 
-// Field is one input of a prompt.
+// Field is one input of a prompt. Pages translate its Label and
+// Placeholder.
 type Field struct {
-	Name, Label, Type, Value, Autocomplete, InputMode string
-	Autofocus                                         bool
+	Name, Label, Type, Value, Autocomplete, InputMode, Placeholder string
+	Autofocus                                                      bool
+	// Optional fields may be left empty; MaxLength, when set, bounds
+	// the input in the browser.
+	Optional  bool
+	MaxLength int
 }
 
 // Rejection is a failed attempt the person can correct; Message is shown.

@@ -96,7 +96,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func jsonError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
+	writeJSON(w, status, map[string]string{"error": web.Text(w, msg)}) // in the page's language
 }
 
 // scriptRound answers a scripted page's begin or finish request.

@@ -227,6 +227,7 @@ func (b *bound) origin(r *http.Request) (string, bool) {
 // further. Otherwise the request may pass: client-sent identity headers
 // are gone, and the user's are set (s is nil on a bypassed path).
 func (g *Gate) Check(w http.ResponseWriter, r *http.Request) (s *Session, handled bool) {
+	w = web.Localize(w, r) // the gate's own pages in the browser's language
 	b := g.site.Load()
 	if b == nil {
 		g.observe("unavailable")

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-idp/gatehouse/store"
+	"github.com/gatehouse-idp/gatehouse/web"
 )
 
 // pending is a login in flight. It is not stored: it travels sealed in a
@@ -171,7 +172,7 @@ func (g *Gate) callback(w http.ResponseWriter, r *http.Request, b *bound, origin
 		return
 	}
 	if e := q.Get("error"); e != "" {
-		g.retryPage(w, http.StatusForbidden, "Sign-in not completed", "The sign-in service answered: "+e+".", p.ReturnTo)
+		g.retryPage(w, http.StatusForbidden, "Sign-in not completed", web.Sprintf("The sign-in service answered: %s.", e), p.ReturnTo)
 		return
 	}
 	prov, err := g.oidcProvider(ctx)
@@ -196,7 +197,7 @@ func (g *Gate) callback(w http.ResponseWriter, r *http.Request, b *bound, origin
 	// authorization request cannot lower the level or the freshness.
 	if len(p.ACR) > 0 && !slices.ContainsFunc(p.ACR, func(l string) bool { return slices.Contains(s.Levels, l) }) {
 		g.page(w, http.StatusForbidden, "Stronger sign-in needed",
-			"This page needs a stronger sign-in (level "+strings.Join(p.ACR, " or ")+") than your account could complete.")
+			web.Sprintf("This page needs a stronger sign-in (level %s) than your account could complete.", strings.Join(p.ACR, " / ")))
 		return
 	}
 	if p.MaxAge > 0 && g.cfg.Now().Sub(s.AuthTime) > p.MaxAge {

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/gatehouse-idp/gatehouse/audit"
 	"github.com/gatehouse-idp/gatehouse/chain"
@@ -136,7 +135,7 @@ func (p *Provider) account(w http.ResponseWriter, r *http.Request) {
 		for _, c := range o.Clients {
 			apps = append(apps, p.clientName(ctx, c))
 		}
-		rows = append(rows, accountSession{SID: o.ID, Created: o.Created.Format(time.RFC1123), LastSeen: o.LastSeen.Format(time.RFC1123),
+		rows = append(rows, accountSession{SID: o.ID, Created: o.Created.Format(timeForPeople), LastSeen: o.LastSeen.Format(timeForPeople),
 			Modules: strings.Join(mods, ", "), Clients: strings.Join(apps, ", "), Current: o.ID == s.ID, Device: o.Device, IP: o.IP})
 	}
 	apps, err := p.appsWithAccess(ctx, user.Subject)
@@ -158,11 +157,17 @@ func (p *Provider) account(w http.ResponseWriter, r *http.Request) {
 		}{user.Username, p.prefix + PathAccount, csrf, rows, apps, parts}})
 }
 
+// timeForPeople is how the account page gives times: the same in every
+// language.
+const timeForPeople = "2006-01-02 15:04 MST"
+
 // accountApp is an application with access: consented to, or holding
 // refresh tokens.
 type accountApp struct {
-	ClientID, Name, Granted string
-	Offline                 bool
+	ClientID, Name string
+	// Granted are what the application was allowed (texts pages translate).
+	Granted []string
+	Offline bool
 }
 
 // appsWithAccess lists the clients sub consented to or that hold its
@@ -196,7 +201,7 @@ func (p *Provider) appsWithAccess(ctx context.Context, sub string) ([]accountApp
 				what = append(what, strings.TrimPrefix(it, claimItem))
 			}
 		}
-		app(c.ClientID).Granted = strings.Join(what, "; ")
+		app(c.ClientID).Granted = what
 	}
 	for _, f := range fams {
 		if f.Offline {

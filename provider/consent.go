@@ -41,7 +41,7 @@ func (p *Provider) consentItems(req *authRequest) []consentItem {
 	}
 	for _, c := range req.Claims.userClaims() {
 		if !p.scopes.releasable(req.Scopes, c) {
-			items = append(items, consentItem{Key: claimItem + c, Description: "Your " + strings.ReplaceAll(c, "_", " ")})
+			items = append(items, consentItem{Key: claimItem + c, Description: web.Sprintf("Your %s", strings.ReplaceAll(c, "_", " "))})
 		}
 	}
 	return items
@@ -123,6 +123,7 @@ type sealedConsent struct {
 // consentPage asks the person what the client may have. Every item is
 // ticked; the required ones cannot be unticked.
 func (p *Provider) consentPage(w http.ResponseWriter, r *http.Request, req *authRequest, client *Client, s *session.Session, items []consentItem) {
+	web.PreferLocales(w, req.UILocales)
 	sealed, err := p.cfg.Sessions.Seal(purposeConsent, sealedConsent{Req: *req, SID: s.ID}, authReqTTL)
 	if err != nil {
 		p.serverErrorPage(w, "sealing the consent request", err)
@@ -155,6 +156,7 @@ func (p *Provider) consent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := &sc.Req
+	web.PreferLocales(w, req.UILocales)
 	s, user, err := p.liveSession(ctx, r)
 	if err != nil {
 		p.serverErrorPage(w, "loading session", err)

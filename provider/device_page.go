@@ -108,7 +108,7 @@ func (p *Provider) deviceEnterCode(w http.ResponseWriter, r *http.Request) {
 		if blocked != nil {
 			p.cfg.Audit.Record(ctx, audit.Event{Event: audit.RateLimited, IP: ip, Key: blocked.Key.String(), Reason: "device user code"})
 			p.deviceCodeForm(w, r, http.StatusTooManyRequests, typed,
-				"Too many wrong codes were typed from your network. Try again in "+blocked.RetryAfter.Round(time.Second).String()+".")
+				web.Sprintf("Too many wrong codes were typed from your network. Try again in %s.", web.Duration(blocked.RetryAfter)))
 			return
 		}
 	}
@@ -252,7 +252,7 @@ func (p *Provider) deviceConfirm(w http.ResponseWriter, r *http.Request, sealed 
 		}
 	}
 	browser := p.cfg.Sessions.BrowserID(w, r)
-	web.Render(w, http.StatusOK, "device_allow.html", web.Page{Title: "Allow " + client + " on your device?", Static: p.staticPath(),
+	web.Render(w, http.StatusOK, "device_allow.html", web.Page{Title: web.Sprintf("Allow %s on your device?", client), Static: p.staticPath(),
 		Data: struct {
 			Action, CSRF, Req, Client, User, Code string
 			Scopes                                []string

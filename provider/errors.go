@@ -103,8 +103,8 @@ func (p *Provider) errorInterstitial(w http.ResponseWriter, r *http.Request, t t
 	web.Render(w, http.StatusBadRequest, "notice.html", web.Page{Title: "The application's request failed", Static: p.staticPath(),
 		Message: e.Code + ": " + e.Description,
 		Data: struct{ Text, Link, LinkText string }{
-			c.DisplayName() + " sent a sign-in request that cannot be used. Go back to it only if you trust it:",
-			link, "Back to " + originOf(t.RedirectURI)}})
+			web.Sprintf("%s sent a sign-in request that cannot be used. Go back to it only if you trust it:", c.DisplayName()),
+			link, web.Sprintf("Back to %s", originOf(t.RedirectURI))}})
 }
 
 // noStore keeps a response that carries a code, a token or a session

@@ -252,7 +252,8 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.cfg.HSTS != "" {
 		w.Header().Set("Strict-Transport-Security", p.cfg.HSTS)
 	}
-	p.mux.ServeHTTP(w, r)
+	// Pages are in the browser's language (or the request's ui_locales).
+	p.mux.ServeHTTP(web.Localize(w, r), r)
 }
 
 // errorPage shows an error to the person at the browser: used when the

@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strings"
 	"sync/atomic"
+
+	"golang.org/x/text/language"
 )
 
 // Brand is how the pages look for one organisation: its name, logo,
@@ -46,7 +48,9 @@ var (
 // brandState is a Brand checked, with the templates it implies.
 type brandState struct {
 	Brand
-	pages *template.Template
+	// pages are the templates, one set per shipped language (their t
+	// function translates to it).
+	pages map[language.Tag]*template.Template
 	css   []byte
 }
 
@@ -94,7 +98,27 @@ func newBrandState(b Brand) (*brandState, error) {
 	if len(b.CSS) > maxCSS {
 		return nil, fmt.Errorf("branding: the CSS is %d KiB, more than %d KiB", len(b.CSS)>>10, maxCSS>>10)
 	}
-	t, err := template.New("").Funcs(template.FuncMap{"brand": currentBrand}).ParseFS(templateFS, "templates/*.html")
+	pages := map[language.Tag]*template.Template{}
+	for _, tag := range shipped().tags {
+		t, err := parsePages(b, tag)
+		if err != nil {
+			return nil, err
+		}
+		pages[tag] = t
+	}
+	var css bytes.Buffer
+	if b.Accent != "" {
+		fmt.Fprintf(&css, ":root { --accent:%s; }\n", b.Accent)
+	}
+	css.Write(b.CSS)
+	return &brandState{Brand: b, pages: pages, css: css.Bytes()}, nil
+}
+
+// parsePages parses the built-in templates and b's for pages in tag.
+func parsePages(b Brand, tag language.Tag) (*template.Template, error) {
+	funcs := template.FuncMap(langFuncs(tag))
+	funcs["brand"] = currentBrand
+	t, err := template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err
 	}
@@ -106,12 +130,7 @@ func newBrandState(b Brand) (*brandState, error) {
 			return nil, fmt.Errorf("branding: template %s: %w", name, err)
 		}
 	}
-	var css bytes.Buffer
-	if b.Accent != "" {
-		fmt.Fprintf(&css, ":root { --accent:%s; }\n", b.Accent)
-	}
-	css.Write(b.CSS)
-	return &brandState{Brand: b, pages: t, css: css.Bytes()}, nil
+	return t, nil
 }
 
 // BrandFromDir reads a templates folder: every .html file in it replaces

@@ -16,7 +16,13 @@ var staticFS embed.FS
 
 // Page is what every template receives.
 type Page struct {
+	// Title, Message and every other human text are English; the
+	// templates translate them (see i18n.go).
 	Title string
+	// Lang, when set, is the page's language (BCP 47 tags in order of
+	// preference); else the language of the ResponseWriter (Localize),
+	// else the default.
+	Lang string
 	// Static is the URL prefix of the assets (e.g. "/static").
 	Static string
 	// Message is an error or notice shown above the form.
@@ -46,13 +52,15 @@ type Page struct {
 // becomes a plain 500, never a half-written page.
 func Render(w http.ResponseWriter, status int, name string, p Page) {
 	var buf bytes.Buffer
-	if err := brand.Load().pages.ExecuteTemplate(&buf, name, p); err != nil {
+	tag := pageLanguage(w, p)
+	if err := brand.Load().pages[tag].ExecuteTemplate(&buf, name, p); err != nil {
 		http.Error(w, "internal error rendering page", http.StatusInternalServerError)
 		return
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Language", tag.String())
 	h.Set("X-Frame-Options", "DENY")
 	csp := "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"
 	if len(p.FrameSrc) > 0 {

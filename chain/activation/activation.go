@@ -36,6 +36,7 @@ import (
 	"github.com/gatehouse-idp/gatehouse/session"
 	"github.com/gatehouse-idp/gatehouse/store"
 	"github.com/gatehouse-idp/gatehouse/users"
+	"github.com/gatehouse-idp/gatehouse/web"
 )
 
 // Kind is the kind's name in a chain configuration.
@@ -174,11 +175,11 @@ func (m *Module) Prompt(ctx context.Context, a *chain.Attempt) (chain.Prompt, er
 		p.Intro = "Your account has no email address to send a link to. Ask the administrator to activate it."
 		p.NoSubmit = true
 	case u.Inactive:
-		p.Intro = "Your account is not active yet. A link to activate it is sent to " + masked(u.Email) + "; open it to continue."
+		p.Intro = web.Sprintf("Your account is not active yet. A link to activate it is sent to %s; open it to continue.", masked(u.Email))
 		p.Submit = "Send the link"
 	default: // an active account asked for this module's level
 		p.Title = "Confirm your email address"
-		p.Intro = "A link is sent to " + masked(u.Email) + "; open it to continue."
+		p.Intro = web.Sprintf("A link is sent to %s; open it to continue.", masked(u.Email))
 		p.Submit = "Send the link"
 	}
 	return p, nil

@@ -9,5 +9,6 @@
 // Connect Back-Channel Logout 1.0) at LoginPath/m/<name>/backchannel_logout
 // and ends the local sessions that came from the remote session named.
 //
-// It imports chain, users, audit, logout and store; never the provider.
+// It imports chain, users, audit, logout, store and web (the texts of its
+// pages); never the provider.
 package oidc

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-idp/gatehouse/chain"
+	"github.com/gatehouse-idp/gatehouse/web"
 )
 
 // OAuthSettings are the settings of a provider without OpenID Connect
@@ -123,7 +124,7 @@ func (m *oauthModule) config(callback string) *oauth2.Config {
 }
 
 func (m *oauthModule) Prompt(context.Context, *chain.Attempt) (chain.Prompt, error) {
-	return chain.Prompt{Title: "Sign in with " + m.s.Label, Submit: "Continue with " + m.s.Label, Step: chain.StepRedirect}, nil
+	return chain.Prompt{Title: web.Sprintf("Sign in with %s", m.s.Label), Submit: web.Sprintf("Continue with %s", m.s.Label), Step: chain.StepRedirect}, nil
 }
 
 // Redirect sends the browser to the provider, with a PKCE challenge.

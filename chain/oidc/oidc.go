@@ -21,6 +21,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-idp/gatehouse/chain"
+	"github.com/gatehouse-idp/gatehouse/web"
 )
 
 // Kind is the kind's name in a chain configuration.
@@ -127,7 +128,7 @@ func (m *Module) oauth(p *gooidc.Provider, callback string) *oauth2.Config {
 
 // Prompt is the button that leaves for the provider.
 func (m *Module) Prompt(context.Context, *chain.Attempt) (chain.Prompt, error) {
-	return chain.Prompt{Title: "Sign in with " + m.label, Submit: "Continue with " + m.label, Step: chain.StepRedirect}, nil
+	return chain.Prompt{Title: web.Sprintf("Sign in with %s", m.label), Submit: web.Sprintf("Continue with %s", m.label), Step: chain.StepRedirect}, nil
 }
 
 // keep is what the callback needs: the nonce sent, the PKCE verifier,

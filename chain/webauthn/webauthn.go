@@ -21,7 +21,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"html/template"
 	"log/slog"
 	"net/url"
 	"slices"
@@ -268,21 +267,18 @@ func (m *Module) Applicable(ctx context.Context, u users.User) (bool, error) {
 }
 
 // keyNameField asks a new key's name.
-const keyNameField = template.HTML(`<label for="f-keyname">Name of this passkey (optional)</label>` +
-	`<input id="f-keyname" name="keyname" type="text" maxlength="64" autocomplete="off" placeholder="My laptop">`)
-
-// noScript is what a page says without JavaScript.
-const noScript = `<noscript><p class="message" role="alert">Passkeys need JavaScript, which is off in this browser. Turn it on, or use another method below.</p></noscript>`
+var keyNameField = chain.Field{Name: "keyname", Label: "Name of this passkey (optional)", Type: "text", MaxLength: 64,
+	Autocomplete: "off", Placeholder: "My laptop", Optional: true}
 
 // Prompt is the page: a button the script wires up.
 func (m *Module) Prompt(ctx context.Context, a *chain.Attempt) (chain.Prompt, error) {
-	p := chain.Prompt{NoSubmit: true}
-	button := "Use a passkey"
+	p := chain.Prompt{NoSubmit: true, ScriptButton: "Use a passkey",
+		NoScript: "Passkeys need JavaScript, which is off in this browser. Turn it on, or use another method below."}
 	switch {
 	case a.Account():
-		p.Title, button = "Add a passkey", "Create a passkey"
+		p.Title, p.ScriptButton = "Add a passkey", "Create a passkey"
 		p.Intro = "Create a passkey for your account: your device will ask for your fingerprint, face, PIN or a touch of your key."
-		p.HTML = keyNameField
+		p.Fields = []chain.Field{keyNameField}
 	case a.Subject == "" || m.start:
 		p.Title = "Sign in with a passkey"
 		p.Intro = "Use the passkey saved on this device, your phone or your security key. No username needed."
@@ -292,16 +288,14 @@ func (m *Module) Prompt(ctx context.Context, a *chain.Attempt) (chain.Prompt, er
 			return p, err
 		}
 		if len(rec.Keys) == 0 {
-			p.Title, button = "Add a passkey", "Create a passkey"
+			p.Title, p.ScriptButton = "Add a passkey", "Create a passkey"
 			p.Intro = "This sign-in needs a passkey or security key. Create one now: your device will ask for your fingerprint, face, PIN or a touch of your key."
-			p.HTML = keyNameField
+			p.Fields = []chain.Field{keyNameField}
 		} else {
 			p.Title = "Use your passkey"
 			p.Intro = "Confirm with the passkey or security key you registered."
 		}
 	}
-	p.HTML += template.HTML(noScript + `<p class="message" id="gh-passkey-error" role="alert" hidden></p>` +
-		`<button type="button" id="gh-passkey" hidden>` + template.HTMLEscapeString(button) + `</button>`)
 	return p, nil
 }
 

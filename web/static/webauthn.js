@@ -82,9 +82,11 @@
   function show(err) {
     var p = document.getElementById("gh-passkey-error");
     if (!p) return;
+    // The page gives these texts in its language (data-closed, data-failed).
+    var texts = (document.getElementById("gh-passkey") || p).dataset;
     p.textContent = err && err.name === "NotAllowedError"
-      ? "The passkey dialog was closed or timed out. Try again, or use another method."
-      : (err && err.message) || "The passkey did not work.";
+      ? texts.closed || "The passkey dialog was closed or timed out. Try again, or use another method."
+      : (err && err.message) || texts.failed || "The passkey did not work.";
     p.hidden = false;
   }
 
