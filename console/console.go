@@ -351,7 +351,9 @@ func (c *Console) render(r *req, status int, name, title string, data any) {
 		{"Bans", "/bans"}, {"Signing keys", "/keys"}, {"Audit trail", "/audit"}} {
 		menu = append(menu, nav{Label: n[0], URL: c.base + n[1], Current: here == n[1] || n[1] == "/users" && here == "/user"})
 	}
-	web.Render(r.w, status, name, web.Page{Title: title, Static: c.cfg.Static,
+	// The console is in English only: its pages say so whatever the
+	// default language.
+	web.Render(r.w, status, name, web.Page{Title: title, Static: c.cfg.Static, Lang: "en",
 		Data: consolePage{Admin: r.admin.Username, CSRF: r.csrf, Base: c.base, Note: c.note(r), Nav: menu, Page: data}})
 }
 

@@ -99,6 +99,9 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.ClientID, req.RedirectURI = client.ID, redirectURI
+	// The pages shown from here on (account chooser, notices, the
+	// chain's) speak the language the client asked for.
+	web.PreferLocales(w, req.UILocales)
 	req.Browser = p.cfg.Sessions.BrowserID(w, r)
 	req.ID = randomToken()[:22]
 	// Chain records are kept to the second; so is the start.
