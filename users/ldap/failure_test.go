@@ -1,0 +1,168 @@
+package ldap_test
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-idp/gatehouse/users"
+	"github.com/gatehouse-idp/gatehouse/users/ldap"
+)
+
+func TestStartTLSAndLDAPS(t *testing.T) {
+	w := newWorld(t, nil)
+	for name, mod := range map[string]func(*ldap.Settings){
+		"starttls": func(s *ldap.Settings) { s.StartTLS, s.CAFile = true, w.srv.CAFile },
+		"ldaps":    func(s *ldap.Settings) { s.URL, s.CAFile = w.srv.LDAPS, w.srv.CAFile },
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := baseSettings(w.srv)
+			mod(&s)
+			e, err := w.newSource(t, s, 0).Authenticate(ctx(t), "alice", alicePW)
+			if err != nil || e.Username != "alice" {
+				t.Fatalf("%v %+v", err, e)
+			}
+			// Without the test CA the server's certificate is refused:
+			// TLS really is spoken, and checked.
+			s.CAFile = ""
+			_, err = w.newSource(t, s, 0).Authenticate(ctx(t), "alice", alicePW)
+			if err == nil || errors.Is(err, users.ErrInvalidCredentials) || !strings.Contains(err.Error(), "certificate") {
+				t.Fatalf("without the CA: %v, want a certificate error", err)
+			}
+		})
+	}
+}
+
+// blackHole accepts connections and never answers; it reports the most
+// connections it held at once.
+func blackHole(t *testing.T) (addr string, most func() int64) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var open, peak atomic.Int64
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			n := open.Add(1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			go func() {
+				defer open.Add(-1)
+				defer c.Close()
+				buf := make([]byte, 512)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return l.Addr().String(), peak.Load
+}
+
+func TestServerDownFailsFast(t *testing.T) {
+	w := newWorld(t, nil)
+	if _, err := w.dir.Authenticate(ctx(t), "alice", alicePW); err != nil {
+		t.Fatal(err)
+	}
+	w.srv.Stop()
+	start := time.Now()
+	_, err := w.dir.Authenticate(ctx(t), "alice", alicePW)
+	if err == nil || errors.Is(err, users.ErrInvalidCredentials) {
+		t.Fatalf("server down: %v, want an error that is not a wrong password", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("server down took %v", d)
+	}
+	// A server that accepts and never answers: bounded by the timeout.
+	addr, _ := blackHole(t)
+	s := baseSettings(w.srv)
+	s.URL = "ldap://" + addr
+	src := w.newSource(t, s, 300*time.Millisecond)
+	start = time.Now()
+	if _, err := src.Authenticate(ctx(t), "alice", alicePW); err == nil || errors.Is(err, users.ErrInvalidCredentials) {
+		t.Fatalf("silent server: %v", err)
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Fatalf("silent server took %v with a 300ms timeout", d)
+	}
+}
+
+func TestPoolBounded(t *testing.T) {
+	w := newWorld(t, nil)
+	addr, most := blackHole(t)
+	s := baseSettings(w.srv)
+	s.URL, s.Pool = "ldap://"+addr, 2
+	src := w.newSource(t, s, 300*time.Millisecond)
+	var wg sync.WaitGroup
+	var busy, slow atomic.Int64
+	for range 10 {
+		wg.Go(func() {
+			start := time.Now()
+			_, err := src.Authenticate(ctx(t), "alice", alicePW)
+			if errors.Is(err, users.ErrBusy) {
+				busy.Add(1)
+			}
+			if time.Since(start) > 1500*time.Millisecond {
+				slow.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if most() > 2 {
+		t.Fatalf("%d connections at once with pool 2", most())
+	}
+	if busy.Load() == 0 || slow.Load() != 0 {
+		t.Fatalf("busy %d, slow %d: want some refused as busy and none waiting past twice the timeout", busy.Load(), slow.Load())
+	}
+}
+
+func TestSettingsValidate(t *testing.T) {
+	good := ldap.Settings{URL: "ldaps://dc.acme.example", BaseDN: "dc=acme,dc=example"}
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for want, mod := range map[string]func(*ldap.Settings){
+		"url is required":          func(s *ldap.Settings) { s.URL = "" },
+		"sends passwords in clear": func(s *ldap.Settings) { s.URL = "ldap://dc.acme.example" },
+		"ldaps:// is TLS already":  func(s *ldap.Settings) { s.StartTLS = true },
+		"scheme must be":           func(s *ldap.Settings) { s.URL = "http://dc.acme.example" },
+		"nothing more":             func(s *ldap.Settings) { s.URL = "ldaps://dc.acme.example/dc=x?uid" },
+		"base_dn is required":      func(s *ldap.Settings) { s.BaseDN = "" },
+		"base_dn \"nodn\"":         func(s *ldap.Settings) { s.BaseDN = "nodn" },
+		"go together":              func(s *ldap.Settings) { s.BindDN = "cn=x,dc=acme" },
+		"does not use {login}":     func(s *ldap.Settings) { s.UserFilter = "(uid=admin)" },
+		"unknown placeholder {dn}": func(s *ldap.Settings) { s.UserFilter = "(&(uid={login})(x={dn}))" },
+		"not a valid LDAP filter":  func(s *ldap.Settings) { s.UserFilter = "(uid={login}" },
+		"a { without }":            func(s *ldap.Settings) { s.UserFilter = "(uid={login)" },
+		"only stand in a value":    func(s *ldap.Settings) { s.UserFilter = "(&({login}=x)(uid=y))" },
+		"not an attribute name":    func(s *ldap.Settings) { s.Attributes.Groups = "member Of" },
+		"group_search base_dn":     func(s *ldap.Settings) { s.GroupSearch = &ldap.GroupSearch{} },
+		"group_search filter":      func(s *ldap.Settings) { s.GroupSearch = &ldap.GroupSearch{BaseDN: "ou=g", Filter: "(member=x)"} },
+		"pool must be":             func(s *ldap.Settings) { s.Pool = 65 },
+	} {
+		s := good
+		mod(&s)
+		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q, got %v", want, err)
+		}
+	}
+	// Plain ldap:// only on loopback.
+	for _, u := range []string{"ldap://127.0.0.1:389", "ldap://localhost", "ldap://[::1]:1389"} {
+		s := good
+		s.URL = u
+		if err := s.Validate(); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+}
