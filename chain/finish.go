@@ -137,6 +137,9 @@ func (e *Engine) finish(w http.ResponseWriter, r *http.Request, a *Attempt) {
 		ev.AMR = append(ev.AMR, p.AMR...)
 	}
 	ev.Reason, ev.Modules = "modules: "+strings.Join(mods, " "), mods
+	if u.Federation != nil {
+		ev.Reason += "; user source: " + u.Federation.Source // where the account and its password live
+	}
 	e.record(ctx, ev, g, a, nil)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, a.Req.ReturnTo, http.StatusSeeOther)
