@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -296,5 +297,31 @@ func TestLocalAccountsComeFirst(t *testing.T) {
 	}
 	if _, err := fed.Create(ctx(t), users.User{Username: "dave", Email: "bob@acme.test"}, "yet another password 1"); !errors.Is(err, users.ErrTaken) {
 		t.Fatalf("creating a local account with bob's address: %v, want taken", err)
+	}
+}
+
+// First sign-ins at once import one account.
+func TestConcurrentFirstSignIns(t *testing.T) {
+	w := newWorld(t, nil)
+	subs := make(chan string, 8)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			u, err := w.dir.Authenticate(ctx(t), "bob", bobPW)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			subs <- u.Subject
+		})
+	}
+	wg.Wait()
+	close(subs)
+	seen := map[string]bool{}
+	for s := range subs {
+		seen[s] = true
+	}
+	if list, _ := w.dir.List(ctx(t)); len(seen) != 1 || len(list) != 1 {
+		t.Fatalf("%d subjects, %d accounts: want one", len(seen), len(list))
 	}
 }
