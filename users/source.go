@@ -109,6 +109,9 @@ func (d *Directory) source(name string) Source {
 // account's source owns.
 func readOnly(old, u User) error {
 	if old.Federation == nil {
+		if u.Federation != nil {
+			return errors.New("a local account cannot be turned into an imported one")
+		}
 		return nil
 	}
 	for _, f := range []struct {

@@ -291,6 +291,13 @@ func TestLocalAccountsComeFirst(t *testing.T) {
 	if _, err := fed.Authenticate(ctx(t), "alice", alicePW); !errors.Is(err, users.ErrSourceConflict) {
 		t.Fatalf("alice colliding with carol: %v, want ErrSourceConflict", err)
 	}
+	// A local account stays local.
+	if _, err := fed.Update(ctx(t), lb.Subject, func(u *users.User) error {
+		u.Federation = &users.Federation{Source: "ldap", ID: "dn:uid=bob," + w.srv.People}
+		return nil
+	}); err == nil {
+		t.Fatal("a local account was turned into an imported one")
+	}
 	// New local accounts may not take a name the source has.
 	if _, err := fed.Create(ctx(t), users.User{Username: "Alice"}, "yet another password 1"); !errors.Is(err, users.ErrTaken) {
 		t.Fatalf("creating a local alice: %v, want taken", err)
