@@ -42,14 +42,7 @@ func TestLDAPUserSource(t *testing.T) {
 			timeout 2s
 			recheck 1s
 		}`, srv.URL, srv.CAFile, slapdtest.Base, srv.People)
-	up := echoUpstream(t)
-	s := &idpSetup{authPort: freePort(t), appPort: freePort(t)}
-	s.issuer = fmt.Sprintf("http://auth.localhost:%d", s.authPort)
-	s.appHost = fmt.Sprintf("app.localhost:%d", s.appPort)
-	s.redirect = "http://" + s.appHost + "/callback"
-	gated := fmt.Sprintf("http://gated.localhost:%d", freePort(t))
-	s.caddy = startCaddy(t, s.caddyfile(extra)+fmt.Sprintf("\n%s {\n\tgatehouse_gate {\n\t\tcache_ttl 1s\n\t}\n\treverse_proxy %s\n}\n",
-		gated, strings.TrimPrefix(up.URL, "http://")))
+	s, gated := newGatedIDP(t, extra, "cache_ttl 1s")
 
 	// The OpenID client: carol signs in with her LDAP password.
 	rp := s.client(t)
