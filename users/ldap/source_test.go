@@ -2,6 +2,7 @@ package ldap_test
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"slices"
 	"sync"
@@ -330,5 +331,31 @@ func TestConcurrentFirstSignIns(t *testing.T) {
 	}
 	if list, _ := w.dir.List(ctx(t)); len(seen) != 1 || len(list) != 1 {
 		t.Fatalf("%d subjects, %d accounts: want one", len(seen), len(list))
+	}
+}
+
+// An entry without the id attribute is known by its DN.
+func TestDNWhenNoStableID(t *testing.T) {
+	w := newWorld(t, func(s *ldap.Settings) { s.Attributes.ID = "employeeNumber" })
+	u, err := w.dir.Authenticate(ctx(t), "alice", alicePW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Federation.ID != "dn:"+w.alice {
+		t.Fatalf("id %q, want the DN", u.Federation.ID)
+	}
+	if cur, err := w.dir.Current(ctx(t), u.Subject); err != nil || cur.Disabled {
+		t.Fatalf("current: %v %+v", err, cur)
+	}
+	w.srv.Replace(t, w.alice, "employeeType", "disabled")
+	if cur, err := w.dir.Current(ctx(t), u.Subject); err != nil || !cur.Disabled {
+		t.Fatalf("disabled: %v disabled=%v", err, cur.Disabled)
+	}
+	// With the attribute set, the id is its value.
+	w.srv.Replace(t, w.bob, "employeeNumber", "E-42")
+	if b, err := w.dir.Authenticate(ctx(t), "bob", bobPW); err != nil || b.Federation.ID != "employeeNumber:"+hex.EncodeToString([]byte("E-42")) {
+		t.Fatalf("bob: %v %+v", err, b.Federation)
+	} else if cur, err := w.dir.Current(ctx(t), b.Subject); err != nil || cur.Disabled {
+		t.Fatalf("bob by employeeNumber: %v %+v", err, cur)
 	}
 }
