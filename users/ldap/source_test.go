@@ -359,3 +359,26 @@ func TestDNWhenNoStableID(t *testing.T) {
 		t.Fatalf("bob by employeeNumber: %v %+v", err, cur)
 	}
 }
+
+// An entry deleted and created again under the same name is another
+// person: it does not get the old account.
+func TestRecreatedEntryIsAnotherPerson(t *testing.T) {
+	w := newWorld(t, nil)
+	old, err := w.dir.Authenticate(ctx(t), "bob", bobPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.srv.Replace(t, "cn=staff,"+w.srv.Groups, "member", w.alice)
+	w.srv.Delete(t, w.bob)
+	w.srv.AddUser(t, "bob", "new bob's password 3", "bob@acme.test", "Another Bob")
+	if _, err := w.dir.Authenticate(ctx(t), "bob", "new bob's password 3"); !errors.Is(err, users.ErrSourceConflict) {
+		t.Fatalf("re-created bob: %v, want a clash with the old account", err)
+	}
+	if err := w.dir.Delete(ctx(t), old.Subject); err != nil {
+		t.Fatal(err)
+	}
+	nb, err := w.dir.Authenticate(ctx(t), "bob", "new bob's password 3")
+	if err != nil || nb.Subject == old.Subject || nb.Name != "Another Bob" {
+		t.Fatalf("after deleting the old account: %v %+v", err, nb)
+	}
+}
