@@ -67,6 +67,9 @@ func TestLDAPUserSource(t *testing.T) {
 	if err := idt.Claims(&claims); err != nil || claims.Email != "carol@acme.test" || !claims.Verified || claims.Name != "Carol Lee" || claims.Username != "carol" {
 		t.Fatalf("ID token claims %+v %v", claims, err)
 	}
+	if ui, err := rp.provider.UserInfo(rp.ctx, oauth2.StaticTokenSource(tok)); err != nil || ui.Email != "carol@acme.test" {
+		t.Fatalf("userinfo: %v %+v", err, ui)
+	}
 	if ok := findAudit(t, s.caddy, "login_succeeded", map[string]string{"user": "carol"}); len(ok) == 0 || !strings.Contains(fmt.Sprint(ok[0]["reason"]), "user source: ldap") {
 		t.Fatalf("login_succeeded does not name the source: %v", ok)
 	}
@@ -100,6 +103,9 @@ func TestLDAPUserSource(t *testing.T) {
 	time.Sleep(2500 * time.Millisecond) // past the gate cache (1s) and the recheck (1s)
 	if resp, page := gb.get(gated + "/page"); strings.Contains(page, `"Remote-User":"carol"`) {
 		t.Fatalf("the gate still lets carol in: %d\n%s", resp.StatusCode, page)
+	}
+	if _, err := rp.provider.UserInfo(rp.ctx, oauth2.StaticTokenSource(tok)); err == nil {
+		t.Fatal("userinfo still answers for carol's access token")
 	}
 	expired := *tok
 	expired.Expiry = time.Now().Add(-time.Minute)
