@@ -267,7 +267,7 @@ func applyEntry(u *User, e Entry, now time.Time) {
 // account signs in again as soon as its source lets it.
 func (d *Directory) Current(ctx context.Context, sub string) (User, error) {
 	u, err := d.Get(ctx, sub)
-	if err != nil || u.Federation == nil || d.now().Sub(u.Federation.SyncedAt) < d.recheck {
+	if err != nil || u.Federation == nil || u.Disabled || d.now().Sub(u.Federation.SyncedAt) < d.recheck {
 		return u, err
 	}
 	s := d.source(u.Federation.Source)

@@ -428,6 +428,10 @@ func (d *Directory) tryUpdate(ctx context.Context, sub string, fn func(*User) er
 	u := old
 	u.Groups = slices.Clone(old.Groups)
 	u.Remotes = slices.Clone(old.Remotes)
+	if f := old.Federation; f != nil {
+		c := *f // fn must not reach old's through the pointer
+		u.Federation = &c
+	}
 	if err := fn(&u); err != nil {
 		return User{}, false, err
 	}

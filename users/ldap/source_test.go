@@ -250,6 +250,10 @@ func TestReadOnly(t *testing.T) {
 			t.Errorf("changing %s: %v, want read-only", field, err)
 		}
 	}
+	// Through the pointer too.
+	if _, err := w.dir.Update(ctx(t), u.Subject, func(x *users.User) error { x.Federation.ID = "dn:cn=someone-else"; return nil }); !errors.Is(err, users.ErrReadOnly) {
+		t.Errorf("changing the source's id in place: %v, want read-only", err)
+	}
 	if _, err := w.dir.SetPassword(ctx(t), u.Subject, "a new long password 123"); !errors.Is(err, users.ErrReadOnly) {
 		t.Errorf("SetPassword: %v, want read-only", err)
 	}
