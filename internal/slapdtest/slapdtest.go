@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -41,7 +42,10 @@ type Server struct {
 	// RootDN and RootPW administer the directory; People and Groups are
 	// the organisational units users and groups are added under.
 	RootDN, RootPW, People, Groups string
-	cmd                            *exec.Cmd
+
+	args    []string // the command line
+	logFile string
+	cmd     *exec.Cmd
 }
 
 // Start starts slapd for t and stops it when t ends.
@@ -86,34 +90,52 @@ overlay memberof
 	}
 	p1, p2 := freePort(t), freePort(t)
 	s.URL, s.LDAPS = "ldap://127.0.0.1:"+p1, "ldaps://127.0.0.1:"+p2
-	log, err := os.Create(filepath.Join(dir, "slapd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// -d 0: stay in the foreground (so the PID is ours), log nothing.
-	s.cmd = exec.Command(bin, "-f", confFile, "-h", s.URL+"/ "+s.LDAPS+"/", "-d", "0")
-	s.cmd.Stdout, s.cmd.Stderr = log, log
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("starting slapd: %v", err)
-	}
+	s.args = []string{bin, "-f", confFile, "-h", s.URL + "/ " + s.LDAPS + "/", "-d", "0"}
+	s.logFile = filepath.Join(dir, "slapd.log")
+	s.run(t)
 	t.Cleanup(s.Stop)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+p1, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(log.Name())
-			t.Fatalf("slapd did not start listening on %s: %v\n%s", s.URL, err, b)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	s.Add(t, Base, map[string][]string{"objectClass": {"dcObject", "organization"}, "dc": {"gatehouse"}, "o": {"Gatehouse test"}})
 	s.Add(t, s.People, map[string][]string{"objectClass": {"organizationalUnit"}, "ou": {"people"}})
 	s.Add(t, s.Groups, map[string][]string{"objectClass": {"organizationalUnit"}, "ou": {"groups"}})
 	return s
+}
+
+// run starts slapd and waits until it listens.
+func (s *Server) run(t testing.TB) {
+	t.Helper()
+	log, err := os.OpenFile(s.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	// -d 0: stay in the foreground (so the PID is ours), log nothing.
+	s.cmd = exec.Command(s.args[0], s.args[1:]...)
+	s.cmd.Stdout, s.cmd.Stderr = log, log
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("starting slapd: %v", err)
+	}
+	addr := strings.TrimPrefix(s.URL, "ldap://")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(s.logFile)
+			s.Stop()
+			t.Fatalf("slapd did not start listening on %s: %v\n%s", s.URL, err, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Restart stops slapd and starts it again on the same ports and data.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop()
+	s.run(t)
 }
 
 // Stop ends slapd (by its PID) and waits for it; it may be called again.

@@ -68,6 +68,103 @@ func blackHole(t *testing.T) (addr string, open func() int64) {
 	return l.Addr().String(), n.Load
 }
 
+// A restarted server drops the pooled connections: the next sign-in
+// works on a new one.
+func TestServerRestart(t *testing.T) {
+	w := newWorld(t, func(s *ldap.Settings) { s.Pool = 1 })
+	if _, err := w.dir.Authenticate(ctx(t), "alice", alicePW); err != nil {
+		t.Fatal(err)
+	}
+	w.srv.Restart(t)
+	if _, err := w.dir.Authenticate(ctx(t), "alice", alicePW); err != nil {
+		t.Fatalf("after a restart: %v", err)
+	}
+}
+
+// freezer forwards connections to target until freeze: from then on
+// the connections it has stop forwarding without closing (a firewall
+// forgetting idle connections); new ones work.
+type freezer struct {
+	mu     sync.Mutex
+	frozen []chan struct{}
+}
+
+func newFreezer(t *testing.T, target string) (*freezer, string) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	f := &freezer{}
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			stop := make(chan struct{})
+			f.mu.Lock()
+			f.frozen = append(f.frozen, stop)
+			f.mu.Unlock()
+			pipe := func(dst, src net.Conn) {
+				buf := make([]byte, 4096)
+				for {
+					n, err := src.Read(buf)
+					if err != nil {
+						dst.Close()
+						return
+					}
+					select {
+					case <-stop:
+						continue // swallowed
+					default:
+					}
+					dst.Write(buf[:n])
+				}
+			}
+			go pipe(out, in)
+			go pipe(in, out)
+			t.Cleanup(func() { in.Close(); out.Close() })
+		}
+	}()
+	return f, l.Addr().String()
+}
+
+func (f *freezer) freeze() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.frozen {
+		close(c)
+	}
+	f.frozen = nil
+}
+
+// A pooled connection that went silent is replaced once: the sign-in
+// works on a new one, after one timeout.
+func TestSilentPooledConnectionReplaced(t *testing.T) {
+	w := newWorld(t, nil)
+	f, addr := newFreezer(t, strings.TrimPrefix(w.srv.URL, "ldap://"))
+	s := baseSettings(w.srv)
+	s.URL, s.Pool = "ldap://"+addr, 1
+	src := w.newSource(t, s, 500*time.Millisecond)
+	if _, err := src.Authenticate(ctx(t), "alice", alicePW); err != nil {
+		t.Fatal(err)
+	}
+	f.freeze()
+	start := time.Now()
+	if e, err := src.Authenticate(ctx(t), "alice", alicePW); err != nil || e.Username != "alice" {
+		t.Fatalf("after the pooled connection went silent: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("took %v", d)
+	}
+}
+
 func TestServerDownFailsFast(t *testing.T) {
 	w := newWorld(t, nil)
 	if _, err := w.dir.Authenticate(ctx(t), "alice", alicePW); err != nil {

@@ -51,11 +51,23 @@ func (p *pool) do(ctx context.Context, fn func(*goldap.Conn) error) error {
 		return ctx.Err()
 	}
 	defer func() { <-p.slots }()
-	c, err := p.take()
+	c, reused, err := p.take()
 	if err != nil {
 		return err
 	}
 	err = fn(c)
+	if broken(c, err) && reused {
+		// An idle connection the server dropped meanwhile (a restart,
+		// a firewall forgetting idle connections): once more on a new
+		// one. fn only searches and binds, so running it again changes
+		// nothing (at worst a password answer lost on the way counts
+		// twice at the server).
+		c.Close()
+		if c, err = p.dial(); err != nil {
+			return err
+		}
+		err = fn(c)
+	}
 	if broken(c, err) {
 		c.Close()
 	} else {
@@ -64,23 +76,25 @@ func (p *pool) do(ctx context.Context, fn func(*goldap.Conn) error) error {
 	return err
 }
 
-func (p *pool) take() (*goldap.Conn, error) {
+// take returns an idle connection (reused) or a new one.
+func (p *pool) take() (c *goldap.Conn, reused bool, err error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		return nil, errClosed
+		return nil, false, errClosed
 	}
 	for n := len(p.idle); n > 0; n = len(p.idle) {
 		c := p.idle[n-1]
 		p.idle = p.idle[:n-1]
 		if !c.IsClosing() {
 			p.mu.Unlock()
-			return c, nil
+			return c, true, nil
 		}
 		c.Close()
 	}
 	p.mu.Unlock()
-	return p.dial()
+	c, err = p.dial()
+	return c, false, err
 }
 
 func (p *pool) put(c *goldap.Conn) {
