@@ -51,7 +51,7 @@ func (e *Engine) finish(w http.ResponseWriter, r *http.Request, a *Attempt) {
 		e.fail(w, err)
 		return
 	}
-	g := guard{ip: regulate.ClientIP(r), subject: a.Subject, user: u.Username}
+	g := guard{ip: regulate.ClientIP(r), subject: a.Subject, user: u.Username, source: sourceOf(u)}
 	if u.Inactive {
 		// An account awaiting activation gets no session, whichever way
 		// it came: an activation module is offered to it (and activates
@@ -137,9 +137,6 @@ func (e *Engine) finish(w http.ResponseWriter, r *http.Request, a *Attempt) {
 		ev.AMR = append(ev.AMR, p.AMR...)
 	}
 	ev.Reason, ev.Modules = "modules: "+strings.Join(mods, " "), mods
-	if u.Federation != nil {
-		ev.Reason += "; user source: " + u.Federation.Source // where the account and its password live
-	}
 	e.record(ctx, ev, g, a, nil)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, a.Req.ReturnTo, http.StatusSeeOther)

@@ -73,10 +73,18 @@ func TestLDAPUserSource(t *testing.T) {
 	if ok := findAudit(t, s.caddy, "login_succeeded", map[string]string{"user": "carol"}); len(ok) == 0 || !strings.Contains(fmt.Sprint(ok[0]["reason"]), "user source: ldap") {
 		t.Fatalf("login_succeeded does not name the source: %v", ok)
 	}
+	wrong := newBrowser(t, s.appHost)
+	resp, page := wrong.get(rp.conf.AuthCodeURL("st1", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	if _, page = wrong.submitLogin(resp.Request.URL.String(), page, "carol", "not carol's password"); !strings.Contains(page, "Wrong username or password") {
+		t.Fatalf("a wrong LDAP password:\n%s", page)
+	}
+	if bad := findAudit(t, s.caddy, "login_failed", map[string]string{"user": "carol"}); len(bad) == 0 || !strings.Contains(fmt.Sprint(bad[0]["reason"]), "user source: ldap") {
+		t.Fatalf("login_failed does not name the source: %v", bad)
+	}
 
 	// Through a gate, in another browser: LDAP's groups reach the upstream.
 	gb := newBrowser(t, "never-stop")
-	resp, page := gb.get(gated + "/page")
+	resp, page = gb.get(gated + "/page")
 	if !strings.Contains(page, `name="password"`) {
 		t.Fatalf("the gate did not ask to sign in: %d\n%s", resp.StatusCode, page)
 	}
