@@ -9,7 +9,6 @@ import (
 	"github.com/gatehouse-idp/gatehouse/internal/memstore"
 	"github.com/gatehouse-idp/gatehouse/internal/slapdtest"
 	"github.com/gatehouse-idp/gatehouse/users"
-	"github.com/gatehouse-idp/gatehouse/users/ldap"
 )
 
 // What a directory owns is refused with a reason the admin API and the
@@ -17,13 +16,7 @@ import (
 func TestDirectoryAccountsAreReadOnly(t *testing.T) {
 	srv := slapdtest.Start(t)
 	srv.AddUser(t, "bob", "bob's directory password", "bob@acme.test", "Bob")
-	src, err := ldap.New(ldap.Settings{URL: srv.URL, BaseDN: srv.People, BindDN: srv.RootDN, BindPassword: srv.RootPW,
-		UserFilter: "(&(objectClass=inetOrgPerson)(|(uid={login})(mail={login})))"}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { src.Close() })
-	svc := &admin.Service{Users: users.NewWith(memstore.New(), users.Options{Sources: []users.Source{src}})}
+	svc := &admin.Service{Users: users.NewWith(memstore.New(), users.Options{Sources: []users.Source{srv.Source(t)}})}
 	ctx := t.Context()
 	bob, err := svc.FindUser(ctx, "bob") // imported on lookup
 	if err != nil || bob.Federation == nil {

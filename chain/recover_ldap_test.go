@@ -8,7 +8,6 @@ import (
 	"github.com/gatehouse-idp/gatehouse/chain"
 	"github.com/gatehouse-idp/gatehouse/internal/slapdtest"
 	"github.com/gatehouse-idp/gatehouse/users"
-	"github.com/gatehouse-idp/gatehouse/users/ldap"
 )
 
 // A person whose password is the directory's cannot set one here by
@@ -16,12 +15,7 @@ import (
 func TestPasswordResetOfADirectoryAccount(t *testing.T) {
 	srv := slapdtest.Start(t)
 	srv.AddUser(t, "bob", "bob's directory password", "bob@acme.test", "Bob")
-	src, err := ldap.New(ldap.Settings{URL: srv.URL, BaseDN: srv.People, BindDN: srv.RootDN, BindPassword: srv.RootPW,
-		UserFilter: "(&(objectClass=inetOrgPerson)(|(uid={login})(mail={login})))"}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { src.Close() })
+	src := srv.Source(t)
 	var dir *users.Directory
 	c := recoverEnv(t, `{}`, `{}`, func(o *chain.Options) {
 		dir = users.NewWith(o.Store, users.Options{Sources: []users.Source{src}})

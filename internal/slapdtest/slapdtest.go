@@ -28,6 +28,8 @@ import (
 	"time"
 
 	goldap "github.com/go-ldap/ldap/v3"
+
+	"github.com/gatehouse-idp/gatehouse/users/ldap"
 )
 
 // Base is the suffix of the test directory.
@@ -152,6 +154,19 @@ func (s *Server) Stop() {
 		_ = s.cmd.Process.Kill()
 		<-done
 	}
+}
+
+// Source is a user source over People (inetOrgPerson by uid or mail),
+// searching as the root, closed when t ends.
+func (s *Server) Source(t testing.TB) *ldap.Source {
+	t.Helper()
+	src, err := ldap.New(ldap.Settings{URL: s.URL, BaseDN: s.People, BindDN: s.RootDN, BindPassword: s.RootPW,
+		UserFilter: "(&(objectClass=inetOrgPerson)(|(uid={login})(mail={login})))"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	return src
 }
 
 // Admin returns a connection bound as the directory's root.
