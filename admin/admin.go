@@ -56,6 +56,15 @@ func refuse(k Kind, format string, args ...any) error {
 	return &Error{Kind: k, Msg: fmt.Sprintf(format, args...)}
 }
 
+// readOnly refuses a change of what a user source (LDAP) owns, saying
+// so; other errors pass.
+func readOnly(err error) error {
+	if errors.Is(err, users.ErrReadOnly) {
+		return refuse(Conflict, "%v", err)
+	}
+	return err
+}
+
 // Action is one admin action for its audit line.
 type Action struct {
 	// Admin is who ran it; Target what it was on ("user:alice",
@@ -121,7 +130,9 @@ func (s *Service) SetPassword(ctx context.Context, actor string, u users.User, p
 		return u, refuse(Invalid, "a password is required")
 	}
 	u, err := s.Users.SetPassword(ctx, u.Subject, password)
-	if err != nil {
+	if errors.Is(err, users.ErrReadOnly) {
+		return u, readOnly(err)
+	} else if err != nil {
 		return u, refuse(Invalid, "%v", err)
 	}
 	s.Audit.Record(ctx, audit.Event{Event: audit.PasswordChanged, User: u.Username, Subject: u.Subject, Admin: actor})
@@ -169,7 +180,7 @@ func (s *Service) SetGroups(ctx context.Context, u users.User, groups []string) 
 		return nil
 	})
 	if err != nil {
-		return u, err
+		return u, readOnly(err)
 	}
 	return u.Public(), nil
 }

@@ -62,6 +62,8 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 				case errors.As(err, &apiErr):
 				case errors.As(err, &refused):
 					apiErr = caddy.APIError{HTTPStatus: refusedStatus[refused.Kind], Message: refused.Msg}
+				case errors.Is(err, users.ErrReadOnly):
+					apiErr = caddy.APIError{HTTPStatus: http.StatusConflict, Message: err.Error()}
 				default:
 					apiErr = caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
 				}

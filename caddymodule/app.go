@@ -45,6 +45,7 @@ import (
 	"github.com/gatehouse-idp/gatehouse/store/embedded"
 	redisstore "github.com/gatehouse-idp/gatehouse/store/redis"
 	"github.com/gatehouse-idp/gatehouse/users"
+	"github.com/gatehouse-idp/gatehouse/users/ldap"
 	"github.com/gatehouse-idp/gatehouse/web"
 )
 
@@ -127,6 +128,9 @@ type App struct {
 	// AdminConsole is the admin console at <issuer>/admin; on by
 	// default for the group "admins" at level 2.
 	AdminConsole *ConsoleConfig `json:"admin_console,omitempty"`
+	// UserSources are directories of people beside the local accounts
+	// (LDAP, Active Directory), asked in order after them.
+	UserSources []UserSourceConfig `json:"user_sources,omitempty"`
 
 	state *sharedState
 	// store is the shared store as this configuration uses it (its
@@ -151,6 +155,8 @@ type App struct {
 	ctx      caddy.Context
 	// gates provisioned in this config, bound to their hosts at Start.
 	gates []*Gate
+	// ldapSources are the user sources opened, closed in Cleanup.
+	ldapSources []*ldap.Source
 	// stop ends the background work (logout deliveries, mail deliveries,
 	// expiry sweeps, key sync).
 	stop context.CancelFunc
@@ -356,7 +362,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("gatehouse: password_policy: %w", err)
 		}
 	}
-	a.users = users.NewWith(st, users.Options{Hasher: hasher, Policy: &policy})
+	sources, recheck, err := a.userSources()
+	if err != nil {
+		return fmt.Errorf("gatehouse: %w", err)
+	}
+	a.users = users.NewWith(st, users.Options{Hasher: hasher, Policy: &policy, Sources: sources, Recheck: recheck})
 	rp, err := regulationPolicy(a.Regulation)
 	if err != nil {
 		return fmt.Errorf("gatehouse: %w", err)
@@ -552,6 +562,7 @@ func (a *App) syncKeys(ctx context.Context) {
 
 // Cleanup releases this config's hold on the shared store.
 func (a *App) Cleanup() error {
+	a.closeUserSources()
 	if a.poolKey != "" {
 		_, err := pool.Delete(a.poolKey)
 		return err

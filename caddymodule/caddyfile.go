@@ -70,6 +70,7 @@ func init() {
 //		admin_console off | {              # <issuer>/admin, on by default
 //			group <group>  acr <level>  max_age <d>  audit_events <n>
 //		}
+//		users ldap [<name>] { ... }        # LDAP / Active Directory people (see parseUserSource)
 //		client <id> {
 //			name <display name>
 //			secret <secret> | public
@@ -298,6 +299,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := a.parseConsole(d); err != nil {
 				return err
 			}
+		case "users":
+			us, err := parseUserSource(d)
+			if err != nil {
+				return err
+			}
+			a.UserSources = append(a.UserSources, us)
 		case "client":
 			c, err := parseClient(d)
 			if err != nil {

@@ -169,12 +169,13 @@ func buildCommand(cmd *cobra.Command) {
 				Sub, Username, Email, Name string
 				Groups                     []string
 				Disabled, Inactive         bool
+				Federation                 *struct{ Source string }
 			}
 			if err := adminCall(c, http.MethodGet, "/gatehouse/users", nil, &list); err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "USERNAME\tEMAIL\tNAME\tGROUPS\tSTATE\tSUBJECT")
+			fmt.Fprintln(tw, "USERNAME\tEMAIL\tNAME\tGROUPS\tSTATE\tSOURCE\tSUBJECT")
 			for _, u := range list {
 				state := "active"
 				switch {
@@ -183,7 +184,11 @@ func buildCommand(cmd *cobra.Command) {
 				case u.Inactive:
 					state = "inactive" // awaiting activation
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, u.Email, u.Name, strings.Join(u.Groups, ","), state, u.Sub)
+				source := "local"
+				if u.Federation != nil {
+					source = u.Federation.Source
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, u.Email, u.Name, strings.Join(u.Groups, ","), state, source, u.Sub)
 			}
 			return tw.Flush()
 		},

@@ -189,9 +189,10 @@ func userPlaceholder(s *gate.Session, key string) (any, bool) {
 	return nil, false
 }
 
-// refreshGateUser re-reads the user behind a gate session.
+// refreshGateUser re-reads the user behind a gate session (asking a
+// user source again when the account is federated).
 func (a *App) refreshGateUser(ctx context.Context, s *gate.Session) error {
-	u, err := a.users.Get(ctx, s.Subject)
+	u, err := a.users.Current(ctx, s.Subject)
 	if errors.Is(err, users.ErrNotFound) {
 		return gate.ErrUserGone
 	} else if err != nil {

@@ -51,7 +51,7 @@ func (e *Engine) finish(w http.ResponseWriter, r *http.Request, a *Attempt) {
 		e.fail(w, err)
 		return
 	}
-	g := guard{ip: regulate.ClientIP(r), subject: a.Subject, user: u.Username}
+	g := guard{ip: regulate.ClientIP(r), subject: a.Subject, user: u.Username, source: sourceOf(u)}
 	if u.Inactive {
 		// An account awaiting activation gets no session, whichever way
 		// it came: an activation module is offered to it (and activates

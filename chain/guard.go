@@ -21,6 +21,7 @@ type guard struct {
 	ip        string
 	user      string // username, when an account is known
 	subject   string
+	source    string // the account's user source (LDAP), when it has one
 	attempted string // the login name typed, when no account has it
 }
 
@@ -50,7 +51,7 @@ func (e *Engine) guardFor(ctx context.Context, r *http.Request, sub string, n *n
 		g.subject = sub
 		g.keys = append(g.keys, regulate.User(sub))
 		if u, err := e.opt.Users.Get(ctx, sub); err == nil {
-			g.user = u.Username
+			g.user, g.source = u.Username, sourceOf(u)
 		}
 	}
 	return g, nil
@@ -64,7 +65,17 @@ func (e *Engine) record(ctx context.Context, ev audit.Event, g guard, a *Attempt
 	if n != nil {
 		ev.Module = n.Name
 	}
+	if g.source != "" {
+		ev.Reason += "; user source: " + g.source // where the account and its password live
+	}
 	e.opt.Audit.Record(ctx, ev)
+}
+
+func sourceOf(u users.User) string {
+	if u.Federation == nil {
+		return ""
+	}
+	return u.Federation.Source
 }
 
 // blockedError is regulation's refusal: nothing was checked, so it

@@ -18,6 +18,7 @@ const maxRows = 200
 type userRow struct {
 	Username, Name, Email, Groups string
 	Disabled, Inactive            bool
+	Source                        string // "local", or the user source (LDAP) it was imported from
 }
 
 func (c *Console) usersPage(r *req) {
@@ -38,8 +39,12 @@ func (c *Console) usersPage(r *req) {
 			more = true
 			break
 		}
+		source := "local"
+		if u.Federation != nil {
+			source = u.Federation.Source
+		}
 		rows = append(rows, userRow{Username: u.Username, Name: u.Name, Email: u.Email,
-			Groups: strings.Join(u.Groups, ", "), Disabled: u.Disabled, Inactive: u.Inactive})
+			Groups: strings.Join(u.Groups, ", "), Disabled: u.Disabled, Inactive: u.Inactive, Source: source})
 	}
 	c.render(r, http.StatusOK, "console_users.html", "Users", struct {
 		Q     string

@@ -78,16 +78,17 @@ func TestMetricsAndHealth(t *testing.T) {
 }
 
 // newGatedIDP is an IdP (idpSetup, with extraGlobal in its gatehouse
-// block) and a site behind a gate (its origin, returned) in front of an
-// echoing upstream.
-func newGatedIDP(t *testing.T, extraGlobal string) (*idpSetup, string) {
+// block) and a site behind a gate (its origin, returned; gateSettings
+// in its block) in front of an echoing upstream.
+func newGatedIDP(t *testing.T, extraGlobal string, gateSettings ...string) (*idpSetup, string) {
 	up := echoUpstream(t)
 	s := &idpSetup{authPort: freePort(t), appPort: freePort(t)}
 	s.issuer = fmt.Sprintf("http://auth.localhost:%d", s.authPort)
 	s.appHost = fmt.Sprintf("app.localhost:%d", s.appPort)
 	s.redirect = "http://" + s.appHost + "/callback"
 	gated := fmt.Sprintf("http://gated.localhost:%d", freePort(t))
-	s.caddy = startCaddy(t, s.caddyfile(extraGlobal)+fmt.Sprintf("\n%s {\n\tgatehouse_gate\n\treverse_proxy %s\n}\n", gated, strings.TrimPrefix(up.URL, "http://")))
+	s.caddy = startCaddy(t, s.caddyfile(extraGlobal)+fmt.Sprintf("\n%s {\n\tgatehouse_gate {\n%s\n\t}\n\treverse_proxy %s\n}\n",
+		gated, strings.Join(gateSettings, "\n"), strings.TrimPrefix(up.URL, "http://")))
 	return s, gated
 }
 

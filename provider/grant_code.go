@@ -238,9 +238,9 @@ func (p *Provider) issueTokens(ctx context.Context, client *Client, g grant, off
 }
 
 // grantUser loads the user a grant is for, refusing one who can no
-// longer sign in.
+// longer sign in (a federated account is checked with its user source).
 func (p *Provider) grantUser(ctx context.Context, sub string) (users.User, *oauthError) {
-	user, err := p.cfg.Users.Get(ctx, sub)
+	user, err := p.cfg.Users.Current(ctx, sub)
 	if errors.Is(err, users.ErrNotFound) || err == nil && user.Disabled {
 		return users.User{}, errInvalidGrant("the user can no longer sign in")
 	} else if err != nil {

@@ -122,7 +122,7 @@ func (p *Provider) liveAccess(ctx context.Context, token string) (*accessToken, 
 	if at.Subject == "" {
 		return at, users.User{}, nil // a client's own token
 	}
-	user, err := p.cfg.Users.Get(ctx, at.Subject)
+	user, err := p.cfg.Users.Current(ctx, at.Subject) // a federated account: checked with its source
 	if errors.Is(err, users.ErrNotFound) || err == nil && user.Disabled {
 		return nil, users.User{}, errInvalidToken("the user can no longer sign in")
 	} else if err != nil {

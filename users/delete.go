@@ -27,6 +27,11 @@ func (d *Directory) Delete(ctx context.Context, sub string) error {
 		for k := range remoteKeys(u) {
 			idx = append(idx, k) // its linked identities are free again
 		}
+		if f := u.Federation; f != nil {
+			// Its source's entry is imported anew (another subject) at
+			// its next sign-in.
+			idx = append(idx, sourceKey(f.Source, f.ID))
+		}
 		for _, k := range idx {
 			owner, err := d.st.Get(ctx, k)
 			switch {

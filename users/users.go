@@ -66,6 +66,11 @@ type User struct {
 	// Remotes are the identities at other issuers linked to the
 	// account (see Remote).
 	Remotes []Remote `json:"remotes,omitempty"`
+
+	// Federation, when set, says the account was imported from a user
+	// source (LDAP): it has no local password and what the source owns
+	// is read-only here (see Source).
+	Federation *Federation `json:"federation,omitempty"`
 }
 
 // Address is a postal address (OIDC Core §5.1.1).
@@ -93,6 +98,10 @@ type Directory struct {
 	now    func() time.Time
 	hasher *Hasher
 	policy *PasswordPolicy
+	// sources are federated user directories (see Source); recheck is
+	// how long a federated account stays confirmed (see Current).
+	sources []Source
+	recheck time.Duration
 }
 
 // Options configure a Directory.
@@ -104,6 +113,11 @@ type Options struct {
 	Hasher *Hasher
 	// Policy, when set, is checked on every new password.
 	Policy *PasswordPolicy
+	// Sources are user sources (LDAP) beside the local accounts, asked
+	// in order; Recheck is how long a source's word on an account holds
+	// before Current asks again (0: every time).
+	Sources []Source
+	Recheck time.Duration
 }
 
 // New returns a directory over st; now may be nil for time.Now.
@@ -119,7 +133,8 @@ func NewWith(st store.Store, opts Options) *Directory {
 	if opts.Hasher == nil {
 		opts.Hasher = defaultHasher
 	}
-	return &Directory{st: st, now: opts.Now, hasher: opts.Hasher, policy: opts.Policy}
+	return &Directory{st: st, now: opts.Now, hasher: opts.Hasher, policy: opts.Policy,
+		sources: slices.Clone(opts.Sources), recheck: opts.Recheck}
 }
 
 // WithoutPolicy is the same directory without the password policy, for
@@ -199,6 +214,12 @@ func (d *Directory) Create(ctx context.Context, u User, password string) (User, 
 	if err := checkRemotes(u.Remotes); err != nil {
 		return User{}, err
 	}
+	if err := d.notShadowing(ctx, u); err != nil {
+		return User{}, err
+	}
+	if password != "" && u.Federation != nil {
+		return User{}, &ReadOnlyError{Field: "password", User: u.Username, Source: u.Federation.Source}
+	}
 	if password != "" {
 		h, err := d.newHash(ctx, password, u)
 		if err != nil {
@@ -233,6 +254,7 @@ func (d *Directory) Create(ctx context.Context, u User, password string) (User, 
 		ops = append(ops, store.SetAdd(setPending+fold(e), u.Subject))
 	}
 	ops = append(ops, remoteOps(User{}, u)...)
+	ops = append(ops, sourceOps(u)...)
 	ops = append(ops,
 		store.Create(keyUser+u.Subject, rec, 0),
 		store.SetAdd(setUsers, u.Subject))
@@ -269,8 +291,18 @@ func (d *Directory) read(ctx context.Context, sub string) (User, []byte, error) 
 
 // Lookup finds a user by username or email, case-insensitively. An
 // address no active account has finds the inactive account that names
-// it, when exactly one does.
+// it, when exactly one does. A login no local account has is looked up
+// at the user sources, and imported from the first that knows it.
 func (d *Directory) Lookup(ctx context.Context, login string) (User, error) {
+	u, err := d.lookupLocal(ctx, login)
+	if errors.Is(err, ErrNotFound) && len(d.sources) > 0 && strings.TrimSpace(login) != "" {
+		return d.lookupSources(ctx, strings.TrimSpace(login))
+	}
+	return u, err
+}
+
+// lookupLocal is Lookup among the accounts held here.
+func (d *Directory) lookupLocal(ctx context.Context, login string) (User, error) {
 	login = fold(strings.TrimSpace(login))
 	if login == "" {
 		return User{}, ErrNotFound
@@ -303,10 +335,18 @@ func (d *Directory) Lookup(ctx context.Context, login string) (User, error) {
 // ErrInvalidCredentials after the same amount of hashing work. ErrBusy
 // means too many checks are running: nothing was checked. A password
 // hashed under other parameters is rehashed with the current ones.
+//
+// Local accounts come first: a login a local account has is checked
+// against its hash, and never at a user source. The password of an
+// account imported from a source, or of a login no local account has,
+// is checked at the sources (see Source): never against a local hash.
 func (d *Directory) Authenticate(ctx context.Context, login, password string) (User, error) {
-	u, err := d.Lookup(ctx, login)
+	u, err := d.lookupLocal(ctx, login)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return User{}, err
+	}
+	if u.Federation != nil || u.Subject == "" && len(d.sources) > 0 {
+		return d.authenticateSource(ctx, u, login, password)
 	}
 	ok, stale, herr := d.hasher.Check(ctx, u.PasswordHash, password)
 	if errors.Is(herr, ErrBusy) || errors.Is(herr, context.Canceled) || errors.Is(herr, context.DeadlineExceeded) {
@@ -353,10 +393,18 @@ const maxUpdateAttempts = 10
 // given (a fresh copy each time) and have no other side effects. After
 // maxUpdateAttempts lost races Update gives up with an error wrapping
 // store.ErrConflict.
+//
+// On an account imported from a user source, fn may not change what the
+// source owns (ErrReadOnly, see ReadOnlyError).
 func (d *Directory) Update(ctx context.Context, sub string, fn func(*User) error) (User, error) {
+	return d.update(ctx, sub, fn, false)
+}
+
+// update is Update; sync lets fn change what a user source owns.
+func (d *Directory) update(ctx context.Context, sub string, fn func(*User) error, sync bool) (User, error) {
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
-		u, retry, err := d.tryUpdate(ctx, sub, fn)
+		u, retry, err := d.tryUpdate(ctx, sub, fn, sync)
 		if !retry {
 			return u, err
 		}
@@ -372,7 +420,7 @@ func (d *Directory) Update(ctx context.Context, sub string, fn func(*User) error
 // tryUpdate is one compare-and-swap round of Update. retry reports that
 // the record (or an index entry it relied on) changed after it was read:
 // nothing was written and the round should be run again.
-func (d *Directory) tryUpdate(ctx context.Context, sub string, fn func(*User) error) (_ User, retry bool, _ error) {
+func (d *Directory) tryUpdate(ctx context.Context, sub string, fn func(*User) error, sync bool) (_ User, retry bool, _ error) {
 	old, oldRec, err := d.read(ctx, sub)
 	if err != nil {
 		return User{}, false, err
@@ -380,8 +428,17 @@ func (d *Directory) tryUpdate(ctx context.Context, sub string, fn func(*User) er
 	u := old
 	u.Groups = slices.Clone(old.Groups)
 	u.Remotes = slices.Clone(old.Remotes)
+	if f := old.Federation; f != nil {
+		c := *f // fn must not reach old's through the pointer
+		u.Federation = &c
+	}
 	if err := fn(&u); err != nil {
 		return User{}, false, err
+	}
+	if !sync {
+		if err := readOnly(old, u); err != nil {
+			return User{}, false, err
+		}
 	}
 	if err := checkRemotes(u.Remotes); err != nil {
 		return User{}, false, err
@@ -492,6 +549,9 @@ func (d *Directory) SetPassword(ctx context.Context, sub, password string) (User
 	cur, err := d.Get(ctx, sub)
 	if err != nil {
 		return User{}, err
+	}
+	if cur.Federation != nil {
+		return User{}, &ReadOnlyError{Field: "password", User: cur.Username, Source: cur.Federation.Source}
 	}
 	h, err := d.newHash(ctx, password, cur)
 	if err != nil {

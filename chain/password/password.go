@@ -77,6 +77,11 @@ func (m *Module) Verify(ctx context.Context, a *chain.Attempt, form url.Values) 
 	if errors.Is(err, users.ErrInvalidCredentials) {
 		return chain.Identity{}, chain.Reject("Wrong username or password.")
 	}
+	if errors.Is(err, users.ErrSourceConflict) {
+		// Said only after the password was right: it tells nothing to
+		// whoever does not know it.
+		return chain.Identity{}, chain.Reject("Your directory account has the name or address of another account here, so it cannot sign in. Ask an administrator.")
+	}
 	if err != nil {
 		return chain.Identity{}, err
 	}

@@ -163,6 +163,10 @@ func (m *Module) Verify(ctx context.Context, a *chain.Attempt, form url.Values) 
 	if u.Disabled {
 		return chain.Identity{Subject: u.Subject, AMR: []string{chain.AMROTP}}, nil
 	}
+	if u.Federation != nil {
+		// Said to whoever proved the mailbox only.
+		return chain.Identity{}, chain.Reject("Your password is kept in your organisation's directory, not here: change it there.")
+	}
 	if err := m.d.Users.CheckPassword(pw, u); err != nil {
 		return chain.Identity{}, policy(err)
 	}

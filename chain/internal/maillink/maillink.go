@@ -154,7 +154,8 @@ func (s *Sender) Proved(ctx context.Context, a *chain.Attempt, subject string) (
 		return users.User{}, err
 	}
 	u, err := s.D.Users.Get(ctx, subject)
-	if err != nil || to.Subject != subject || u.EmailVerified || !strings.EqualFold(u.Email, to.To) {
+	// An imported account's address is its directory's to vouch for.
+	if err != nil || to.Subject != subject || u.EmailVerified || !strings.EqualFold(u.Email, to.To) || u.Federation != nil {
 		return u, err
 	}
 	return s.D.Users.Update(ctx, subject, func(u *users.User) error {
