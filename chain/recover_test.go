@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -398,12 +399,22 @@ func TestMailAnswersTakeAsLong(t *testing.T) {
 			}
 			return time.Since(start)
 		}
-		known := timed("alice")
-		for i := range 3 {
-			unknown := timed("stranger" + string(rune('a'+i)))
-			if unknown < known*8/10 || unknown < 100*time.Millisecond {
-				t.Fatalf("delay %s: known %s, unknown %s", delay, known, unknown)
+		// Interleaved rounds, medians compared: one slow request on a
+		// loaded machine says nothing.
+		var known, unknown []time.Duration
+		for i := range 5 {
+			known = append(known, timed("alice"))
+			u := timed("stranger" + string(rune('a'+i)))
+			if u < 100*time.Millisecond {
+				t.Fatalf("delay %s: an unknown name answered in %s", delay, u)
 			}
+			unknown = append(unknown, u)
+			c.clk.add(time.Hour) // past regulation of the account's mails
+		}
+		slices.Sort(known)
+		slices.Sort(unknown)
+		if mk, mu := known[2], unknown[2]; mu < mk*8/10 {
+			t.Fatalf("delay %s: known %v (median %s), unknown %v (median %s)", delay, known, mk, unknown, mu)
 		}
 	}
 }
