@@ -155,7 +155,9 @@ func TestRecoverUnknownAddressesIndistinguishable(t *testing.T) {
 	slices.Sort(unknown)
 	k, u := known[len(known)/2], unknown[len(unknown)/2]
 	t.Logf("median answer: known %s, unknown %s (%v %v)", k, u, known, unknown)
-	if u < 100*time.Millisecond || k < 100*time.Millisecond || (k-u).Abs() > 30*time.Millisecond {
+	// Apart by no more than 30 ms or a fifth, whichever is more: a
+	// loaded machine (CI, -race) stretches every answer.
+	if u < 100*time.Millisecond || k < 100*time.Millisecond || (k-u).Abs() > max(30*time.Millisecond, k/5) {
 		t.Fatalf("median answer: known %s, unknown %s", k, u)
 	}
 	s.smtp.nth(8)
