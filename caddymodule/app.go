@@ -229,6 +229,11 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // sharedState is what must outlive a config reload: the open store.
 type sharedState struct {
 	st store.Store
+	// timed is st with its calls measured into the metrics of the
+	// configuration in force: one wrapper for the life of the store, so
+	// what is keyed by the store (the gates' session cache) survives
+	// reloads.
+	timed *metrics.Timer
 }
 
 func (s *sharedState) Destruct() error { return s.st.Close() }
@@ -325,7 +330,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return nil, err
 		}
-		return &sharedState{st: st}, nil
+		return &sharedState{st: st, timed: metrics.NewTimer(st)}, nil
 	})
 	if err != nil {
 		a.poolKey = ""
@@ -335,7 +340,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.metrics, err = metrics.New(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("gatehouse: metrics: %w", err)
 	}
-	st := a.metrics.Store(a.state.st)
+	a.state.timed.Use(a.metrics)
+	st := store.Store(a.state.timed)
 	a.store = st
 
 	bg := context.Background()

@@ -103,3 +103,39 @@ gatehouse_password_checks_capacity 3
 		t.Fatal("a nil set changes something")
 	}
 }
+
+// One Timer serves configuration after configuration: it measures into
+// the metrics in use, and nothing before Use.
+func TestTimerFollowsTheConfiguration(t *testing.T) {
+	ctx := context.Background()
+	tm := metrics.NewTimer(memstore.New())
+	_, _ = tm.Get(ctx, "x") // no metrics yet: nothing to count into
+	var regs []*prometheus.Registry
+	for range 2 {
+		reg := prometheus.NewPedanticRegistry()
+		m, err := metrics.New(reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tm.Use(m)
+		_, _ = tm.Get(ctx, "x")
+		regs = append(regs, reg)
+	}
+	for i, reg := range regs {
+		var calls uint64
+		fams, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fams {
+			if f.GetName() == "gatehouse_store_call_seconds" {
+				for _, m := range f.GetMetric() {
+					calls += m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+		if calls != 1 {
+			t.Fatalf("registry %d counted %d store calls, want the one made while it was in use", i, calls)
+		}
+	}
+}

@@ -3,70 +3,87 @@ package metrics
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-idp/gatehouse/store"
 )
 
-// Store returns st timing every call and counting its failures; nil
-// metrics leave st as it is.
+// Store returns st timing every call and counting its failures into s;
+// nil metrics leave st as it is.
 func (s *Set) Store(st store.Store) store.Store {
 	if s == nil {
 		return st
 	}
-	return &timed{Store: st, m: s}
+	t := NewTimer(st)
+	t.Use(s)
+	return t
 }
 
-// timed is a store whose calls are measured.
-type timed struct {
+// Timer is a store whose calls are measured into the metrics in use.
+// It outlives configurations: the one store of a process keeps one
+// Timer (a store's identity matters to what caches by it, such as the
+// gates' session cache), and each configuration points it at its own
+// metrics with Use.
+type Timer struct {
 	store.Store
-	m *Set
+	m atomic.Pointer[Set]
 }
+
+// NewTimer wraps st; until Use, calls are not measured.
+func NewTimer(st store.Store) *Timer { return &Timer{Store: st} }
+
+// Use measures the calls from now on into s (nil: not at all).
+func (t *Timer) Use(s *Set) { t.m.Store(s) }
 
 // done records one call of op that started at start.
-func (t *timed) done(op string, start time.Time, err error) {
-	t.m.storeDur.WithLabelValues(op).Observe(time.Since(start).Seconds())
+func (t *Timer) done(op string, start time.Time, err error) {
+	m := t.m.Load()
+	if m == nil {
+		return
+	}
+	m.storeDur.WithLabelValues(op).Observe(time.Since(start).Seconds())
 	if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrExists) && !errors.Is(err, store.ErrConflict) {
-		t.m.storeErr.WithLabelValues(op).Inc()
+		m.storeErr.WithLabelValues(op).Inc()
 	}
 }
 
-func (t *timed) Get(ctx context.Context, key string) ([]byte, error) {
+func (t *Timer) Get(ctx context.Context, key string) ([]byte, error) {
 	start := time.Now()
 	v, err := t.Store.Get(ctx, key)
 	t.done("get", start, err)
 	return v, err
 }
 
-func (t *timed) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+func (t *Timer) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	start := time.Now()
 	err := t.Store.Set(ctx, key, value, ttl)
 	t.done("set", start, err)
 	return err
 }
 
-func (t *timed) Create(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+func (t *Timer) Create(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	start := time.Now()
 	err := t.Store.Create(ctx, key, value, ttl)
 	t.done("create", start, err)
 	return err
 }
 
-func (t *timed) Delete(ctx context.Context, key string) error {
+func (t *Timer) Delete(ctx context.Context, key string) error {
 	start := time.Now()
 	err := t.Store.Delete(ctx, key)
 	t.done("delete", start, err)
 	return err
 }
 
-func (t *timed) Take(ctx context.Context, key string) ([]byte, error) {
+func (t *Timer) Take(ctx context.Context, key string) ([]byte, error) {
 	start := time.Now()
 	v, err := t.Store.Take(ctx, key)
 	t.done("take", start, err)
 	return v, err
 }
 
-func (t *timed) Update(ctx context.Context, key string, ttl time.Duration, fn func(old []byte) ([]byte, error)) error {
+func (t *Timer) Update(ctx context.Context, key string, ttl time.Duration, fn func(old []byte) ([]byte, error)) error {
 	// The caller's own refusal (fn's error) is not the store failing.
 	var refused error
 	start := time.Now()
@@ -83,35 +100,35 @@ func (t *timed) Update(ctx context.Context, key string, ttl time.Duration, fn fu
 	return err
 }
 
-func (t *timed) SetAdd(ctx context.Context, set string, members ...string) error {
+func (t *Timer) SetAdd(ctx context.Context, set string, members ...string) error {
 	start := time.Now()
 	err := t.Store.SetAdd(ctx, set, members...)
 	t.done("set_add", start, err)
 	return err
 }
 
-func (t *timed) SetRemove(ctx context.Context, set string, members ...string) error {
+func (t *Timer) SetRemove(ctx context.Context, set string, members ...string) error {
 	start := time.Now()
 	err := t.Store.SetRemove(ctx, set, members...)
 	t.done("set_remove", start, err)
 	return err
 }
 
-func (t *timed) SetMembers(ctx context.Context, set string) ([]string, error) {
+func (t *Timer) SetMembers(ctx context.Context, set string) ([]string, error) {
 	start := time.Now()
 	v, err := t.Store.SetMembers(ctx, set)
 	t.done("set_members", start, err)
 	return v, err
 }
 
-func (t *timed) Apply(ctx context.Context, ops ...store.Op) error {
+func (t *Timer) Apply(ctx context.Context, ops ...store.Op) error {
 	start := time.Now()
 	err := t.Store.Apply(ctx, ops...)
 	t.done("apply", start, err)
 	return err
 }
 
-func (t *timed) Publish(ctx context.Context, channel string, msg []byte) error {
+func (t *Timer) Publish(ctx context.Context, channel string, msg []byte) error {
 	start := time.Now()
 	err := t.Store.Publish(ctx, channel, msg)
 	t.done("publish", start, err)
@@ -121,7 +138,7 @@ func (t *timed) Publish(ctx context.Context, channel string, msg []byte) error {
 // Scan is measured without the time fn takes (the caller's work, an
 // HTTP client reading an export, is not the store's latency), and fn's
 // own error is not counted as the store's.
-func (t *timed) Scan(ctx context.Context, prefix string, fn func(store.Record) error) error {
+func (t *Timer) Scan(ctx context.Context, prefix string, fn func(store.Record) error) error {
 	var inFn time.Duration
 	var refused error
 	start := time.Now()
@@ -139,7 +156,7 @@ func (t *timed) Scan(ctx context.Context, prefix string, fn func(store.Record) e
 	return err
 }
 
-func (t *timed) Ping(ctx context.Context) error {
+func (t *Timer) Ping(ctx context.Context) error {
 	start := time.Now()
 	err := t.Store.Ping(ctx)
 	t.done("ping", start, err)
