@@ -142,7 +142,20 @@ func (e *Engine) loadAttempt(w http.ResponseWriter, r *http.Request, token strin
 		return a, e.revalidate(ctx, a)
 	}
 	if !tok.Req.ForceLogin {
-		if s, err := e.opt.Sessions.Load(r); err == nil {
+		s, err := e.opt.Sessions.Load(r)
+		if err == nil {
+			// The session vouches only for a user who may still sign in
+			// (an account of a user source, LDAP, is checked there again
+			// now and then): else the person signs in afresh.
+			u, uerr := e.opt.Users.Current(ctx, s.Subject)
+			switch {
+			case errors.Is(uerr, users.ErrNotFound) || uerr == nil && u.Disabled:
+				s, err = nil, session.ErrNoSession
+			case uerr != nil:
+				return nil, uerr
+			}
+		}
+		if err == nil {
 			a.Subject = s.Subject
 			a.Passed = fresh(s.Passed, tok.Req.Since)
 			a.SessionID = s.ID

@@ -120,6 +120,12 @@ func TestLDAPUserSource(t *testing.T) {
 	if _, err := rp.conf.TokenSource(rp.ctx, &expired).Token(); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
 		t.Fatalf("refresh after disabling: %v, want invalid_grant", err)
 	}
+	// The browser still holding carol's SSO session gets no code: it is
+	// asked to sign in again.
+	if resp, page := b.get(rp.conf.AuthCodeURL("st-sso", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))); resp.StatusCode != http.StatusOK ||
+		!strings.Contains(page, `name="password"`) {
+		t.Fatalf("carol's SSO session after disabling: %d at %s\n%s", resp.StatusCode, resp.Request.URL, page)
+	}
 	fresh := newBrowser(t, s.appHost)
 	resp, page = fresh.get(rp.conf.AuthCodeURL("st2", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
 	if _, page = fresh.submitLogin(resp.Request.URL.String(), page, "carol", pw); !strings.Contains(page, "Wrong username or password") {

@@ -225,7 +225,9 @@ func (p *Provider) liveSession(ctx context.Context, r *http.Request) (*session.S
 	} else if err != nil {
 		return nil, users.User{}, err
 	}
-	u, err := p.cfg.Users.Get(ctx, s.Subject)
+	// Current: an account of a user source (LDAP) is checked there again
+	// now and then, so one disabled there gets no code on its old session.
+	u, err := p.cfg.Users.Current(ctx, s.Subject)
 	if errors.Is(err, users.ErrNotFound) || err == nil && u.Disabled {
 		return nil, users.User{}, nil
 	} else if err != nil {
