@@ -36,7 +36,10 @@ func FuzzConsoleCaddyfile(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, input string) {
-		d := caddyfile.NewTestDispenser(input)
+		d, ok := fuzzDispenser(input)
+		if !ok {
+			return
+		}
 		d.Next()
 		var a App
 		if err := a.parseConsole(d); err != nil {
@@ -47,4 +50,15 @@ func FuzzConsoleCaddyfile(f *testing.F) {
 			t.Fatalf("parsed %q into %+v", input, cc)
 		}
 	})
+}
+
+// fuzzDispenser tokenizes a fuzzer's input as Caddy would, refusing what
+// Caddy's lexer refuses (caddyfile.NewTestDispenser exits the process on
+// such input instead).
+func fuzzDispenser(input string) (*caddyfile.Dispenser, bool) {
+	tokens, err := caddyfile.Tokenize([]byte(input), "Caddyfile")
+	if err != nil {
+		return nil, false
+	}
+	return caddyfile.NewDispenser(tokens), true
 }

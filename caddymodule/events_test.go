@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/gatehouse-idp/gatehouse/sets"
 )
@@ -48,7 +47,10 @@ func FuzzEventsCaddyfile(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, input string) {
-		d := caddyfile.NewTestDispenser(input)
+		d, ok := fuzzDispenser(input)
+		if !ok {
+			return
+		}
 		d.Next()
 		ec, err := parseEventsBlock(d)
 		if err != nil {
