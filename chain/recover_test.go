@@ -1,9 +1,8 @@
 package chain_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"github.com/gatehouse-idp/gatehouse/internal/logtest"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -81,28 +80,10 @@ func (c *cenv) signIn(b *http.Client, pw string) (int, string) {
 }
 
 // auditLog collects audit lines.
-type auditLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *auditLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
+type auditLog struct{ logtest.Buffer }
 
 func (l *auditLog) events(event string) []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for line := range strings.SplitSeq(l.b.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && m["event"] == event {
-			out = append(out, m)
-		}
-	}
-	return out
+	return l.Records(func(m map[string]any) bool { return m["event"] == event })
 }
 
 func withAudit(l *auditLog) func(*chain.Options) {

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"github.com/gatehouse-idp/gatehouse/internal/logtest"
 	"io"
 	"log/slog"
 	"math/big"
@@ -212,29 +213,11 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 // logBuffer collects JSON log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
+type logBuffer struct{ logtest.Buffer }
 
 // lines returns the logged records whose msg contains want.
 func (l *logBuffer) lines(want string) []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for line := range strings.SplitSeq(l.b.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && strings.Contains(fmt.Sprint(m["msg"]), want) {
-			out = append(out, m)
-		}
-	}
-	return out
+	return l.Records(func(m map[string]any) bool { return strings.Contains(fmt.Sprint(m["msg"]), want) })
 }
 
 // env is a Mailer over an embedded store, with its clock and logs.

@@ -70,7 +70,7 @@ func TestGivesUpAfterAttempts(t *testing.T) {
 	if len(logged) != 1 || logged[0]["level"] != "ERROR" || logged[0]["to"] != "alice@example.com" || logged[0]["attempts"] != 3.0 {
 		t.Fatalf("log %v", logged)
 	}
-	if strings.Contains(e.logs.b.String(), "secret") {
+	if strings.Contains(e.logs.String(), "secret") {
 		t.Error("the link was logged")
 	}
 	ev := e.audit.lines("security event")
@@ -230,7 +230,7 @@ func TestUnreadableRecordDropped(t *testing.T) {
 	}
 	e.m.deliverDue(ctx)
 	if e.queued(t) != 0 || len(e.logs.lines("cannot be read")) != 1 {
-		t.Fatalf("queued %d, log %s", e.queued(t), e.logs.b.String())
+		t.Fatalf("queued %d, log %s", e.queued(t), e.logs.String())
 	}
 	if _, err := e.st.Get(ctx, keyMessage+"x"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the record is still stored: %v", err)

@@ -107,7 +107,7 @@ func TestTLSWithLogin(t *testing.T) {
 			e.m.deliverDue(context.Background())
 			got := srv.received()
 			if len(got) != 1 || !got[0].TLS || got[0].Login == nil || *got[0].Login != "mailer" {
-				t.Fatalf("received %+v; want one message over TLS, logged in; log %s", got, e.logs.b.String())
+				t.Fatalf("received %+v; want one message over TLS, logged in; log %s", got, e.logs.String())
 			}
 		})
 	}

@@ -1,9 +1,9 @@
 package registration_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/gatehouse-idp/gatehouse/internal/logtest"
 	"html"
 	"io"
 	"log/slog"
@@ -47,26 +47,10 @@ type nopSigner struct{}
 func (nopSigner) SignClaims(string, any) (string, error) { return "token", nil }
 
 // syncBuf is the audit trail, read by the test.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+type syncBuf struct{ logtest.Buffer }
 
 // events are the audit lines recorded so far.
-func (s *syncBuf) events() []map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil {
-			out = append(out, m)
-		}
-	}
-	return out
-}
+func (s *syncBuf) events() []map[string]any { return s.Records(nil) }
 
 // env is the real engine with a chain of password, registration and
 // activation modules (as given), mounted on a real HTTP server: /start
