@@ -103,7 +103,7 @@ func TestDeviceVerificationForms(t *testing.T) {
 	for name, fields := range map[string]url.Values{
 		"no csrf":                   {"csrf": {""}, "user_code": {uc}},
 		"another browser's csrf":    {"csrf": {loginForm(otherPage).Get("csrf")}, "user_code": {uc}},
-		"the csrf of another form":  {"csrf": {"x" + loginForm(page).Get("csrf")[1:]}, "user_code": {uc}},
+		"the csrf of another form":  {"csrf": {otherFirst(loginForm(page).Get("csrf"))}, "user_code": {uc}},
 		"no csrf field, code typed": {"user_code": {uc}, "csrf": nil},
 	} {
 		f := loginForm(page)
@@ -330,4 +330,13 @@ func TestDeviceRequestsAreBounded(t *testing.T) {
 	if resp, _ := b.post(e.issuer+"/device", url.Values{"csrf": {csrf}, "user_code": {"BCDF-GHJK"}}); resp.StatusCode != 500 {
 		t.Errorf("store down, verification page: %d", resp.StatusCode)
 	}
+}
+
+// otherFirst is tok with its first character changed (to another one
+// whatever it was).
+func otherFirst(tok string) string {
+	if strings.HasPrefix(tok, "x") {
+		return "y" + tok[1:]
+	}
+	return "x" + tok[1:]
 }
