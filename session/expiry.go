@@ -23,14 +23,16 @@ import (
 
 const (
 	setBySubject = "sso-sub:"
+	// keyMeta is the separate meta record of versions before; a session
+	// record now outlives the session by metaGrace instead.
 	keyMeta      = "sso-meta:"
 	bucketPrefix = "sso-exp:"
 	keyCursor    = "sso-exp-cursor"
 	// setLegacyLive is the index of live sessions that versions before the
 	// time-ordered index kept; Expired moves what it finds there once.
 	setLegacyLive = "sso-live"
-	// metaGrace keeps the meta record a while past the absolute expiry,
-	// so a sweep that was down can still announce it.
+	// metaGrace keeps a session's record a while past its end, so a
+	// sweep that was down can still announce it.
 	metaGrace = 24 * time.Hour
 	// maxCatchUp bounds the minutes one Expired call walks.
 	maxCatchUp = 7 * 24 * 60
@@ -49,9 +51,27 @@ func bucketName(t time.Time) string {
 	return bucketPrefix + strconv.FormatInt(t.Unix()/60+1, 10)
 }
 
-// Meta returns the meta record of session id (ErrNoSession when the
-// session was removed, or expired longer than a day ago).
+// Meta returns what is left of session id to log it out, live or not
+// (ErrNoSession when the session was removed, or ended longer than a
+// day ago).
 func (m *Manager) Meta(ctx context.Context, id string) (Meta, error) {
+	b, err := m.st.Get(ctx, keySession+id)
+	if errors.Is(err, store.ErrNotFound) {
+		return m.legacyMeta(ctx, id)
+	} else if err != nil {
+		return Meta{}, fmt.Errorf("loading session: %w", err)
+	}
+	s, err := decode(id, b)
+	if err != nil {
+		return Meta{}, err
+	}
+	return Meta{Subject: s.Subject, Clients: s.Clients, Expiry: m.expiry(s)}, nil
+}
+
+// legacyMeta reads the separate meta record that versions before kept
+// next to a session (a session they saved may be gone already while
+// its meta record waits for the sweep).
+func (m *Manager) legacyMeta(ctx context.Context, id string) (Meta, error) {
 	var md Meta
 	b, err := m.st.Get(ctx, keyMeta+id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -122,9 +142,6 @@ func (m *Manager) Expired(ctx context.Context) (ids []string, cursor int64, err 
 			}
 			if md.Expiry.After(now) {
 				continue // used since: it sits in a later minute too
-			}
-			if s, err := m.Get(ctx, id); err == nil && m.live(s, now) {
-				continue
 			}
 			ids = append(ids, id)
 		}

@@ -34,7 +34,9 @@ type Passed struct {
 
 // Session is an IdP single sign-on session.
 type Session struct {
-	ID       string    `json:"id"`
+	// ID is the record's key, not kept in it (records written before
+	// carry it as "id", which Get ignores).
+	ID       string    `json:"-"`
 	Subject  string    `json:"sub"`
 	Passed   []Passed  `json:"passed"`
 	Created  time.Time `json:"created"`
@@ -151,14 +153,23 @@ func (m *Manager) Get(ctx context.Context, id string) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading session: %w", err)
 	}
+	s, err := decode(id, b)
+	if err != nil {
+		return nil, err
+	}
+	if !m.live(s, m.opt.Now()) {
+		return nil, ErrNoSession
+	}
+	return s, nil
+}
+
+// decode reads the record of session id.
+func decode(id string, b []byte) (*Session, error) {
 	var s Session
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("decoding session: %w", err)
 	}
-	if !m.live(&s, m.opt.Now()) {
-		return nil, ErrNoSession
-	}
-	s.raw = b
+	s.ID, s.raw = id, b
 	return &s, nil
 }
 
@@ -177,7 +188,7 @@ func (m *Manager) expiry(s *Session) time.Time {
 
 // New returns a fresh, unsaved session for subject.
 func (m *Manager) New(subject string) *Session {
-	now := m.opt.Now()
+	now := m.opt.Now().Truncate(time.Second)
 	return &Session{
 		ID:       base64.RawURLEncoding.EncodeToString(random(32)),
 		Subject:  subject,
@@ -197,17 +208,21 @@ var ErrChanged = errors.New("session changed since it was loaded")
 // when it ended), so a logout in between is never undone.
 func (m *Manager) Save(ctx context.Context, w http.ResponseWriter, s *Session) error {
 	now := m.opt.Now()
-	s.LastSeen = now
-	ttl := min(s.Expires.Sub(now), m.opt.Idle)
-	if ttl <= 0 {
+	// Whole seconds are precise enough for every use of a session's
+	// times (auth_time is in seconds) and keep the record short.
+	s.LastSeen = now.Truncate(time.Second)
+	exp := m.expiry(s)
+	if !exp.After(now) {
 		return ErrNoSession
 	}
 	b, err := json.Marshal(s)
 	if err != nil {
 		return err
 	}
-	exp := m.expiry(s)
-	mb, _ := json.Marshal(Meta{Subject: s.Subject, Clients: s.Clients, Expiry: exp})
+	// The record outlives the session by metaGrace so that its end can
+	// still be announced to its clients and gates (Meta); Get refuses it
+	// once its time is over.
+	ttl := exp.Sub(now) + metaGrace
 	write := store.Create(keySession+s.ID, b, ttl)
 	if s.raw != nil {
 		write = store.Put(keySession+s.ID, b, ttl)
@@ -215,9 +230,6 @@ func (m *Manager) Save(ctx context.Context, w http.ResponseWriter, s *Session) e
 	ops := []store.Op{
 		write,
 		store.SetAdd(setBySubject+s.Subject, s.ID),
-		// The meta record outlives the session so that its expiry can
-		// still be announced to its clients and gates.
-		store.Put(keyMeta+s.ID, mb, s.Expires.Sub(now)+metaGrace),
 		store.SetAdd(bucketName(exp), s.ID),
 	}
 	if s.raw != nil {

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -602,4 +603,109 @@ func TestSaveDoesNotUndoARemove(t *testing.T) {
 	if err := m.Save(ctx, nil, &dup); !errors.Is(err, ErrChanged) {
 		t.Fatalf("new session over an existing id: %v", err)
 	}
+}
+
+// A session saved by the version that kept a separate meta record can
+// still be logged out after its own record is gone; a record of that
+// version (with its id inside) still loads.
+func TestLegacyRecords(t *testing.T) {
+	m, _, st := setup(t, true)
+	ctx := context.Background()
+	md, _ := json.Marshal(Meta{Subject: "carol", Clients: []string{"wiki"}, Expiry: m.Now()})
+	st.Set(ctx, keyMeta+"old-id", md, time.Hour)
+	if got, err := m.Meta(ctx, "old-id"); err != nil || got.Subject != "carol" || !slices.Equal(got.Clients, []string{"wiki"}) {
+		t.Fatalf("legacy meta: %+v %v", got, err)
+	}
+	s := m.New("dave")
+	rec, _ := json.Marshal(s)
+	var withID map[string]any
+	json.Unmarshal(rec, &withID)
+	if _, ok := withID["id"]; ok {
+		t.Fatalf("the record repeats its key: %s", rec)
+	}
+	withID["id"] = "something else"
+	rec, _ = json.Marshal(withID)
+	st.Set(ctx, keySession+"legacy-id", rec, time.Hour)
+	if got, err := m.Get(ctx, "legacy-id"); err != nil || got.ID != "legacy-id" || got.Subject != "dave" {
+		t.Fatalf("legacy record: %+v %v", got, err)
+	}
+}
+
+// An ended session's record stays a day for the sweep (Meta), never
+// loads, and is gone after that day.
+func TestEndedRecordOutlivesForTheSweepOnly(t *testing.T) {
+	m, c, _ := setup(t, true) // idle 1h
+	ctx := context.Background()
+	s := m.New("erin")
+	if err := m.Save(ctx, nil, s); err != nil {
+		t.Fatal(err)
+	}
+	c.add(2 * time.Hour)
+	if _, err := m.Get(ctx, s.ID); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("an idle session loads: %v", err)
+	}
+	if md, err := m.Meta(ctx, s.ID); err != nil || md.Subject != "erin" {
+		t.Fatalf("meta of the ended session: %+v %v", md, err)
+	}
+	c.add(metaGrace)
+	if _, err := m.Meta(ctx, s.ID); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("meta a day after the end: %v", err)
+	}
+}
+
+func TestStoredTimes(t *testing.T) {
+	for _, tt := range []time.Time{{}, time.Unix(1_800_000_000, 0).UTC(), time.Unix(1_800_000_000, 1).UTC(),
+		time.Unix(1_800_000_000, 250_000_000).UTC(), time.Unix(-5, 999_999_999).UTC()} {
+		b, err := json.Marshal(stamp(tt))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back stamp
+		if err := json.Unmarshal(b, &back); err != nil || !time.Time(back).Equal(tt) {
+			t.Errorf("%v -> %s -> %v, %v", tt, b, time.Time(back), err)
+		}
+	}
+	var legacy stamp
+	if err := json.Unmarshal([]byte(`"2027-01-15T08:00:00.5Z"`), &legacy); err != nil || !time.Time(legacy).Equal(time.Date(2027, 1, 15, 8, 0, 0, 500_000_000, time.UTC)) {
+		t.Errorf("RFC 3339 time: %v %v", time.Time(legacy), err)
+	}
+	for _, bad := range []string{`"x"`, `1.1234567890`, `1.-5`, `1e9`, `true`, `1.`} {
+		var s stamp
+		if err := json.Unmarshal([]byte(bad), &s); err == nil {
+			t.Errorf("%s accepted as %v", bad, time.Time(s))
+		}
+	}
+	// A pass of a module whose kind is not its name keeps its kind, an
+	// empty one too.
+	for _, p := range []Passed{{Module: "password", Kind: "password"}, {Module: "corp", Kind: "oidc"}, {Module: "x"}} {
+		b, _ := json.Marshal(p)
+		var back Passed
+		if err := json.Unmarshal(b, &back); err != nil || back.Kind != p.Kind || back.Module != p.Module {
+			t.Errorf("%+v -> %s -> %+v", p, b, back)
+		}
+	}
+}
+
+// FuzzSessionRecord: any stored bytes either fail to decode or decode to
+// a session that is stored and read back the same.
+func FuzzSessionRecord(f *testing.F) {
+	f.Add([]byte(`{"sub":"a","passed":[{"module":"password","levels":["1"],"at":1800000000.5}],"created":1800000000,"last_seen":1800000000,"expires":1800003600}`))
+	f.Add([]byte(`{"id":"x","sub":"a","passed":[{"module":"m","kind":"k","levels":["1"],"at":"2027-01-15T08:00:00Z"}],"created":"2027-01-15T08:00:00Z","last_seen":"2027-01-15T08:00:00Z","expires":"2027-01-16T08:00:00Z","clients":["c"]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := decode("id", b)
+		if err != nil {
+			return
+		}
+		out, err := json.Marshal(s)
+		if err != nil {
+			t.Fatalf("re-encoding %+v: %v", s, err)
+		}
+		back, err := decode("id", out)
+		if err != nil {
+			t.Fatalf("reading back %s: %v", out, err)
+		}
+		if again, _ := json.Marshal(back); !bytes.Equal(again, out) {
+			t.Fatalf("not stable: %s then %s", out, again)
+		}
+	})
 }

@@ -34,7 +34,7 @@ func subject() string {
 // one application leaves it.
 func newSSO(ctx context.Context, sm *session.Manager) string {
 	s := sm.New(subject())
-	now := time.Now().Truncate(time.Second)
+	now := time.Now()
 	s.Pass(session.Passed{Module: "password", Kind: "password", Levels: []string{"1"}, AMR: []string{"pwd"}, At: now})
 	s.Pass(session.Passed{Module: "totp", Kind: "totp", Levels: []string{"2"}, AMR: []string{"otp"}, At: now})
 	s.AddClient("gatehouse-gates")
