@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,8 +28,11 @@ type cache struct {
 }
 
 type entry struct {
-	s      *Session
-	loaded time.Time
+	s *Session
+	// origin (the gate's own string for it), loaded and expires (Unix
+	// nanoseconds) decide a hit without reaching into s.
+	origin          string
+	loaded, expires int64
 	// assertion is the signed JWT for this session and its expiry.
 	assertion    string
 	assertionExp time.Time
@@ -118,18 +122,18 @@ func (c *cache) forget(ctx context.Context, id string) {
 // session returns the live gate session of r for origin, or nil. An
 // error means the store failed: the caller fails closed.
 func (g *Gate) session(r *http.Request, origin string) (*Session, error) {
-	ck, err := r.Cookie(g.cookies.name)
-	if err != nil {
+	value, ok := cookieValue(r.Header, g.cookies.name)
+	if !ok {
 		return nil, nil
 	}
 	now := g.cfg.Now()
-	if e := g.cache.get(ck.Value); e != nil && e.s.Origin == origin && now.Sub(e.loaded) < g.cfg.CacheTTL {
-		if now.After(e.s.Expires) {
+	if e := g.cache.get(value); e != nil && e.origin == origin && now.UnixNano()-e.loaded < int64(g.cfg.CacheTTL) {
+		if now.UnixNano() > e.expires {
 			return nil, nil
 		}
 		return e.s, nil
 	}
-	id := g.cookies.verify(ck.Value, origin)
+	id := g.cookies.verify(value, origin)
 	if id == "" {
 		return nil, nil
 	}
@@ -148,7 +152,8 @@ func (g *Gate) session(r *http.Request, origin string) (*Session, error) {
 			return nil, err
 		}
 	}
-	g.cache.put(ck.Value, &entry{s: s, loaded: now})
+	s.joined = strings.Join(s.Groups, ",")
+	g.cache.put(value, &entry{s: s, origin: origin, loaded: now.UnixNano(), expires: s.Expires.UnixNano()})
 	return s, nil
 }
 

@@ -55,7 +55,7 @@ func (g *Gate) verify(w http.ResponseWriter, r *http.Request, b *bound) {
 	resp := http.Header{}
 	sub := &http.Request{Header: resp}
 	sub = sub.WithContext(r.Context())
-	if _, handled := g.enforce(w, sub, orig, b, origin, g.cfg.Policy, extra); handled {
+	if _, handled := g.enforce(w, sub, orig, b, origin, &g.cfg.Policy, &extra); handled {
 		return
 	}
 	for k, v := range resp {

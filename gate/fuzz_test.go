@@ -1,8 +1,10 @@
 package gate
 
 import (
+	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -123,6 +125,35 @@ func FuzzCanonicalOrigin(f *testing.F) {
 		}
 		if again, err := CanonicalOrigin(o); err != nil || again != o {
 			t.Fatalf("%q → %q → %q, %v", s, o, again, err)
+		}
+	})
+}
+
+// FuzzCookieValue: the gate's own cookie scan agrees with net/http on
+// every Cookie header: what it finds is a value net/http parses for that
+// name, and when net/http's first such cookie is in the gate cookies'
+// alphabet, the scan finds exactly it.
+func FuzzCookieValue(f *testing.F) {
+	f.Add("gh-gate=abc.def", "gh-gate")
+	f.Add(`a=1; gh-gate="abc.def"; gh-gate=zzz`, "gh-gate")
+	f.Add("gh-gate=; gh-gate=x\ty;  gh-gate = v", "gh-gate")
+	f.Fuzz(func(t *testing.T, line, name string) {
+		if (&http.Cookie{Name: name}).Valid() != nil {
+			t.Skip("the gate's cookie name is a valid one")
+		}
+		h := http.Header{"Cookie": {line}}
+		got, ok := cookieValue(h, name)
+		var std []string
+		for _, c := range (&http.Request{Header: h}).Cookies() {
+			if c.Name == name {
+				std = append(std, c.Value)
+			}
+		}
+		if ok && !slices.Contains(std, got) {
+			t.Fatalf("found %q, net/http has %q", got, std)
+		}
+		if len(std) > 0 && cookieAlphabet(std[0]) && (!ok || got != std[0]) {
+			t.Fatalf("net/http's first is %q, found %q %v", std[0], got, ok)
 		}
 	})
 }

@@ -105,6 +105,10 @@ type bound struct {
 	Site
 	origins  map[string]bool
 	reserved []string
+	// byHost maps a scheme and a Host header in its canonical spelling to
+	// the origin: the common case found without building a string.
+	byHost map[string]map[string]string
+	names  headerNames
 }
 
 // ErrUserGone: the session's user was deleted.
@@ -132,6 +136,17 @@ type Session struct {
 	UpstreamLogout string `json:"upstream_logout,omitempty"`
 	// IDToken is kept as the id_token_hint for logout at the provider.
 	IDToken string `json:"id_token,omitempty"`
+	// joined is Groups joined with commas, set when the session enters
+	// the cache (read-only from then on).
+	joined string
+}
+
+// groups is the value of the groups header.
+func (s *Session) groups() string {
+	if s.joined != "" || len(s.Groups) == 0 {
+		return s.joined
+	}
+	return strings.Join(s.Groups, ",")
 }
 
 // Gate is one gate instance (one route's policy).
@@ -200,9 +215,13 @@ func (g *Gate) Bind(s Site) error {
 		b.origins[c] = true
 	}
 	b.Origins = nil
+	b.byHost = map[string]map[string]string{"http": {}, "https": {}}
 	for o := range b.origins {
 		b.Origins = append(b.Origins, o)
+		scheme, host, _ := strings.Cut(o, "://")
+		b.byHost[scheme][host] = o
 	}
+	b.names = s.Headers.names()
 	slices.Sort(b.Origins)
 	g.site.Store(b)
 	return nil
@@ -218,6 +237,9 @@ func (g *Gate) Origins() []string {
 
 // origin returns the canonical origin of r if the gate serves it.
 func (b *bound) origin(r *http.Request) (string, bool) {
+	if o, ok := b.byHost[requestScheme(r)][r.Host]; ok {
+		return o, true
+	}
 	o, err := requestOrigin(r)
 	return o, err == nil && b.origins[o]
 }
@@ -227,29 +249,31 @@ func (b *bound) origin(r *http.Request) (string, bool) {
 // further. Otherwise the request may pass: client-sent identity headers
 // are gone, and the user's are set (s is nil on a bypassed path).
 func (g *Gate) Check(w http.ResponseWriter, r *http.Request) (s *Session, handled bool) {
-	w = web.Localize(w, r) // the gate's own pages in the browser's language
+	// The gate's own pages are in the browser's language (web.Localize),
+	// which is wrapped only on the way to a page: a passing request, the
+	// common case, does not pay for it.
 	b := g.site.Load()
 	if b == nil {
 		g.observe("unavailable")
 		strip(r.Header, DefaultHeaders().reserved())
-		g.page(w, http.StatusServiceUnavailable, "Starting", "This site is starting. Please try again in a moment.")
+		g.page(web.Localize(w, r), http.StatusServiceUnavailable, "Starting", "This site is starting. Please try again in a moment.")
 		return nil, true
 	}
 	strip(r.Header, b.reserved)
 	p, err := CanonicalPath(r.URL.EscapedPath())
 	if err != nil {
 		g.observe("bad_path")
-		RefusePath(w, err)
+		RefusePath(web.Localize(w, r), err)
 		return nil, true
 	}
 	if strings.HasPrefix(p, PathPrefix) {
-		g.endpoint(w, r, b)
+		g.endpoint(web.Localize(w, r), r, b)
 		return nil, true
 	}
 	origin, ok := b.origin(r)
 	if !ok {
 		g.observe("unknown_site")
-		g.page(w, http.StatusMisdirectedRequest, "Unknown site", "This sign-in gate is not configured for this host name and port.")
+		g.page(web.Localize(w, r), http.StatusMisdirectedRequest, "Unknown site", "This sign-in gate is not configured for this host name and port.")
 		return nil, true
 	}
 	if g.cfg.HSTS != "" && r.TLS != nil {
@@ -259,15 +283,16 @@ func (g *Gate) Check(w http.ResponseWriter, r *http.Request) (s *Session, handle
 		g.observe("bypass")
 		return nil, false
 	}
-	return g.enforce(w, r, r, b, origin, g.cfg.Policy)
+	return g.enforce(w, r, r, b, origin, &g.cfg.Policy)
 }
 
 // enforce applies every policy to orig (the request as the user made it,
 // to origin) and answers on w: it passes only when all pass. With
 // forward auth, r is the proxy's subrequest.
-func (g *Gate) enforce(w http.ResponseWriter, r, orig *http.Request, b *bound, origin string, policies ...Policy) (*Session, bool) {
+func (g *Gate) enforce(w http.ResponseWriter, r, orig *http.Request, b *bound, origin string, policies ...*Policy) (*Session, bool) {
 	s, err := g.session(orig, origin)
 	if err != nil {
+		w = web.Localize(w, orig)
 		g.cfg.Logger.Error("gatehouse gate: loading session", "error", err)
 		g.observe("unavailable")
 		g.page(w, http.StatusServiceUnavailable, "Sign-in temporarily unavailable",
@@ -278,7 +303,7 @@ func (g *Gate) enforce(w http.ResponseWriter, r, orig *http.Request, b *bound, o
 	g.observe(verdict.result())
 	switch verdict {
 	case Pass:
-		b.Headers.set(r.Header, s)
+		b.names.set(r.Header, s)
 		if b.Headers.Assertion != "" && g.cfg.Sign != nil {
 			if tok, err := g.assertion(origin, s); err == nil {
 				r.Header.Set(b.Headers.Assertion, tok)
@@ -288,10 +313,10 @@ func (g *Gate) enforce(w http.ResponseWriter, r, orig *http.Request, b *bound, o
 		}
 		return s, false
 	case Forbidden:
-		g.page(w, http.StatusForbidden, "Access denied", "You are signed in, but your account may not open this page.")
+		g.page(web.Localize(w, orig), http.StatusForbidden, "Access denied", "You are signed in, but your account may not open this page.")
 		return nil, true
 	default:
-		g.startLogin(w, r, orig, b, origin, need)
+		g.startLogin(web.Localize(w, orig), r, orig, b, origin, need)
 		return nil, true
 	}
 }
@@ -299,15 +324,18 @@ func (g *Gate) enforce(w http.ResponseWriter, r, orig *http.Request, b *bound, o
 // combine decides s against every policy: Forbidden if any forbids, else
 // a login for the first one not satisfied (asking its levels, and the
 // shortest max_age of all), else Pass.
-func combine(s *Session, now time.Time, policies []Policy) (Verdict, Policy) {
+func combine(s *Session, now time.Time, policies []*Policy) (Verdict, Policy) {
 	verdict, need := Pass, Policy{}
+	if len(policies) == 1 && policies[0].Decide(s, now) == Pass {
+		return Pass, need // the common case, without copying the policy
+	}
 	for _, p := range policies {
 		switch v := p.Decide(s, now); v {
 		case Forbidden:
-			return Forbidden, p
+			return Forbidden, *p
 		case Login, StepUp:
 			if verdict == Pass {
-				verdict, need = v, p
+				verdict, need = v, *p
 			}
 		}
 	}

@@ -80,17 +80,32 @@ func strip(hdr http.Header, reserved []string) {
 }
 
 // set writes the identity of s into hdr.
-func (h Headers) set(hdr http.Header, s *Session) {
-	put := func(name, v string) {
-		if name != "" && v != "" {
-			hdr.Set(name, sanitize(v))
+func (h Headers) set(hdr http.Header, s *Session) { h.names().set(hdr, s) }
+
+// headerNames are a site's identity header names in canonical form ("":
+// off), worked out once at Bind rather than on every request.
+type headerNames struct{ user, email, name, groups, acr string }
+
+func (h Headers) names() headerNames {
+	c := func(n string) string {
+		if n == "" {
+			return ""
+		}
+		return http.CanonicalHeaderKey(n)
+	}
+	return headerNames{c(h.User), c(h.Email), c(h.Name), c(h.Groups), c(h.ACR)}
+}
+
+// set writes the identity of s into hdr, with one allocation for all
+// the values.
+func (n headerNames) set(hdr http.Header, s *Session) {
+	vals := make([]string, 0, 5)
+	for _, kv := range [5][2]string{{n.user, s.Username}, {n.email, s.Email}, {n.name, s.Name}, {n.groups, s.groups()}, {n.acr, s.ACR}} {
+		if kv[0] != "" && kv[1] != "" {
+			vals = append(vals, sanitize(kv[1]))
+			hdr[kv[0]] = vals[len(vals)-1 : len(vals) : len(vals)]
 		}
 	}
-	put(h.User, s.Username)
-	put(h.Email, s.Email)
-	put(h.Name, s.Name)
-	put(h.Groups, strings.Join(s.Groups, ","))
-	put(h.ACR, s.ACR)
 }
 
 // sanitize drops control characters so a value cannot split headers.

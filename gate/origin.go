@@ -82,13 +82,18 @@ func WithScheme(ctx context.Context, scheme string) context.Context {
 // requestOrigin is the origin a request was made to: its scheme (TLS or
 // not, or what a trusted proxy said) and its Host header.
 func requestOrigin(r *http.Request) (string, error) {
-	scheme := "http"
+	return originOf(requestScheme(r), r.Host)
+}
+
+// requestScheme is the scheme r came in with: https or http.
+func requestScheme(r *http.Request) string {
 	if r.TLS != nil {
-		scheme = "https"
-	} else if s, ok := r.Context().Value(schemeKey{}).(string); ok && (s == "https" || s == "http") {
-		scheme = s
+		return "https"
 	}
-	return originOf(scheme, r.Host)
+	if s, ok := r.Context().Value(schemeKey{}).(string); ok && (s == "https" || s == "http") {
+		return s
+	}
+	return "http"
 }
 
 // hostOf is the host[:port] part of a canonical origin.

@@ -12,7 +12,7 @@
 // plus redis-server on Redis), RSS after each store's rounds. Everything
 // binds to 127.0.0.1 and stops by itself.
 //
-//	go run ./bench/gatebench [-sessions 10000] [-rounds 3] [-duration 10s] [-connections 64] [-stores embedded,redis]
+//	go run ./bench/gatebench [-sessions 10000] [-rounds 3] [-duration 10s] [-connections 64] [-stores embedded,redis] [-headers browser|bare] [-upstream nginx|caddy] [-profile DIR]
 package main
 
 import (
@@ -46,10 +46,7 @@ http://auth.localhost:{idp} {
 	gatehouse_idp
 }
 
-http://:{up} {
-	respond "hello from the upstream" 200
-}
-
+{upstream}
 http://:{noop} {
 	respond 200
 }
@@ -59,6 +56,16 @@ http://:{noop} {
 http://plain.localhost:{plain} {
 	handle /store/* {
 		reverse_proxy 127.0.0.1:{up}
+	}
+	# What sending the gate's identity headers costs by itself.
+	handle /headers {
+		reverse_proxy 127.0.0.1:{up} {
+			header_up Remote-User bench
+			header_up Remote-Email bench@gatehouse.localhost
+			header_up Remote-Name "Bench User"
+			header_up Remote-Groups staff,ops
+			header_up Remote-Acr 1
+		}
 	}
 	handle {
 		reverse_proxy 127.0.0.1:{up}
@@ -70,6 +77,10 @@ http://gated.localhost:{gated} {
 		gatehouse_gate {
 			cache_ttl 1ms
 		}
+		reverse_proxy 127.0.0.1:{up}
+	}
+	handle /headers { # as on the plain site: the same routes to match
+		gatehouse_gate
 		reverse_proxy 127.0.0.1:{up}
 	}
 	handle {
@@ -110,7 +121,8 @@ http://:{fagate} {
 type options struct {
 	sessions, rounds, conns int
 	duration                time.Duration
-	profileDir              string
+	profileDir, headers     string
+	upstream                string
 }
 
 func main() {
@@ -121,9 +133,11 @@ func main() {
 	flag.IntVar(&o.conns, "connections", 64, "wrk connections")
 	flag.StringVar(&o.profileDir, "profile", "", "write Caddy's CPU profile of the first round of each target to this directory")
 	stores := flag.String("stores", "embedded,redis", "stores to measure (embedded, redis)")
+	flag.StringVar(&o.upstream, "upstream", "nginx", "the upstream application: nginx (a process of its own) or caddy (a respond site of the measured Caddy)")
+	flag.StringVar(&o.headers, "headers", "browser", "request headers: browser (those of a browser opening a page) or bare (Host and Cookie only)")
 	flag.Parse()
-	for _, tool := range []string{"wrk", "redis-server"} {
-		if _, err := exec.LookPath(tool); err != nil && (tool == "wrk" || strings.Contains(*stores, "redis")) {
+	for _, tool := range []string{"wrk", "redis-server", "nginx"} {
+		if _, err := exec.LookPath(tool); err != nil && (tool == "wrk" || tool == "redis-server" && strings.Contains(*stores, "redis") || tool == o.upstream) {
 			log.Fatalf("%s is not installed (apt-get install %s)", tool, tool)
 		}
 	}
@@ -133,8 +147,14 @@ func main() {
 	}
 	defer os.RemoveAll(dir)
 	bin := benchkit.Build(dir)
-	fmt.Printf("gatebench: %d sessions, %d rounds x %v per target, %d connections, 2 wrk threads, loopback, %d cores\n",
-		o.sessions, o.rounds, o.duration, o.conns, numCPU())
+	if o.headers != "browser" && o.headers != "bare" {
+		log.Fatalf("-headers %q: browser or bare", o.headers)
+	}
+	if o.upstream != "nginx" && o.upstream != "caddy" {
+		log.Fatalf("-upstream %q: nginx or caddy", o.upstream)
+	}
+	fmt.Printf("gatebench: %d sessions, %d rounds x %v per target, %d connections, 2 wrk threads, loopback, %d cores, %s requests, upstream %s\n",
+		o.sessions, o.rounds, o.duration, o.conns, numCPU(), o.headers, o.upstream)
 	var summary []string
 	for _, st := range strings.Split(*stores, ",") {
 		summary = append(summary, measureStore(bin, filepath.Join(dir, st), st, o)...)
@@ -145,9 +165,11 @@ func main() {
 	}
 }
 
-// stop ends what the run started; fatal calls it first, so no failure
-// leaves a server behind.
+// stop ends what the run started; fatal (and a benchkit failure) calls
+// it first, so no failure leaves a server behind.
 var stop = func() {}
+
+func init() { benchkit.Cleanup = func() { stop() } }
 
 func fatal(format string, args ...any) {
 	stop()

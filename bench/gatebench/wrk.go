@@ -12,18 +12,36 @@ import (
 )
 
 // rotate.lua sends every request with the cookie of a session picked at
-// random among those in the file named by the first script argument.
+// random among those in the file named by the first script argument;
+// with "browser" as the second, also with the headers a browser sends
+// when it opens a page (else only Host and Cookie).
 const rotateLua = `
 local cookies = {}
+local browser = {
+  ["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+  ["Accept"] = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8",
+  ["Accept-Language"] = "en-GB,en;q=0.9",
+  ["Accept-Encoding"] = "gzip, deflate, br, zstd",
+  ["Referer"] = "https://intranet.example.com/",
+  ["Sec-Fetch-Dest"] = "document",
+  ["Sec-Fetch-Mode"] = "navigate",
+  ["Sec-Fetch-Site"] = "same-origin",
+  ["Upgrade-Insecure-Requests"] = "1",
+}
+local useBrowser = false
 function init(args)
   for line in io.lines(args[1]) do
     if #line > 0 then cookies[#cookies + 1] = line end
   end
+  useBrowser = args[2] == "browser"
   math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
 end
 function request()
   local h = {}
   for k, v in pairs(wrk.headers) do h[k] = v end
+  if useBrowser then
+    for k, v in pairs(browser) do h[k] = v end
+  end
   h["Cookie"] = cookies[math.random(#cookies)]
   return wrk.format(nil, nil, h)
 end
@@ -52,9 +70,9 @@ var (
 
 // runWrk loads tg for d with conns connections, rotating over its
 // sessions' cookies, and measures the server CPU pids spent meanwhile.
-func runWrk(tg target, lua string, d time.Duration, conns int, pids []int) result {
+func runWrk(tg target, lua, headers string, d time.Duration, conns int, pids []int) result {
 	args := []string{"-t2", "-c" + strconv.Itoa(conns), "-d" + strconv.Itoa(int(d/time.Second)) + "s", "--latency",
-		"-H", "Host: " + tg.host, "-s", lua, tg.url, "--", tg.cookies}
+		"-H", "Host: " + tg.host, "-s", lua, tg.url, "--", tg.cookies, headers}
 	var cpu0 time.Duration
 	for _, p := range pids {
 		cpu0 += benchkit.CPU(p)

@@ -16,15 +16,26 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"syscall"
 	"time"
 )
+
+// Cleanup, when set, runs before a benchkit failure ends the program, so
+// that the servers a benchmark started do not outlive it.
+var Cleanup = func() {}
+
+// fatalf ends the program after Cleanup.
+func fatalf(format string, args ...any) {
+	Cleanup()
+	log.Fatalf(format, args...)
+}
 
 // Build builds ./cmd/caddy into dir and returns the binary's path.
 func Build(dir string) string {
 	bin := filepath.Join(dir, "caddy")
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/caddy").CombinedOutput(); err != nil {
-		log.Fatalf("building caddy: %v\n%s", err, out)
+		fatalf("building caddy: %v\n%s", err, out)
 	}
 	return bin
 }
@@ -41,14 +52,14 @@ func Start(bin, dir, caddyfile, adminURL string) *Caddy {
 	os.MkdirAll(dir, 0o700)
 	cfg := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(cfg, []byte(caddyfile), 0o600); err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	cmd := exec.Command(bin, "run", "--config", cfg, "--adapter", "caddyfile")
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir+"/data", "XDG_CONFIG_HOME="+dir+"/config")
 	logf, _ := os.Create(filepath.Join(dir, "caddy.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	c := &Caddy{Cmd: cmd, Dir: dir}
 	for range 600 {
@@ -59,7 +70,7 @@ func Start(bin, dir, caddyfile, adminURL string) *Caddy {
 		time.Sleep(50 * time.Millisecond)
 	}
 	c.Stop()
-	log.Fatalf("caddy did not start; see %s", filepath.Join(dir, "caddy.log"))
+	fatalf("caddy did not start; see %s", filepath.Join(dir, "caddy.log"))
 	return nil
 }
 
@@ -72,14 +83,29 @@ func (c *Caddy) Stop() {
 	c.Cmd.Wait()
 }
 
-// FreePort is a TCP port free on 127.0.0.1 now.
+var (
+	portsMu sync.Mutex
+	given   = map[int]bool{}
+)
+
+// FreePort is a TCP port free on 127.0.0.1 now, and never one it gave
+// before in this process (the kernel may offer a port again once its
+// listener is closed).
 func FreePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fatalf("%v", err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !given[p] {
+			given[p] = true
+			return p
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // Loopback is a transport that dials 127.0.0.1 whatever the host name

@@ -2,7 +2,6 @@ package benchkit
 
 import (
 	"fmt"
-	"log"
 	"net"
 	"os"
 	"os/exec"
@@ -59,7 +58,7 @@ func StartRedis(dir string) *Redis {
 	port := FreePort()
 	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
 	if err := cmd.Start(); err != nil {
-		log.Fatalf("redis-server: %v (apt-get install redis-server)", err)
+		fatalf("redis-server: %v (apt-get install redis-server)", err)
 	}
 	r := &Redis{Addr: fmt.Sprintf("127.0.0.1:%d", port), Cmd: cmd}
 	for range 100 {
@@ -70,7 +69,7 @@ func StartRedis(dir string) *Redis {
 		time.Sleep(50 * time.Millisecond)
 	}
 	r.Stop()
-	log.Fatal("redis-server did not start")
+	fatalf("redis-server did not start")
 	return nil
 }
 
