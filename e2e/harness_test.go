@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-idp/gatehouse/internal/freeport"
 )
 
 // caddyBin is the binary under test, built once by TestMain.
@@ -49,12 +51,7 @@ func TestMain(m *testing.M) {
 // freePort returns a TCP port free on 127.0.0.1 right now.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return freeport.Must(t)
 }
 
 // caddy is one running Caddy process.

@@ -231,8 +231,8 @@ func TestHoleStoreLosesItsData(t *testing.T) {
 	s.caddy.start()
 	s.addUser(t, "alice", "correct horse battery") // users went with the data
 	b := newBrowser(t)
-	if _, _, echo := s.visit(t, b, s.app+"/hello", nil); echo == nil || echo["Remote-User"] != "alice" {
-		t.Fatal("sign-in after the flush failed")
+	if resp, body, echo := s.visit(t, b, s.app+"/hello", nil); echo == nil || echo["Remote-User"] != "alice" {
+		t.Fatalf("sign-in after the flush failed: %d at %s\n%s", resp.StatusCode, resp.Request.URL, body)
 	}
 	cookie := b.cookie(s.app, "gatehouse-gate")
 	host := strings.TrimPrefix(s.app, "http://")

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"github.com/gatehouse-idp/gatehouse/internal/freeport"
 	"github.com/gatehouse-idp/gatehouse/internal/logtest"
 	"io"
 	"log/slog"
@@ -151,12 +152,7 @@ func (s *smtpd) received() []received {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return freeport.Must(t)
 }
 
 // testCert is a CA and a server certificate for 127.0.0.1 and localhost.

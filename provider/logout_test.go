@@ -2,17 +2,18 @@ package provider_test
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gatehouse-idp/gatehouse/internal/freeport"
 	"github.com/gatehouse-idp/gatehouse/logout"
 	"github.com/gatehouse-idp/gatehouse/provider"
 )
@@ -26,9 +27,7 @@ func TestBackchannelRetriesAndGivesUp(t *testing.T) {
 	}))
 	defer recv.Close()
 	// A port nobody listens on: the client is unreachable.
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	dead := "http://" + l.Addr().String() + "/logout"
-	l.Close()
+	dead := "http://127.0.0.1:" + strconv.Itoa(freeport.Must(t)) + "/logout"
 
 	e := newEnvWith(t, envSetup{path: "/idp", queue: func(q *logout.QueueConfig) {
 		q.Attempts, q.Backoff = 3, 20*time.Millisecond

@@ -29,6 +29,7 @@ import (
 
 	goldap "github.com/go-ldap/ldap/v3"
 
+	"github.com/gatehouse-idp/gatehouse/internal/freeport"
 	"github.com/gatehouse-idp/gatehouse/users/ldap"
 )
 
@@ -258,12 +259,7 @@ func (s *Server) Delete(t testing.TB, dn string) {
 
 func freePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	return strconv.Itoa(freeport.Must(t))
 }
 
 // writeCerts makes a CA and a server certificate for 127.0.0.1 and

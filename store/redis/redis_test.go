@@ -12,6 +12,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/gatehouse-idp/gatehouse/internal/freeport"
 	"github.com/gatehouse-idp/gatehouse/store"
 	"github.com/gatehouse-idp/gatehouse/store/storetest"
 )
@@ -23,9 +24,7 @@ func startRedis(t *testing.T, args ...string) string {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("redis-server is not installed (run .ci/run, which installs it)")
 	}
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := freeport.Must(t)
 	args = append([]string{"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir()}, args...)
 	cmd := exec.Command("redis-server", args...)
 	if err := cmd.Start(); err != nil {
@@ -84,9 +83,7 @@ func TestPubSubAcrossInstances(t *testing.T) {
 
 func TestServerDownIsAnError(t *testing.T) {
 	t.Parallel() // waits out a dial timeout
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", freeport.Must(t))
 	s, _ := Open(Options{URL: "redis://" + addr})
 	defer s.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)

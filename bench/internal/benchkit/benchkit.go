@@ -16,9 +16,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gatehouse-idp/gatehouse/internal/freeport"
 )
 
 // Cleanup, when set, runs before a benchkit failure ends the program, so
@@ -83,29 +84,14 @@ func (c *Caddy) Stop() {
 	c.Cmd.Wait()
 }
 
-var (
-	portsMu sync.Mutex
-	given   = map[int]bool{}
-)
-
-// FreePort is a TCP port free on 127.0.0.1 now, and never one it gave
-// before in this process (the kernel may offer a port again once its
-// listener is closed).
+// FreePort is a TCP port free on 127.0.0.1 now, never one it gave
+// before in this process.
 func FreePort() int {
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			fatalf("%v", err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if !given[p] {
-			given[p] = true
-			return p
-		}
+	p, err := freeport.Port()
+	if err != nil {
+		fatalf("%v", err)
 	}
+	return p
 }
 
 // Loopback is a transport that dials 127.0.0.1 whatever the host name
