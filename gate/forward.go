@@ -18,7 +18,11 @@ import (
 // proxy to copy upstream. Otherwise the answer is the redirect (or 401)
 // the user should get.
 func (g *Gate) verify(w http.ResponseWriter, r *http.Request, b *bound) {
-	extra, err := policyFromQuery(r.URL.Query())
+	q := url.Values{}
+	if r.URL.RawQuery != "" {
+		q = r.URL.Query()
+	}
+	extra, err := policyFromQuery(q)
 	if err != nil {
 		g.page(w, http.StatusBadRequest, "Bad gate configuration", err.Error())
 		return
@@ -38,7 +42,8 @@ func (g *Gate) verify(w http.ResponseWriter, r *http.Request, b *bound) {
 	// nginx auth_request understands only 2xx, 401 and 403: with
 	// redirect=off every missing login is a 401 (nginx then sends the
 	// browser to /.gatehouse/login with error_page).
-	if r.URL.Query().Get("redirect") == "off" {
+	if q.Get("redirect") == "off" {
+		orig.Header = orig.Header.Clone()
 		orig.Header.Del("Accept")
 	}
 	origin, ok := b.origin(orig)
@@ -55,7 +60,11 @@ func (g *Gate) verify(w http.ResponseWriter, r *http.Request, b *bound) {
 	resp := http.Header{}
 	sub := &http.Request{Header: resp}
 	sub = sub.WithContext(r.Context())
-	if _, handled := g.enforce(w, sub, orig, b, origin, &g.cfg.Policy, &extra); handled {
+	policies := []*Policy{&g.cfg.Policy}
+	if len(q) > 0 {
+		policies = append(policies, &extra)
+	}
+	if _, handled := g.enforce(w, sub, orig, b, origin, policies...); handled {
 		return
 	}
 	for k, v := range resp {
@@ -83,7 +92,9 @@ func forwardedRequest(r *http.Request) (*http.Request, error) {
 	if method == "" {
 		method = http.MethodGet
 	}
-	orig := r.Clone(r.Context())
+	// A shallow copy: the gate only reads the headers (a caller that
+	// changes them clones them first).
+	orig := r.WithContext(r.Context())
 	orig.Method, orig.Host, orig.URL, orig.RequestURI = method, host, u, uri
 	orig.TLS = nil
 	if r.Header.Get("X-Forwarded-Proto") == "https" {
