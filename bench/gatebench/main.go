@@ -57,6 +57,9 @@ http://plain.localhost:{plain} {
 	handle /store/* {
 		reverse_proxy 127.0.0.1:{up}
 	}
+	handle /noheaders { # as on the gated site: the same routes to match
+		reverse_proxy 127.0.0.1:{up}
+	}
 	# What sending the gate's identity headers costs by itself.
 	handle /headers {
 		reverse_proxy 127.0.0.1:{up} {
@@ -76,6 +79,13 @@ http://gated.localhost:{gated} {
 	handle /store/* {
 		gatehouse_gate {
 			cache_ttl 1ms
+		}
+		reverse_proxy 127.0.0.1:{up}
+	}
+	# The gate's decision alone: it sends no identity headers.
+	handle /noheaders {
+		gatehouse_gate {
+			headers off
 		}
 		reverse_proxy 127.0.0.1:{up}
 	}

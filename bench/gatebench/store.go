@@ -80,6 +80,7 @@ func measureStore(bin, dir, st string, o options) []string {
 		{name: "plain reverse_proxy", url: url("plain", "/"), host: at("plain"), cookies: gatedCookies},
 		{name: "plain + the 5 headers (header_up)", url: url("plain", "/headers"), host: at("plain"), cookies: gatedCookies, base: "plain reverse_proxy"},
 		{name: "gate (cache)", url: url("gated", "/"), host: at("gated"), cookies: gatedCookies, base: "plain reverse_proxy", also: "plain + the 5 headers (header_up)"},
+		{name: "gate, identity headers off", url: url("gated", "/noheaders"), host: at("gated"), cookies: gatedCookies, base: "plain reverse_proxy"},
 		{name: "gate (store every request)", url: url("gated", "/store/x"), host: at("gated"), cookies: gatedCookies, base: "plain reverse_proxy"},
 	}
 	if st == "embedded" {
