@@ -4,7 +4,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -19,12 +18,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gatehouse-idp/gatehouse/internal/freeport"
+	"github.com/gatehouse-idp/gatehouse/internal/logtest"
 )
 
 // caddyBin is the binary under test, built once by TestMain.
@@ -61,7 +60,7 @@ type caddy struct {
 	config  string
 	admin   string
 	cmd     *exec.Cmd
-	log     *syncBuffer // all output, across restarts
+	log     *logtest.Buffer // all output, across restarts
 	waitErr chan error
 }
 
@@ -96,7 +95,7 @@ func (c *caddy) env() []string {
 func (c *caddy) start() {
 	c.t.Helper()
 	if c.log == nil {
-		c.log = &syncBuffer{}
+		c.log = &logtest.Buffer{}
 	}
 	c.cmd = exec.Command(caddyBin, "run", "--config", c.config, "--adapter", "caddyfile")
 	c.cmd.Env = c.env()
@@ -305,25 +304,6 @@ func (b *browser) cookie(u, name string) *http.Cookie {
 	}
 	b.t.Fatalf("no cookie %s for %s", name, u)
 	return nil
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's writer and the
-// test's readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startIDP runs a Caddy whose only site is a development IdP at issuer;

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-idp/gatehouse/internal/logtest"
 )
 
 // TestForwardAuthWithNginx runs the README's nginx auth_request config
@@ -102,7 +104,7 @@ http {
 	confPath := filepath.Join(dir, "nginx.conf")
 	os.WriteFile(confPath, []byte(conf), 0o600)
 	cmd := exec.Command("nginx", "-c", confPath, "-p", dir)
-	out := &syncBuffer{}
+	out := &logtest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	// nginx forks workers that inherit its output: stop the whole
 	// process group (by its id, never by name), and do not wait for

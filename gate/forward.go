@@ -18,7 +18,7 @@ import (
 // proxy to copy upstream. Otherwise the answer is the redirect (or 401)
 // the user should get.
 func (g *Gate) verify(w http.ResponseWriter, r *http.Request, b *bound) {
-	q := url.Values{}
+	var q url.Values // nil reads as empty
 	if r.URL.RawQuery != "" {
 		q = r.URL.Query()
 	}

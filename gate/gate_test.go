@@ -74,7 +74,7 @@ func TestHeaderStripping(t *testing.T) {
 	if len(hdr) != 2 || hdr.Get("Accept") == "" || hdr.Get("Remote-Addr") == "" {
 		t.Fatalf("after strip: %v", hdr)
 	}
-	h.set(hdr, &Session{Username: "alice", Email: "a@example.com", Name: "Alice\r\nX-Evil: 1", Groups: []string{"a", "b"}, ACR: "2"})
+	h.names().set(hdr, &Session{Username: "alice", Email: "a@example.com", Name: "Alice\r\nX-Evil: 1", Groups: []string{"a", "b"}, ACR: "2"})
 	if hdr.Get("X-User") != "alice" || hdr.Get("Remote-Email") != "" || hdr.Get("Remote-Groups") != "a,b" ||
 		hdr.Get("Remote-Name") != "AliceX-Evil: 1" || hdr.Get("Remote-Acr") != "2" {
 		t.Fatalf("after set: %v", hdr)

@@ -79,9 +79,6 @@ func strip(hdr http.Header, reserved []string) {
 	}
 }
 
-// set writes the identity of s into hdr.
-func (h Headers) set(hdr http.Header, s *Session) { h.names().set(hdr, s) }
-
 // headerNames are a site's identity header names in canonical form ("":
 // off), worked out once at Bind rather than on every request.
 type headerNames struct{ user, email, name, groups, acr string }

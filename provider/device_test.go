@@ -1,7 +1,6 @@
 package provider_test
 
 import (
-	"bytes"
 	"context"
 	"html"
 	"log/slog"
@@ -26,9 +25,9 @@ import (
 const cliSecret = "cli-secret"
 
 // newDeviceEnv is an env with the device clients and an audit trail.
-func newDeviceEnv(t *testing.T, opts ...func(*provider.Config)) (*env, *auditTrail) {
+func newDeviceEnv(t *testing.T, opts ...func(*provider.Config)) (*env, *auditBuffer) {
 	t.Helper()
-	trail := &auditTrail{}
+	trail := &auditBuffer{}
 	opts = append([]func(*provider.Config){func(c *provider.Config) {
 		c.Audit = audit.New(slog.New(slog.NewJSONHandler(trail, nil)))
 	}}, opts...)
@@ -59,31 +58,6 @@ func withRegulation(c *provider.Config) {
 		panic(err)
 	}
 	c.Regulate = l
-}
-
-// auditTrail keeps the audit lines written.
-type auditTrail struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (a *auditTrail) Write(p []byte) (int, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.b.Write(p)
-}
-
-// count is how many lines have event (and, when given, contain more).
-func (a *auditTrail) count(event, more string) int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	n := 0
-	for _, l := range strings.Split(a.b.String(), "\n") {
-		if strings.Contains(l, `"event":"`+event+`"`) && strings.Contains(l, more) {
-			n++
-		}
-	}
-	return n
 }
 
 // startDevice asks for a device code as the tv client.

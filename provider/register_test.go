@@ -15,33 +15,27 @@ import (
 	"time"
 
 	"github.com/gatehouse-idp/gatehouse/audit"
+	"github.com/gatehouse-idp/gatehouse/internal/logtest"
 	"github.com/gatehouse-idp/gatehouse/provider"
 )
 
 // auditBuffer collects audit lines.
-type auditBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (a *auditBuffer) Write(p []byte) (int, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.b.Write(p)
-}
+type auditBuffer struct{ logtest.Buffer }
 
 // events returns the audit lines with event ev.
 func (a *auditBuffer) events(ev string) []map[string]any {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(a.b.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && m["event"] == ev {
-			out = append(out, m)
+	return a.Records(func(m map[string]any) bool { return m["event"] == ev })
+}
+
+// count is how many lines have event (and, when given, contain more).
+func (a *auditBuffer) count(event, more string) int {
+	n := 0
+	for _, l := range strings.Split(a.String(), "\n") {
+		if strings.Contains(l, `"event":"`+event+`"`) && strings.Contains(l, more) {
+			n++
 		}
 	}
-	return out
+	return n
 }
 
 // regEnv is an env whose provider takes registrations under policy,
